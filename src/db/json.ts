@@ -1,0 +1,39 @@
+import { z } from 'zod';
+import { LIMITS } from '../agents/script-schema.ts';
+import { ModelFamily } from '../comic/recipe.ts';
+
+/**
+ * Shapes of the jsonb columns that are not already described elsewhere (the script and the render
+ * recipe have their own schemas). Values are parsed with these before they are written, so a row
+ * never holds a shape the readers do not expect.
+ */
+
+export const ComicOptions = z.object({
+  pages: z.number().int().min(LIMITS.pages.min).max(LIMITS.pages.max),
+  panelsPerPage: z.number().int().min(LIMITS.panelsPerPage.min).max(LIMITS.panelsPerPage.max),
+  /** A guild style name, or null for the base model's own look. */
+  style: z.string().trim().min(1).max(64).nullable(),
+  modelFamily: ModelFamily,
+  /** Right-to-left reading order (manga). */
+  rtl: z.boolean(),
+});
+export type ComicOptions = z.infer<typeof ComicOptions>;
+
+/** The page layout is owned by the page assembler; the database only keeps it as a JSON object. */
+export const PageLayout = z.record(z.string(), z.unknown());
+export type PageLayout = z.infer<typeof PageLayout>;
+
+export const TrainingProgress = z.object({
+  step: z.number().int().min(0),
+  totalSteps: z.number().int().min(0),
+  epoch: z.number().int().min(0),
+  totalEpochs: z.number().int().min(0),
+  loss: z.number().nullable(),
+  /** Seconds left, as the trainer estimates it. */
+  etaSeconds: z.number().min(0).nullable(),
+});
+export type TrainingProgress = z.infer<typeof TrainingProgress>;
+
+/** The safetensors header metadata (kohya's ss_* keys and ours), all strings as the format stores them. */
+export const CheckpointMetadata = z.record(z.string(), z.string());
+export type CheckpointMetadata = z.infer<typeof CheckpointMetadata>;
