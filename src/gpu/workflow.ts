@@ -1,0 +1,255 @@
+import { z } from 'zod';
+import { ComicMasterError } from '../errors.ts';
+import type { RenderRecipe } from '../comic/recipe.ts';
+
+/**
+ * RenderRecipe → ComfyUI API-format graph (shared/reference/comfyui.md §3).
+ *
+ * Node ids are fixed per role ("1" is always the model loader, "60" always the sampler, LoRA slot i
+ * is always "1i"), so the same recipe gives the same graph byte for byte, and consecutive renders
+ * keep their node ids — ComfyUI caches loader instances per node id, which spares LoRA re-reads.
+ */
+
+/** `["<nodeId>", outputIndex]` — a 2-element list is always a link in API format. */
+export type Link = [string, number];
+export interface ApiNode {
+  class_type: string;
+  inputs: Record<string, unknown>;
+  _meta?: { title: string };
+}
+export type ApiGraph = Record<string, ApiNode>;
+
+export const ApiGraphSchema = z.record(
+  z.string().min(1),
+  z.object({
+    class_type: z.string().min(1),
+    inputs: z.record(z.string(), z.unknown()),
+    _meta: z.object({ title: z.string() }).optional(),
+  }),
+);
+
+export interface WorkflowOptions {
+  /** SaveImage prefix; may hold sub/dirs/ (ComfyUI turns them into the subfolder). */
+  filenamePrefix: string;
+  /** The name /upload/image returned for the recipe's control image; required when it has one. */
+  controlImageName?: string;
+}
+
+export const NODE_IDS = {
+  model: '1',
+  clip: '2',
+  vae: '3',
+  loraBase: 11, // LoRA slot i → String(11 + i); the recipe allows at most 8
+  modelSampling: '20',
+  positive: '30',
+  negative: '31',
+  fluxGuidance: '32',
+  controlNetLoader: '40',
+  controlImage: '41',
+  controlNetApply: '42',
+  latent: '50',
+  sampler: '60',
+  noise: '61',
+  samplerSelect: '62',
+  scheduler: '63',
+  guider: '64',
+  decode: '70',
+  save: '80',
+} as const;
+
+const link = (id: string, output: number): Link => [id, output];
+
+function isSafePrefix(prefix: string): boolean {
+  return prefix.length > 0 && prefix.length <= 200 && !prefix.startsWith('/') && !prefix.split('/').includes('..') && !prefix.includes('\0');
+}
+
+export function buildWorkflow(recipe: RenderRecipe, opts: WorkflowOptions): ApiGraph {
+  if (!isSafePrefix(opts.filenamePrefix)) {
+    throw new ComicMasterError('workflow_bad_prefix', 'The render could not be prepared (bad output name).', {
+      operatorMessage: `filenamePrefix must be a relative path without "..": ${JSON.stringify(opts.filenamePrefix)}`,
+    });
+  }
+  if (recipe.controlNet && !opts.controlImageName) {
+    throw new ComicMasterError('workflow_control_image_missing', 'The render could not be prepared (its composition guide is missing).', {
+      operatorMessage: 'recipe has a controlNet but no controlImageName was given: upload the control image first',
+    });
+  }
+  return recipe.models.kind === 'flux' ? fluxGraph(recipe, recipe.models, opts) : sdxlGraph(recipe, recipe.models, opts);
+}
+
+/** ControlNetLoader + LoadImage + ControlNetApplyAdvanced; returns the conditioning links to use next. */
+function addControlNet(
+  graph: ApiGraph,
+  recipe: RenderRecipe,
+  imageName: string,
+  positive: Link,
+  negative: Link,
+  vae: Link | null,
+): { positive: Link; negative: Link } {
+  const cn = recipe.controlNet;
+  if (!cn) return { positive, negative };
+  graph[NODE_IDS.controlNetLoader] = {
+    class_type: 'ControlNetLoader',
+    inputs: { control_net_name: cn.model },
+    _meta: { title: `ControlNet: ${cn.model}` },
+  };
+  graph[NODE_IDS.controlImage] = { class_type: 'LoadImage', inputs: { image: imageName }, _meta: { title: 'Control image' } };
+  graph[NODE_IDS.controlNetApply] = {
+    class_type: 'ControlNetApplyAdvanced',
+    inputs: {
+      positive,
+      negative,
+      control_net: link(NODE_IDS.controlNetLoader, 0),
+      image: link(NODE_IDS.controlImage, 0),
+      strength: cn.strength,
+      start_percent: cn.startPercent,
+      end_percent: cn.endPercent,
+      // FLUX ControlNets (Union, InstantX) encode the hint through the VAE; SDXL ones do not need it.
+      ...(vae ? { vae } : {}),
+    },
+    _meta: { title: 'Apply ControlNet' },
+  };
+  return { positive: link(NODE_IDS.controlNetApply, 0), negative: link(NODE_IDS.controlNetApply, 1) };
+}
+
+function saveNodes(graph: ApiGraph, samples: Link, vae: Link, prefix: string): void {
+  graph[NODE_IDS.decode] = { class_type: 'VAEDecode', inputs: { samples, vae }, _meta: { title: 'VAE Decode' } };
+  graph[NODE_IDS.save] = {
+    class_type: 'SaveImage',
+    inputs: { images: link(NODE_IDS.decode, 0), filename_prefix: prefix },
+    _meta: { title: 'Save panel' },
+  };
+}
+
+function sdxlGraph(recipe: RenderRecipe, models: { checkpoint: string }, opts: WorkflowOptions): ApiGraph {
+  const graph: ApiGraph = {};
+  graph[NODE_IDS.model] = {
+    class_type: 'CheckpointLoaderSimple',
+    inputs: { ckpt_name: models.checkpoint },
+    _meta: { title: `Checkpoint: ${models.checkpoint}` },
+  };
+  let model = link(NODE_IDS.model, 0);
+  let clip = link(NODE_IDS.model, 1);
+  recipe.loras.forEach((lora, i) => {
+    const id = String(NODE_IDS.loraBase + i);
+    graph[id] = {
+      class_type: 'LoraLoader',
+      inputs: { model, clip, lora_name: lora.name, strength_model: lora.strength, strength_clip: lora.strength },
+      _meta: { title: `LoRA: ${lora.name}` },
+    };
+    model = link(id, 0);
+    clip = link(id, 1);
+  });
+  if (recipe.vPrediction) {
+    graph[NODE_IDS.modelSampling] = {
+      class_type: 'ModelSamplingDiscrete',
+      inputs: { model, sampling: 'v_prediction', zsnr: true },
+      _meta: { title: 'v-prediction sampling' },
+    };
+    model = link(NODE_IDS.modelSampling, 0);
+  }
+  graph[NODE_IDS.positive] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.positive, clip }, _meta: { title: 'Positive prompt' } };
+  graph[NODE_IDS.negative] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.negative, clip }, _meta: { title: 'Negative prompt' } };
+  const cond = addControlNet(graph, recipe, opts.controlImageName ?? '', link(NODE_IDS.positive, 0), link(NODE_IDS.negative, 0), null);
+  graph[NODE_IDS.latent] = {
+    class_type: 'EmptyLatentImage',
+    inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
+    _meta: { title: 'Empty latent' },
+  };
+  graph[NODE_IDS.sampler] = {
+    class_type: 'KSampler',
+    inputs: {
+      model,
+      seed: recipe.seed,
+      steps: recipe.steps,
+      cfg: recipe.cfg,
+      sampler_name: recipe.sampler,
+      scheduler: recipe.scheduler,
+      positive: cond.positive,
+      negative: cond.negative,
+      latent_image: link(NODE_IDS.latent, 0),
+      denoise: 1,
+    },
+    _meta: { title: 'KSampler' },
+  };
+  saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.model, 2), opts.filenamePrefix);
+  return graph;
+}
+
+function fluxGraph(
+  recipe: RenderRecipe,
+  models: { unet: string; weightDtype: string; clipT5: string; clipL: string; vae: string },
+  opts: WorkflowOptions,
+): ApiGraph {
+  const graph: ApiGraph = {};
+  graph[NODE_IDS.model] = {
+    class_type: 'UNETLoader',
+    inputs: { unet_name: models.unet, weight_dtype: models.weightDtype },
+    _meta: { title: `Diffusion model: ${models.unet}` },
+  };
+  graph[NODE_IDS.clip] = {
+    class_type: 'DualCLIPLoader',
+    inputs: { clip_name1: models.clipT5, clip_name2: models.clipL, type: 'flux' },
+    _meta: { title: 'Text encoders' },
+  };
+  graph[NODE_IDS.vae] = { class_type: 'VAELoader', inputs: { vae_name: models.vae }, _meta: { title: `VAE: ${models.vae}` } };
+
+  let model = link(NODE_IDS.model, 0);
+  recipe.loras.forEach((lora, i) => {
+    const id = String(NODE_IDS.loraBase + i);
+    graph[id] = {
+      class_type: 'LoraLoaderModelOnly',
+      inputs: { model, lora_name: lora.name, strength_model: lora.strength },
+      _meta: { title: `LoRA: ${lora.name}` },
+    };
+    model = link(id, 0);
+  });
+  // FLUX.1-dev shifts its sigma schedule by resolution; the default workflow sets it per size.
+  graph[NODE_IDS.modelSampling] = {
+    class_type: 'ModelSamplingFlux',
+    inputs: { model, max_shift: 1.15, base_shift: 0.5, width: recipe.width, height: recipe.height },
+    _meta: { title: 'FLUX sampling shift' },
+  };
+  model = link(NODE_IDS.modelSampling, 0);
+
+  graph[NODE_IDS.positive] = {
+    class_type: 'CLIPTextEncode',
+    inputs: { text: recipe.positive, clip: link(NODE_IDS.clip, 0) },
+    _meta: { title: 'Prompt' },
+  };
+  graph[NODE_IDS.fluxGuidance] = {
+    class_type: 'FluxGuidance',
+    inputs: { conditioning: link(NODE_IDS.positive, 0), guidance: recipe.guidance ?? 3.5 },
+    _meta: { title: 'FLUX guidance' },
+  };
+  // BasicGuider has no negative; ControlNetApplyAdvanced still wants one, so it gets the same conditioning.
+  const guided = link(NODE_IDS.fluxGuidance, 0);
+  const cond = addControlNet(graph, recipe, opts.controlImageName ?? '', guided, guided, link(NODE_IDS.vae, 0));
+
+  graph[NODE_IDS.latent] = {
+    class_type: 'EmptySD3LatentImage',
+    inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
+    _meta: { title: 'Empty latent (16-channel)' },
+  };
+  graph[NODE_IDS.noise] = { class_type: 'RandomNoise', inputs: { noise_seed: recipe.seed }, _meta: { title: 'Noise' } };
+  graph[NODE_IDS.samplerSelect] = { class_type: 'KSamplerSelect', inputs: { sampler_name: recipe.sampler }, _meta: { title: 'Sampler' } };
+  graph[NODE_IDS.scheduler] = {
+    class_type: 'BasicScheduler',
+    inputs: { model, scheduler: recipe.scheduler, steps: recipe.steps, denoise: 1 },
+    _meta: { title: 'Scheduler' },
+  };
+  graph[NODE_IDS.guider] = { class_type: 'BasicGuider', inputs: { model, conditioning: cond.positive }, _meta: { title: 'Guider' } };
+  graph[NODE_IDS.sampler] = {
+    class_type: 'SamplerCustomAdvanced',
+    inputs: {
+      noise: link(NODE_IDS.noise, 0),
+      guider: link(NODE_IDS.guider, 0),
+      sampler: link(NODE_IDS.samplerSelect, 0),
+      sigmas: link(NODE_IDS.scheduler, 0),
+      latent_image: link(NODE_IDS.latent, 0),
+    },
+    _meta: { title: 'Sampler (custom advanced)' },
+  };
+  saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.vae, 0), opts.filenamePrefix);
+  return graph;
+}
