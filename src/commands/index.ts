@@ -1,0 +1,20 @@
+/**
+ * Every slash command, as data. Registration sends exactly this list (bulk overwrite), so a command
+ * removed here disappears from Discord on the next `comicmaster register-commands`.
+ */
+import type { RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
+import { comicCommand } from './comic.ts';
+import { queueCommand } from './queue.ts';
+import { runnerCommand } from './runner.ts';
+
+export { comicCommand, ComicNewOptions, ComicShowOptions, ComicCancelOptions, StyleAutocompleteQuery } from './comic.ts';
+export { queueCommand, QueueOptions } from './queue.ts';
+export { runnerCommand, RunnerStatusOptions } from './runner.ts';
+export { optionValues, parseOptions, type OptionValues } from './options.ts';
+
+export const commands = [comicCommand, queueCommand, runnerCommand] as const;
+
+/** The JSON bodies Discord receives on registration. */
+export function commandBodies(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
+  return commands.map((command) => command.toJSON());
+}
