@@ -93,10 +93,10 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
     guidance: null,
     qualityTags: ['masterpiece', 'best quality', 'newest', 'absurdres', 'highres', 'very aesthetic'],
     safePositive: ['general', 'safe'],
+    // NoobAI's usual negative also carries the date tags "old, early"; they are left out because
+    // "old" fights characters such as "old man", and "newest" in the positive already steers the era.
     negative: [
       'worst quality',
-      'old',
-      'early',
       'low quality',
       'lowres',
       'bad anatomy',

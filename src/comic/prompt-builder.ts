@@ -3,7 +3,7 @@ import { ComicScript } from '../agents/script-schema.ts';
 import { ComicMasterError, InputError } from '../errors.ts';
 import { familyProfile } from './families.ts';
 import { naturalPositive } from './prompts/natural.ts';
-import { findCastMember, inferGender, type Scene, type SceneCharacter } from './prompts/scene.ts';
+import { findCastMember, inferGender, isCountTag, stripQuotedSpeech, type Scene, type SceneCharacter } from './prompts/scene.ts';
 import { tagNegative, tagPositive } from './prompts/tags.ts';
 import { ModelFamily, RenderRecipe, type LoraRef } from './recipe.ts';
 import { seedFor } from './seed.ts';
@@ -131,7 +131,7 @@ export function buildRecipe(raw: BuildRecipeInput): RenderRecipe {
     if (lora) addLora(lora, lora.trigger);
     return {
       name: member?.name ?? pc.name,
-      appearance,
+      appearance: appearance.filter((tag) => !isCountTag(tag)),
       trigger: lora?.trigger ?? null,
       pose: pc.pose,
       expression: pc.expression,
@@ -179,7 +179,8 @@ export function buildRecipe(raw: BuildRecipeInput): RenderRecipe {
       shot: panel.shot,
       angle: panel.angle,
       setting: panel.setting,
-      action: panel.action,
+      // The storyboard draws this; quoted speech is the balloons' job.
+      action: stripQuotedSpeech(panel.action),
       characters: characters.map((c) => ({ name: c.name, position: c.position })),
     },
   };

@@ -49,6 +49,15 @@ export function inferGender(appearance: readonly string[]): SceneCharacter['gend
   return feminine ? 'girl' : 'boy';
 }
 
+/**
+ * "1girl", "2boys", "multiple girls", "no humans": Danbooru count tags describe the whole picture, not
+ * one person, so the prompt writers count the panel themselves and drop these from appearances (the
+ * gender inference above still reads them).
+ */
+export function isCountTag(tag: string): boolean {
+  return /^(\d+(girl|boy|other)s?|multiple (girls|boys|others)|no humans)$/i.test(tag.trim());
+}
+
 export function findCastMember(cast: readonly CastMember[], name: string): CastMember | undefined {
   const key = name.trim().toLowerCase();
   return cast.find((c) => c.name.trim().toLowerCase() === key);
