@@ -37,7 +37,14 @@ import type { CheckpointMetadata, ComicOptions, PageLayout, TrainingProgress } f
 export const modelFamily = pgEnum('model_family', ['illustrious', 'noobai', 'flux']);
 export const nsfwPolicy = pgEnum('nsfw_policy', ['block', 'nsfw_channels_only']);
 export const scriptWriter = pgEnum('script_writer', ['llm', 'template']);
-export const comicStatus = pgEnum('comic_status', ['scripting', 'rendering', 'assembling', 'done', 'failed', 'cancelled']);
+export const comicStatus = pgEnum('comic_status', [
+  'scripting',
+  'rendering',
+  'assembling',
+  'done',
+  'failed',
+  'cancelled',
+]);
 export const pageStatus = pgEnum('page_status', ['pending', 'rendering', 'assembling', 'done', 'failed']);
 export const renderStatus = pgEnum('render_status', ['queued', 'running', 'done', 'failed', 'cancelled']);
 export const trainingKind = pgEnum('training_kind', ['style', 'character']);
@@ -87,7 +94,10 @@ export const guildSettings = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    check('guild_settings_limits_positive', sql`${t.maxInFlightPerUser} >= 1 and ${t.maxInFlightPerGuild} >= 1`),
+    check(
+      'guild_settings_limits_positive',
+      sql`${t.maxInFlightPerUser} >= 1 and ${t.maxInFlightPerGuild} >= 1`,
+    ),
     check('guild_settings_default_pages_range', sql`${t.defaultPages} between 1 and 8`),
     check('guild_settings_default_panels_range', sql`${t.defaultPanelsPerPage} between 1 and 6`),
   ],
@@ -145,7 +155,10 @@ export const pages = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [unique('pages_comic_number_unique').on(t.comicId, t.number), check('pages_number_positive', sql`${t.number} >= 1`)],
+  (t) => [
+    unique('pages_comic_number_unique').on(t.comicId, t.number),
+    check('pages_number_positive', sql`${t.number} >= 1`),
+  ],
 );
 
 export const panels = pgTable(
@@ -160,7 +173,9 @@ export const panels = pgTable(
     panelNumber: integer('panel_number').notNull(),
     scriptPanel: jsonb('script_panel').$type<ScriptPanel>().notNull(),
     /** The render shown on the page; a 🔁 reroll replaces it when the new render lands. */
-    currentRenderId: uuid('current_render_id').references((): AnyPgColumn => renders.id, { onDelete: 'set null' }),
+    currentRenderId: uuid('current_render_id').references((): AnyPgColumn => renders.id, {
+      onDelete: 'set null',
+    }),
     /** The panel's own message, which carries the 🔁 reaction. */
     discordMessageId: text('discord_message_id'),
     /** True while a reroll is queued or running: a second 🔁 meanwhile is a no-op (idempotent). */
@@ -253,7 +268,9 @@ export const styles = pgTable(
     modelFamily: modelFamily('model_family').notNull(),
     loraArtifactKey: text('lora_artifact_key'),
     /** The checkpoint that won the vote (null for a style registered by hand). */
-    checkpointId: uuid('checkpoint_id').references((): AnyPgColumn => checkpoints.id, { onDelete: 'set null' }),
+    checkpointId: uuid('checkpoint_id').references((): AnyPgColumn => checkpoints.id, {
+      onDelete: 'set null',
+    }),
     status: styleStatus('status').notNull().default('training'),
     createdBy: text('created_by').notNull(),
     createdAt: createdAt(),

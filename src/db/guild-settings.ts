@@ -1,0 +1,60 @@
+import { eq } from 'drizzle-orm';
+import { z } from 'zod';
+import { LIMITS } from '../agents/script-schema.ts';
+import { ModelFamily } from '../comic/recipe.ts';
+import { InputError } from '../errors.ts';
+import type { Db } from './client.ts';
+import { type GuildSettings, guildSettings, nsfwPolicy } from './schema.ts';
+
+/**
+ * A guild's settings. The first read creates the row with the schema's defaults, so every guild has
+ * settings without an explicit set-up step.
+ */
+export async function getGuildSettings(db: Db, guildId: string): Promise<GuildSettings> {
+  await db.insert(guildSettings).values({ guildId }).onConflictDoNothing();
+  const [row] = await db.select().from(guildSettings).where(eq(guildSettings.guildId, guildId));
+  if (!row) throw new Error(`guild_settings row for ${guildId} vanished right after its insert`);
+  return row;
+}
+
+export const GuildSettingsPatch = z
+  .object({
+    defaultStyle: z.string().trim().min(1).max(64).nullable(),
+    defaultModelFamily: ModelFamily,
+    defaultPages: z.number().int().min(LIMITS.pages.min).max(LIMITS.pages.max),
+    defaultPanelsPerPage: z.number().int().min(LIMITS.panelsPerPage.min).max(LIMITS.panelsPerPage.max),
+    defaultRtl: z.boolean(),
+    maxInFlightPerUser: z.number().int().min(1).max(100),
+    maxInFlightPerGuild: z.number().int().min(1).max(1000),
+    testPrompts: z.array(z.string().trim().min(1).max(400)).max(16),
+    nsfwPolicy: z.enum(nsfwPolicy.enumValues),
+  })
+  .partial()
+  .strict();
+export type GuildSettingsPatch = z.infer<typeof GuildSettingsPatch>;
+
+/** Changes some settings of a guild (creating its row if needed) and returns them all. */
+export async function updateGuildSettings(
+  db: Db,
+  guildId: string,
+  patch: GuildSettingsPatch,
+): Promise<GuildSettings> {
+  const parsed = GuildSettingsPatch.safeParse(patch);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new InputError(
+      `That setting is not valid: ${first?.path.join('.') ?? ''} ${first?.message ?? ''}`.trim(),
+      {
+        cause: parsed.error,
+      },
+    );
+  }
+  if (Object.keys(parsed.data).length === 0) return getGuildSettings(db, guildId);
+  const [row] = await db
+    .insert(guildSettings)
+    .values({ guildId, ...parsed.data })
+    .onConflictDoUpdate({ target: guildSettings.guildId, set: parsed.data })
+    .returning();
+  if (!row) throw new Error('guild settings upsert returned no row');
+  return row;
+}
