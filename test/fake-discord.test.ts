@@ -21,6 +21,7 @@ import { missingChannelPermissions, missingFromPermissions } from '../src/bot/pe
 import { registerCommands } from '../src/bot/register-commands.ts';
 import { createLogger } from '../src/log.ts';
 import { UpstreamError } from '../src/errors.ts';
+import { ComicNewOptions, optionValues, parseOptions } from '../src/commands/index.ts';
 
 const silent = createLogger({ level: 'silent' });
 
@@ -108,6 +109,7 @@ describe('slash commands', () => {
     expect(interaction.user.username).toBe('alice');
     expect(interaction.channelId).toBe(fake.channelId);
     expect(interaction.attachmentSizeLimit).toBe(10 * 1024 * 1024);
+    expect(parseOptions(ComicNewOptions, optionValues(interaction), 'comic new')).toEqual({ prompt: 'a cat', pages: 2, rtl: true });
     await interaction.reply({ content: 'ok', flags: 64 });
   });
 
@@ -148,6 +150,42 @@ describe('slash commands', () => {
     expect(interaction.options.getFocused(true)).toMatchObject({ name: 'style', value: 'noi' });
     await interaction.respond([{ name: 'Noir', value: 'noir' }]);
     expect(fake.interaction(id)?.callback).toEqual({ type: 8, data: { choices: [{ name: 'Noir', value: 'noir' }] } });
+  });
+});
+
+describe('interaction lifetime', () => {
+  it('ephemeral replies and follow-ups belong to the interaction, not to the channel history', async () => {
+    const before = fake.messages().length;
+    const interaction = await receiveCommand(() => fake.sendSlashCommand({ name: 'queue' }));
+    await interaction.reply({ content: 'only you can see this', flags: 64 });
+    await interaction.followUp({ content: 'a public follow-up' });
+    const state = fake.interaction(interaction.id);
+    expect(state?.original?.content).toBe('only you can see this');
+    expect(state?.followups.map((m) => m.content)).toEqual(['a public follow-up']);
+    expect(fake.messages().slice(before).map((m) => m.content)).toEqual(['a public follow-up']);
+  });
+
+  it('after the token expires, editReply fails with 50027 while channel messages still work', async () => {
+    const interaction = await receiveCommand(() => fake.sendSlashCommand({ name: 'queue' }));
+    await interaction.deferReply();
+    fake.expireInteraction(interaction.id);
+    const error = await interaction.editReply('too late').catch((e: unknown) => e);
+    expect((error as DiscordAPIError).code).toBe(50027);
+    await textChannel('comics').send('posted with the bot token');
+    expect(fake.messages().at(-1)?.content).toBe('posted with the bot token');
+  });
+
+  it('events sent while the gateway connection is down are replayed on RESUME', async () => {
+    const channel = textChannel('comics');
+    const message = await channel.send('Panel 4');
+    const arrived = nextEvent(Events.MessageReactionAdd, (reaction) => reaction.message.id === message.id);
+    const resumesBefore = fake.resumes.length;
+    fake.dropGatewayConnections();
+    fake.addReaction({ messageId: message.id, userId: fake.user('carol').id, emoji: '🔁' });
+    const [, user] = await arrived;
+    expect(user.id).toBe(fake.user('carol').id);
+    expect(fake.resumes.length).toBe(resumesBefore + 1);
+    expect(fake.identifies).toHaveLength(1); // resumed, not re-identified (the wrong token never got past GET /gateway/bot)
   });
 });
 
@@ -236,6 +274,16 @@ describe('permissions', () => {
 });
 
 describe('registerCommands', () => {
+  it('the fake refuses command bodies Discord would refuse (Invalid Form Body)', async () => {
+    const response = await fetch(`${fake.restUrl}/v10/applications/${fake.applicationId}/guilds/${fake.guild.id}/commands`, {
+      method: 'PUT',
+      headers: { authorization: `Bot ${fake.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify([{ name: 'Comic', description: 'x'.repeat(101) }]),
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ code: 50035, errors: { '0': { name: {}, description: {} } } });
+  });
+
   it('bulk-overwrites the guild commands when DISCORD_GUILD_ID is set', async () => {
     const result = await registerCommands({ DISCORD_TOKEN: fake.token, DISCORD_API_URL: fake.restUrl, DISCORD_GUILD_ID: fake.guild.id }, silent);
     expect(result).toMatchObject({ scope: 'guild', applicationId: fake.applicationId });
