@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../src/config/env.ts';
-import { InputError } from '../src/errors.ts';
+import { ComicMasterError, InputError } from '../src/errors.ts';
 import { createLogger } from '../src/log.ts';
 import { ScriptWriterError, rememberedResponseMode, writeScript, type ScriptAgentDeps } from '../src/agents/script-agent.ts';
 import { ComicScript } from '../src/agents/script-schema.ts';
@@ -132,8 +132,20 @@ describe('writeScript against an OpenAI-compatible server', () => {
 
     expect(error).toBeInstanceOf(ScriptWriterError);
     expect((error as ScriptWriterError).reason).toBe('timeout');
-    expect((error as ScriptWriterError).userMessage).toMatch(/did not answer within .* 2 times.*LLM_TIMEOUT_MS/);
+    expect((error as ScriptWriterError).userMessage).toMatch(/did not answer within 0\.3 s, 2 times.*LLM_TIMEOUT_MS/);
     expect(server.completions()).toHaveLength(2);
+  });
+
+  it('stops at once when the caller cancels', async () => {
+    const server = await fake({ fallback: { kind: 'slow', delayMs: 60_000 } });
+    const controller = new AbortController();
+    const pending = writeScript({ story }, { ...deps(server), signal: controller.signal }).catch((e: unknown) => e);
+    await vi.waitFor(() => expect(server.completions()).toHaveLength(1), { timeout: 20_000 });
+    controller.abort();
+    const error = (await pending) as ComicMasterError;
+    expect(error).toBeInstanceOf(ComicMasterError);
+    expect(error.code).toBe('cancelled');
+    expect(server.completions()).toHaveLength(1);
   });
 
   it('treats a refusal as a failure, retries from scratch, and says so when it keeps refusing', async () => {

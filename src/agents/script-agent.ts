@@ -244,6 +244,10 @@ function fatalError(error: unknown, target: Target): ScriptWriterError | undefin
   return undefined;
 }
 
+function seconds(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}
+
 function finalError(failures: Failure[], target: Target, timeoutMs: number): ScriptWriterError {
   const last = failures[failures.length - 1] ?? { kind: 'server' as const, problem: 'no attempt was made' };
   const where = `model ${target.model} at ${target.host}`;
@@ -253,7 +257,7 @@ function finalError(failures: Failure[], target: Target, timeoutMs: number): Scr
     case 'timeout':
       return new ScriptWriterError(
         'timeout',
-        `The script writer (${where}) did not answer within ${Math.round(timeoutMs / 1000)} s, ${failures.length} times. Check that the server is running and the model is loaded, try a shorter story, or raise LLM_TIMEOUT_MS.`,
+        `The script writer (${where}) did not answer within ${seconds(timeoutMs)}, ${failures.length} times. Check that the server is running and the model is loaded, try a shorter story, or raise LLM_TIMEOUT_MS.`,
         options,
       );
     case 'unreachable':
