@@ -165,6 +165,32 @@ describe('interaction lifetime', () => {
     expect(fake.messages().slice(before).map((m) => m.content)).toEqual(['a public follow-up']);
   });
 
+  it('a reply with a file goes to the callback as multipart and is stored with the original', async () => {
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#0000ff' } }).png().toBuffer();
+    const interaction = await receiveCommand(() => fake.sendSlashCommand({ name: 'queue' }));
+    await interaction.reply({ content: 'storyboard', files: [{ attachment: png, name: 'storyboard.png' }] });
+    const original = fake.interaction(interaction.id)?.original;
+    expect(original?.attachments.map((a) => a.bytes.equals(png))).toEqual([true]);
+    expect(fake.requests({ method: 'POST', path: `/interactions/${interaction.id}/${interaction.token}/callback` })[0]?.files).toHaveLength(1);
+  });
+
+  it('a callback after the 3 s deadline is an unknown interaction (10062)', async () => {
+    const strict = await startFakeDiscord({ interactionDeadlineMs: 20 });
+    try {
+      const { id, token } = strict.sendSlashCommand({ name: 'queue' });
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      const response = await fetch(`${strict.restUrl}/v10/interactions/${id}/${token}/callback`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 5 }),
+      });
+      expect(response.status).toBe(404);
+      expect(await response.json()).toMatchObject({ code: 10062 });
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('after the token expires, editReply fails with 50027 while channel messages still work', async () => {
     const interaction = await receiveCommand(() => fake.sendSlashCommand({ name: 'queue' }));
     await interaction.deferReply();
@@ -206,6 +232,12 @@ describe('channel messages', () => {
     const replacement = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#00ff00' } }).png().toBuffer();
     await sent.edit({ files: [{ attachment: replacement, name: 'panel-1.png' }] });
     expect(fake.message(sent.id)?.attachments.map((a) => a.size)).toEqual([replacement.length]);
+
+    // Listing an existing attachment keeps it next to a new upload. (force: without the GuildMessages
+    // intent the cached message is stale after an edit, and Discord refuses a replaced attachment id.)
+    const edited = await textChannel('comics').messages.fetch({ message: sent.id, force: true });
+    await edited.edit({ attachments: [...edited.attachments.values()], files: [{ attachment: png, name: 'panel-1b.png' }] });
+    expect(fake.message(sent.id)?.attachments.map((a) => a.filename).sort()).toEqual(['panel-1.png', 'panel-1b.png']);
   });
 
   it('a file over the upload limit is refused with 413 / 40005', async () => {
