@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { ComicMasterError } from '../errors.ts';
 
 /** Discord's default upload limit for a server without boosts. */
@@ -14,17 +14,17 @@ export interface EncodedImage {
 }
 
 // Page images are flat colour plus renders: these settings trade a little CPU for much smaller files.
-export function toPng(image: Buffer | sharp.Sharp): Promise<Buffer> {
+export function toPng(image: Buffer | Sharp): Promise<Buffer> {
   const s = Buffer.isBuffer(image) ? sharp(image) : image;
   return s.png({ compressionLevel: 6 }).toBuffer();
 }
 
-export function toWebp(image: Buffer | sharp.Sharp, quality = 88): Promise<Buffer> {
+export function toWebp(image: Buffer | Sharp, quality = 88): Promise<Buffer> {
   const s = Buffer.isBuffer(image) ? sharp(image) : image;
   return s.webp({ quality, effort: 3, smartSubsample: true }).toBuffer();
 }
 
-function toJpeg(image: sharp.Sharp, quality: number): Promise<Buffer> {
+function toJpeg(image: Sharp, quality: number): Promise<Buffer> {
   return image.flatten({ background: '#ffffff' }).jpeg({ quality, optimiseCoding: true, chromaSubsampling: '4:2:0' }).toBuffer();
 }
 
