@@ -2,7 +2,12 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../src/config/env.ts';
 import { ComicMasterError, InputError } from '../src/errors.ts';
 import { createLogger } from '../src/log.ts';
-import { ScriptWriterError, rememberedResponseMode, writeScript, type ScriptAgentDeps } from '../src/agents/script-agent.ts';
+import {
+  ScriptWriterError,
+  rememberedResponseMode,
+  writeScript,
+  type ScriptAgentDeps,
+} from '../src/agents/script-agent.ts';
 import { ComicScript } from '../src/agents/script-schema.ts';
 import { scriptFor, startFakeOpenAI, type FakeOpenAI, type FakeOpenAIOptions } from './fakes/openai.ts';
 
@@ -19,12 +24,22 @@ async function fake(options: FakeOpenAIOptions = {}): Promise<FakeOpenAI> {
   return server;
 }
 
-function deps(server: FakeOpenAI, extra: Record<string, string> = {}, retry = { attempts: 3, backoffMs: 1 }): ScriptAgentDeps {
-  const config = parseConfig({ OPENAI_BASE_URL: server.url, LLM_MODEL: 'test-model', LLM_TIMEOUT_MS: '5000', ...extra });
+function deps(
+  server: FakeOpenAI,
+  extra: Record<string, string> = {},
+  retry = { attempts: 3, backoffMs: 1 },
+): ScriptAgentDeps {
+  const config = parseConfig({
+    OPENAI_BASE_URL: server.url,
+    LLM_MODEL: 'test-model',
+    LLM_TIMEOUT_MS: '5000',
+    ...extra,
+  });
   return { config, logger, retry };
 }
 
-const story = 'In the old lighthouse, Mara finds a map. Her rival Jonas wants it too. They fight in the storm.';
+const story =
+  'In the old lighthouse, Mara finds a map. Her rival Jonas wants it too. They fight in the storm.';
 
 function textOf(content: unknown): string {
   return typeof content === 'string' ? content : '';
@@ -44,7 +59,10 @@ describe('writeScript against an OpenAI-compatible server', () => {
 
     const [sent] = server.completions();
     expect(sent?.model).toBe('test-model');
-    expect(sent?.response_format).toMatchObject({ type: 'json_schema', json_schema: { name: 'comic_script', strict: true } });
+    expect(sent?.response_format).toMatchObject({
+      type: 'json_schema',
+      json_schema: { name: 'comic_script', strict: true },
+    });
     expect(server.requests).toHaveLength(1);
   });
 
@@ -70,7 +88,11 @@ describe('writeScript against an OpenAI-compatible server', () => {
     const result = await writeScript({ story, pages: 3, panelsPerPage: 2 }, deps(server));
 
     expect(result.script.pages).toHaveLength(3);
-    expect(server.requests.map((r) => r.body?.response_format?.type ?? 'none')).toEqual(['json_schema', 'json_object', 'none']);
+    expect(server.requests.map((r) => r.body?.response_format?.type ?? 'none')).toEqual([
+      'json_schema',
+      'json_object',
+      'none',
+    ]);
     expect(result.notes.join(' ')).toMatch(/plain text/);
   });
 
@@ -100,23 +122,32 @@ describe('writeScript against an OpenAI-compatible server', () => {
   });
 
   it('asks for a repair when the counts are wrong, even if the script is otherwise valid', async () => {
-    const fourPanels = scriptFor({ model: 'test-model', messages: [{ role: 'system', content: 'exactly 1 page, exactly 4 panels' }] });
+    const fourPanels = scriptFor({
+      model: 'test-model',
+      messages: [{ role: 'system', content: 'exactly 1 page, exactly 4 panels' }],
+    });
     expect(ComicScript.safeParse(fourPanels).success).toBe(true);
     const server = await fake({ answers: [{ kind: 'json', body: fourPanels }, { kind: 'valid' }] });
 
     const result = await writeScript({ story, pages: 1, panelsPerPage: 2 }, deps(server));
     expect(result.script.pages[0]?.panels).toHaveLength(2);
-    expect(textOf(server.completions()[1]?.messages[3]?.content)).toMatch(/expected exactly 2 panels on every page, got 4/);
+    expect(textOf(server.completions()[1]?.messages[3]?.content)).toMatch(
+      /expected exactly 2 panels on every page, got 4/,
+    );
   });
 
   it('gives up after its retries with a message a person can act on', async () => {
     const server = await fake({ fallback: { kind: 'schema-violation' } });
-    const error = await writeScript({ story, pages: 1, panelsPerPage: 3 }, deps(server)).catch((e: unknown) => e);
+    const error = await writeScript({ story, pages: 1, panelsPerPage: 3 }, deps(server)).catch(
+      (e: unknown) => e,
+    );
 
     expect(error).toBeInstanceOf(ScriptWriterError);
     const e = error as ScriptWriterError;
     expect(e.reason).toBe('invalid');
-    expect(e.userMessage).toMatch(/^The script writer \(model test-model at 127\.0\.0\.1:\d+\) kept returning invalid scripts: /);
+    expect(e.userMessage).toMatch(
+      /^The script writer \(model test-model at 127\.0\.0\.1:\d+\) kept returning invalid scripts: /,
+    );
     expect(e.userMessage).toMatch(/try a shorter story/i);
     expect(e.message).toMatch(/gave up after 3 attempts/);
     // Three attempts, each with one repair turn.
@@ -132,14 +163,18 @@ describe('writeScript against an OpenAI-compatible server', () => {
 
     expect(error).toBeInstanceOf(ScriptWriterError);
     expect((error as ScriptWriterError).reason).toBe('timeout');
-    expect((error as ScriptWriterError).userMessage).toMatch(/did not answer within 0\.3 s, 2 times.*LLM_TIMEOUT_MS/);
+    expect((error as ScriptWriterError).userMessage).toMatch(
+      /did not answer within 0\.3 s, 2 times.*LLM_TIMEOUT_MS/,
+    );
     expect(server.completions()).toHaveLength(2);
   });
 
   it('stops at once when the caller cancels', async () => {
     const server = await fake({ fallback: { kind: 'slow', delayMs: 60_000 } });
     const controller = new AbortController();
-    const pending = writeScript({ story }, { ...deps(server), signal: controller.signal }).catch((e: unknown) => e);
+    const pending = writeScript({ story }, { ...deps(server), signal: controller.signal }).catch(
+      (e: unknown) => e,
+    );
     await vi.waitFor(() => expect(server.completions()).toHaveLength(1), { timeout: 20_000 });
     controller.abort();
     const error = (await pending) as ComicMasterError;
@@ -156,7 +191,9 @@ describe('writeScript against an OpenAI-compatible server', () => {
     expect(recovering.completions()[1]?.messages).toHaveLength(2);
 
     const stubborn = await fake({ fallback: { kind: 'refusal', message: 'I cannot write that.' } });
-    const error = (await writeScript({ story, pages: 1, panelsPerPage: 2 }, deps(stubborn)).catch((e: unknown) => e)) as ScriptWriterError;
+    const error = (await writeScript({ story, pages: 1, panelsPerPage: 2 }, deps(stubborn)).catch(
+      (e: unknown) => e,
+    )) as ScriptWriterError;
     expect(error.reason).toBe('refused');
     expect(error.userMessage).toMatch(/declined to write this story.*I cannot write that.*rephrasing/);
   });
@@ -174,14 +211,18 @@ describe('writeScript against an OpenAI-compatible server', () => {
 
   it('does not retry when the key is wrong or the model is missing', async () => {
     const locked = await fake({ apiKey: 'sk-right-key' });
-    const auth = (await writeScript({ story }, deps(locked, { OPENAI_API_KEY: 'sk-wrong-key' })).catch((e: unknown) => e)) as ScriptWriterError;
+    const auth = (await writeScript({ story }, deps(locked, { OPENAI_API_KEY: 'sk-wrong-key' })).catch(
+      (e: unknown) => e,
+    )) as ScriptWriterError;
     expect(auth.reason).toBe('auth');
     expect(auth.userMessage).toMatch(/OPENAI_API_KEY/);
     expect(auth.userMessage).not.toContain('sk-wrong-key');
     expect(locked.requests).toHaveLength(1);
 
     const noModel = await fake({ models: ['other-model'] });
-    const missing = (await writeScript({ story }, deps(noModel)).catch((e: unknown) => e)) as ScriptWriterError;
+    const missing = (await writeScript({ story }, deps(noModel)).catch(
+      (e: unknown) => e,
+    )) as ScriptWriterError;
     expect(missing.reason).toBe('model');
     expect(missing.userMessage).toMatch(/test-model is not available.*LLM_MODEL/);
     expect(noModel.requests).toHaveLength(1);
@@ -195,7 +236,20 @@ describe('writeScript against an OpenAI-compatible server', () => {
       logline: 'HACKED',
       cast: [],
       pages: Array.from({ length: 20 }, () => ({
-        panels: [{ shot: 'wide', angle: 'eye-level', setting: 'x', time: '', lighting: '', action: 'HACKED', characters: [], balloons: [], caption: null, sfx: null }],
+        panels: [
+          {
+            shot: 'wide',
+            angle: 'eye-level',
+            setting: 'x',
+            time: '',
+            lighting: '',
+            action: 'HACKED',
+            characters: [],
+            balloons: [],
+            caption: null,
+            sfx: null,
+          },
+        ],
       })),
     };
     const server = await fake({ answers: [{ kind: 'json', body: hacked }, { kind: 'valid' }] });
@@ -222,11 +276,21 @@ describe('writeScript against an OpenAI-compatible server', () => {
   });
 
   it("keeps the guild's cast verbatim whatever the model does to it", async () => {
-    const cast = [{ name: 'Mara', role: 'lighthouse keeper', appearance: ['long red hair', 'green eyes', 'yellow raincoat'] }];
+    const cast = [
+      {
+        name: 'Mara',
+        role: 'lighthouse keeper',
+        appearance: ['long red hair', 'green eyes', 'yellow raincoat'],
+      },
+    ];
     const server = await fake({ answers: [{ kind: 'valid', mangleCast: true }] });
     const result = await writeScript({ story, pages: 1, panelsPerPage: 2, cast }, deps(server));
 
-    expect(result.script.cast[0]).toEqual({ name: 'Mara', role: 'lighthouse keeper', appearance: ['long red hair', 'green eyes', 'yellow raincoat'] });
+    expect(result.script.cast[0]).toEqual({
+      name: 'Mara',
+      role: 'lighthouse keeper',
+      appearance: ['long red hair', 'green eyes', 'yellow raincoat'],
+    });
     expect(result.script.pages[0]?.panels[0]?.characters[0]?.name).toBe('Mara');
     expect(textOf(server.completions()[0]?.messages[1]?.content)).toContain('"yellow raincoat"');
   });
@@ -245,12 +309,15 @@ describe('writeScript without an LLM', () => {
 
   it('rejects bad requests with a clear message before calling anything', async () => {
     const config = parseConfig({});
-    const attempt = (input: Parameters<typeof writeScript>[0]) => writeScript(input, { config, logger }).catch((e: unknown) => e);
+    const attempt = (input: Parameters<typeof writeScript>[0]) =>
+      writeScript(input, { config, logger }).catch((e: unknown) => e);
 
     const empty = await attempt({ story: '   ' });
     expect(empty).toBeInstanceOf(InputError);
     expect((empty as InputError).userMessage).toMatch(/story is empty/);
-    expect(((await attempt({ story: 'x'.repeat(4001) })) as InputError).userMessage).toMatch(/too long \(at most 4000/);
+    expect(((await attempt({ story: 'x'.repeat(4001) })) as InputError).userMessage).toMatch(
+      /too long \(at most 4000/,
+    );
     expect(((await attempt({ story, pages: 9 })) as InputError).userMessage).toMatch(/1 to 8 pages/);
     expect(((await attempt({ story, panelsPerPage: 0 })) as InputError).userMessage).toMatch(/1 to 6 panels/);
   });

@@ -44,19 +44,33 @@ describe('writeTemplateScript', () => {
   });
 
   it('falls back to a hero and a rival when the story names nobody', () => {
-    const script = writeTemplateScript({ story: 'a robot learns to paint in a quiet city', pages: 1, panelsPerPage: 4 });
+    const script = writeTemplateScript({
+      story: 'a robot learns to paint in a quiet city',
+      pages: 1,
+      panelsPerPage: 4,
+    });
     expect(script.cast.map((c) => c.name)).toEqual(['The Hero', 'The Rival']);
   });
 
   it('keeps a given cast verbatim and puts it first', () => {
-    const cast = [{ name: 'Captain Zed', role: 'pilot', appearance: ['buzz cut', 'eyepatch', 'orange flight suit'] }];
-    const script = writeTemplateScript({ story: 'a robot learns to paint', pages: 1, panelsPerPage: 3, cast });
+    const cast = [
+      { name: 'Captain Zed', role: 'pilot', appearance: ['buzz cut', 'eyepatch', 'orange flight suit'] },
+    ];
+    const script = writeTemplateScript({
+      story: 'a robot learns to paint',
+      pages: 1,
+      panelsPerPage: 3,
+      cast,
+    });
     expect(script.cast).toEqual(cast);
     expect(script.pages[0]?.panels.flatMap((p) => p.characters.map((c) => c.name))).toContain('Captain Zed');
   });
 
   it('finds names mid-sentence and repeated, not sentence-opening words', () => {
-    expect(namesInStory('Then the dog barked. Suddenly Rex ran to Paris. Rex slept.')).toEqual(['Rex', 'Paris']);
+    expect(namesInStory('Then the dog barked. Suddenly Rex ran to Paris. Rex slept.')).toEqual([
+      'Rex',
+      'Paris',
+    ]);
   });
 
   it('rejects an empty story with a clear message', () => {

@@ -106,7 +106,9 @@ function responseFormat(mode: ResponseMode, jsonSchema: Record<string, unknown>)
 function isFormatRejection(error: unknown): boolean {
   if (!(error instanceof APIError) || (error.status !== 400 && error.status !== 422)) return false;
   if (error.param === 'response_format') return true;
-  return /response_format|json_schema|json_object|structured output|unsupported parameter|not supported/i.test(error.message);
+  return /response_format|json_schema|json_object|structured output|unsupported parameter|not supported/i.test(
+    error.message,
+  );
 }
 
 function issueList(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string[] {
@@ -117,9 +119,15 @@ function issueList(issues: readonly { path: readonly PropertyKey[]; message: str
  * Problems with the counts the person asked for, in zod's issue shape. Works on any JSON, so that a
  * repair turn names the wanted counts even when the schema already failed (e.g. 20 pages).
  */
-function countIssues(script: unknown, request: ScriptRequest): { path: (string | number)[]; message: string }[] {
+function countIssues(
+  script: unknown,
+  request: ScriptRequest,
+): { path: (string | number)[]; message: string }[] {
   const issues: { path: (string | number)[]; message: string }[] = [];
-  const shape = z.object({ pages: z.array(z.object({ panels: z.array(z.unknown()) }).loose()) }).loose().safeParse(script);
+  const shape = z
+    .object({ pages: z.array(z.object({ panels: z.array(z.unknown()) }).loose()) })
+    .loose()
+    .safeParse(script);
   if (!shape.success) return issues;
   const pages = shape.data.pages;
   if (request.pages !== undefined && pages.length !== request.pages) {
@@ -140,7 +148,10 @@ function countIssues(script: unknown, request: ScriptRequest): { path: (string |
 
 function repairMessage(problems: string[]): string {
   const shown = problems.slice(0, MAX_ISSUES_SENT);
-  const more = problems.length > shown.length ? `\n(and ${problems.length - shown.length} more problems of the same kind)` : '';
+  const more =
+    problems.length > shown.length
+      ? `\n(and ${problems.length - shown.length} more problems of the same kind)`
+      : '';
   return (
     'Your answer does not follow the rules. Fix these problems and answer with the whole corrected JSON object only:\n' +
     shown.map((p) => `- ${p}`).join('\n') +
@@ -162,7 +173,8 @@ export function enforceCast(script: ComicScript, cast: readonly CastMember[]): C
   });
   for (const guild of cast) {
     const present = scriptCast.some((m) => m.name.toLowerCase() === guild.name.toLowerCase());
-    if (!present && scriptCast.length < LIMITS.castMax) scriptCast.push({ ...guild, appearance: [...guild.appearance] });
+    if (!present && scriptCast.length < LIMITS.castMax)
+      scriptCast.push({ ...guild, appearance: [...guild.appearance] });
   }
   return ComicScript.parse({
     ...script,
@@ -177,13 +189,24 @@ export function enforceCast(script: ComicScript, cast: readonly CastMember[]): C
   });
 }
 
-function judge(choice: OpenAI.Chat.Completions.ChatCompletion.Choice | undefined, request: ScriptRequest): Judgement {
+function judge(
+  choice: OpenAI.Chat.Completions.ChatCompletion.Choice | undefined,
+  request: ScriptRequest,
+): Judgement {
   const message = choice?.message;
-  if (message?.refusal) return { ok: false, failure: { kind: 'refused', problem: `it declined: "${message.refusal.slice(0, 200)}"` } };
+  if (message?.refusal)
+    return {
+      ok: false,
+      failure: { kind: 'refused', problem: `it declined: "${message.refusal.slice(0, 200)}"` },
+    };
   const content = message?.content ?? '';
-  if (content.trim() === '') return { ok: false, failure: { kind: 'empty', problem: 'the answer was empty' } };
+  if (content.trim() === '')
+    return { ok: false, failure: { kind: 'empty', problem: 'the answer was empty' } };
   if (choice?.finish_reason === 'length') {
-    return { ok: false, failure: { kind: 'truncated', problem: 'the answer was cut off at the token limit' } };
+    return {
+      ok: false,
+      failure: { kind: 'truncated', problem: 'the answer was cut off at the token limit' },
+    };
   }
   let data: unknown;
   try {
@@ -193,7 +216,10 @@ function judge(choice: OpenAI.Chat.Completions.ChatCompletion.Choice | undefined
     return {
       ok: false,
       failure: { kind: 'invalid', problem: `the answer was not valid JSON (${problem})` },
-      repair: { answer: content, message: repairMessage([`the answer must be one valid JSON object: ${problem}`]) },
+      repair: {
+        answer: content,
+        message: repairMessage([`the answer must be one valid JSON object: ${problem}`]),
+      },
     };
   }
   const parsed = ComicScript.safeParse(data);
@@ -207,7 +233,8 @@ function judge(choice: OpenAI.Chat.Completions.ChatCompletion.Choice | undefined
 }
 
 function describeError(error: unknown): Failure {
-  if (error instanceof APIConnectionTimeoutError) return { kind: 'timeout', problem: 'no answer before the timeout' };
+  if (error instanceof APIConnectionTimeoutError)
+    return { kind: 'timeout', problem: 'no answer before the timeout' };
   if (error instanceof APIError && error.status === undefined) {
     return { kind: 'unreachable', problem: `could not connect (${error.message})` };
   }
@@ -234,7 +261,13 @@ function fatalError(error: unknown, target: Target): ScriptWriterError | undefin
       { cause: error, operatorMessage, retryable: false },
     );
   }
-  if (error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 409 && error.status !== 429) {
+  if (
+    error.status >= 400 &&
+    error.status < 500 &&
+    error.status !== 408 &&
+    error.status !== 409 &&
+    error.status !== 429
+  ) {
     return new ScriptWriterError(
       'rejected',
       `The script writer (${where}) rejected the request (HTTP ${error.status}: ${error.message.slice(0, 200)}).`,
@@ -267,7 +300,11 @@ function finalError(failures: Failure[], target: Target, timeoutMs: number): Scr
         options,
       );
     case 'server':
-      return new ScriptWriterError('server', `The script writer (${where}) kept failing: ${last.problem}. Try again later.`, options);
+      return new ScriptWriterError(
+        'server',
+        `The script writer (${where}) kept failing: ${last.problem}. Try again later.`,
+        options,
+      );
     case 'refused':
       return new ScriptWriterError(
         'refused',
@@ -338,7 +375,10 @@ export async function writeScript(input: ScriptRequestInput, deps: ScriptAgentDe
       } catch (error) {
         const next = MODES[MODES.indexOf(mode) + 1];
         if (!next || !isFormatRejection(error)) throw error;
-        logger.warn({ ...bind, mode, next, err: (error as Error).message }, 'server refused the response format; stepping down');
+        logger.warn(
+          { ...bind, mode, next, err: (error as Error).message },
+          'server refused the response format; stepping down',
+        );
         notes.push(`The server does not accept ${MODE_LABEL[mode]}; fell back to ${MODE_LABEL[next]}.`);
         workingModes.set(target.baseURL, next);
         mode = next;
@@ -353,7 +393,10 @@ export async function writeScript(input: ScriptRequestInput, deps: ScriptAgentDe
       const first = judge((await complete(baseMessages)).choices[0], request);
       let verdict = first;
       if (!first.ok && first.repair) {
-        logger.warn({ ...bind, attempt, problem: first.failure.problem }, 'invalid script; asking for a repair');
+        logger.warn(
+          { ...bind, attempt, problem: first.failure.problem },
+          'invalid script; asking for a repair',
+        );
         verdict = judge(
           (
             await complete([
@@ -370,10 +413,18 @@ export async function writeScript(input: ScriptRequestInput, deps: ScriptAgentDe
         const mode = workingModes.get(target.baseURL) ?? 'json_schema';
         notes.unshift(`Written by ${target.model} at ${target.host} using ${MODE_LABEL[mode]}.`);
         if (attempt > 1) notes.push(`Succeeded on attempt ${attempt} of ${attempts}.`);
-        return { script: enforceCast(verdict.script, request.cast ?? []), writer: 'llm', model: target.model, notes };
+        return {
+          script: enforceCast(verdict.script, request.cast ?? []),
+          writer: 'llm',
+          model: target.model,
+          notes,
+        };
       }
       failures.push(verdict.failure);
-      logger.warn({ ...bind, attempt, kind: verdict.failure.kind, problem: verdict.failure.problem }, 'script attempt failed');
+      logger.warn(
+        { ...bind, attempt, kind: verdict.failure.kind, problem: verdict.failure.problem },
+        'script attempt failed',
+      );
     } catch (error) {
       if (error instanceof APIUserAbortError || signal?.aborted || (error as Error).name === 'AbortError') {
         throw new ComicMasterError('cancelled', 'The script was cancelled.', { cause: error });
@@ -385,7 +436,10 @@ export async function writeScript(input: ScriptRequestInput, deps: ScriptAgentDe
       }
       const failure = describeError(error);
       failures.push(failure);
-      logger.warn({ ...bind, attempt, kind: failure.kind, problem: failure.problem }, 'script attempt failed');
+      logger.warn(
+        { ...bind, attempt, kind: failure.kind, problem: failure.problem },
+        'script attempt failed',
+      );
     }
   }
   const error = finalError(failures, target, config.LLM_TIMEOUT_MS);

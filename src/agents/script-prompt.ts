@@ -9,7 +9,10 @@ import type { ScriptRequest } from './script-request.ts';
 
 /** Neutralise anything in user text that looks like one of our delimiters, so the story cannot close its own block. */
 export function neutraliseDelimiters(text: string): string {
-  return text.replace(/<\s*\/?\s*(story|style|cast)\b[^>]*>/gi, (_m, tag: string) => `[${tag.toLowerCase()} tag removed]`);
+  return text.replace(
+    /<\s*\/?\s*(story|style|cast)\b[^>]*>/gi,
+    (_m, tag: string) => `[${tag.toLowerCase()} tag removed]`,
+  );
 }
 
 function countRule(request: ScriptRequest): string {

@@ -38,7 +38,11 @@ export const ScriptRequest = z.object({
     .array(CastMember)
     .max(LIMITS.castMax, { message: `At most ${LIMITS.castMax} characters can take part in one comic.` })
     .optional(),
-  styleHint: z.string().trim().max(200, { message: 'The style hint is too long (at most 200 characters).' }).optional(),
+  styleHint: z
+    .string()
+    .trim()
+    .max(200, { message: 'The style hint is too long (at most 200 characters).' })
+    .optional(),
 });
 export type ScriptRequestInput = z.input<typeof ScriptRequest>;
 export type ScriptRequest = z.infer<typeof ScriptRequest>;
@@ -48,5 +52,7 @@ export function parseScriptRequest(input: unknown): ScriptRequest {
   const result = ScriptRequest.safeParse(input);
   if (result.success) return result.data;
   const messages = [...new Set(result.error.issues.map((i) => i.message))];
-  throw new InputError(messages.join(' '), { operatorMessage: `invalid script request: ${z.prettifyError(result.error)}` });
+  throw new InputError(messages.join(' '), {
+    operatorMessage: `invalid script request: ${z.prettifyError(result.error)}`,
+  });
 }

@@ -6,7 +6,17 @@ import { z } from 'zod';
  * mode documents are kept. Length and count limits are dropped from the wire schema on purpose: some
  * servers reject them, and zod enforces them on the answer anyway.
  */
-const KEPT_KEYWORDS = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'enum', 'anyOf', 'const', 'description']);
+const KEPT_KEYWORDS = new Set([
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'items',
+  'enum',
+  'anyOf',
+  'const',
+  'description',
+]);
 
 type JsonSchema = { [key: string]: unknown };
 

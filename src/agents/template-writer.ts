@@ -28,7 +28,10 @@ function beatsFor(n: number): Beat[] {
   if (n === 2) return ['establishing', 'resolution'];
   if (n === 3) return ['establishing', 'climax', 'resolution'];
   if (n === 4) return ['establishing', 'conflict', 'climax', 'resolution'];
-  return Array.from({ length: n }, (_, i) => FIVE_BEATS[Math.floor((i * FIVE_BEATS.length) / n)] ?? 'resolution');
+  return Array.from(
+    { length: n },
+    (_, i) => FIVE_BEATS[Math.floor((i * FIVE_BEATS.length) / n)] ?? 'resolution',
+  );
 }
 
 const FRAMING: Record<Beat, { shots: Shot[]; angles: Angle[] }> = {
@@ -51,11 +54,39 @@ const NOT_NAMES = new Set(
   ).split(' '),
 );
 
-const HAIR = ['short black hair', 'long red hair', 'messy brown hair', 'silver ponytail', 'blonde bob cut', 'spiky blue hair'];
+const HAIR = [
+  'short black hair',
+  'long red hair',
+  'messy brown hair',
+  'silver ponytail',
+  'blonde bob cut',
+  'spiky blue hair',
+];
 const EYES = ['green eyes', 'brown eyes', 'grey eyes', 'amber eyes', 'blue eyes', 'violet eyes'];
-const BUILD = ['slim build', 'athletic build', 'tall and lanky', 'broad shoulders', 'short and stocky', 'wiry build'];
-const OUTFIT = ['leather jacket', 'long trench coat', 'school uniform', 'armoured vest', 'hooded cloak', 'mechanic overalls'];
-const PALETTE = ['red and black palette', 'teal and orange palette', 'purple and gold palette', 'green and white palette', 'navy and silver palette', 'yellow and grey palette'];
+const BUILD = [
+  'slim build',
+  'athletic build',
+  'tall and lanky',
+  'broad shoulders',
+  'short and stocky',
+  'wiry build',
+];
+const OUTFIT = [
+  'leather jacket',
+  'long trench coat',
+  'school uniform',
+  'armoured vest',
+  'hooded cloak',
+  'mechanic overalls',
+];
+const PALETTE = [
+  'red and black palette',
+  'teal and orange palette',
+  'purple and gold palette',
+  'green and white palette',
+  'navy and silver palette',
+  'yellow and grey palette',
+];
 const ROLES = ['protagonist', 'rival', 'ally'];
 
 /** A small stable hash (FNV-1a), so choices depend on the text and never on chance. */
@@ -137,7 +168,13 @@ function inventCastMember(name: string, index: number): CastMember {
   return {
     name,
     role: ROLES[index] ?? 'supporting character',
-    appearance: [pick(HAIR, h), pick(EYES, h >>> 3), pick(BUILD, h >>> 6), pick(OUTFIT, h >>> 9), pick(PALETTE, h >>> 12)],
+    appearance: [
+      pick(HAIR, h),
+      pick(EYES, h >>> 3),
+      pick(BUILD, h >>> 6),
+      pick(OUTFIT, h >>> 9),
+      pick(PALETTE, h >>> 12),
+    ],
   };
 }
 
@@ -155,17 +192,23 @@ function buildCast(story: string, guildCast: CastMember[]): CastMember[] {
 
 /** "in the old lighthouse" → "the old lighthouse": the first place the story names, if any. */
 function deriveSetting(story: string, title: string): string {
-  const match = /\b(?:in|at|on|inside|near|across|through)\s+((?:the|a|an)\s+[\p{L}'’-]+(?:\s+[\p{L}'’-]+){0,3})/iu.exec(story);
+  const match =
+    /\b(?:in|at|on|inside|near|across|through)\s+((?:the|a|an)\s+[\p{L}'’-]+(?:\s+[\p{L}'’-]+){0,3})/iu.exec(
+      story,
+    );
   const place = match?.[1]?.replace(/[,.;:!?]+$/u, '');
   return clip(place ?? `the world of ${title}`, 12, 120);
 }
 
 function deriveTimeAndLight(story: string): { time: string; lighting: string } {
   const s = story.toLowerCase();
-  if (/\b(night|midnight|moon|dark)\b/.test(s)) return { time: 'night', lighting: 'cold moonlight, deep shadows' };
-  if (/\b(dawn|sunrise|morning)\b/.test(s)) return { time: 'early morning', lighting: 'soft golden sunrise light' };
+  if (/\b(night|midnight|moon|dark)\b/.test(s))
+    return { time: 'night', lighting: 'cold moonlight, deep shadows' };
+  if (/\b(dawn|sunrise|morning)\b/.test(s))
+    return { time: 'early morning', lighting: 'soft golden sunrise light' };
   if (/\b(dusk|sunset|evening)\b/.test(s)) return { time: 'evening', lighting: 'warm orange sunset light' };
-  if (/\b(storm|rain|thunder)\b/.test(s)) return { time: 'stormy day', lighting: 'grey light, flashes of lightning' };
+  if (/\b(storm|rain|thunder)\b/.test(s))
+    return { time: 'stormy day', lighting: 'grey light, flashes of lightning' };
   return { time: 'day', lighting: 'clear daylight' };
 }
 
@@ -189,12 +232,20 @@ function shoutFrom(sentence: string): string {
   return `${ws.join(' ').toUpperCase() || 'NOW'}!`;
 }
 
-function onStage(name: string, position: PanelCharacter['position'], pose: string, expression: string): PanelCharacter {
+function onStage(
+  name: string,
+  position: PanelCharacter['position'],
+  pose: string,
+  expression: string,
+): PanelCharacter {
   return { name, position, pose, expression };
 }
 
 function writePanel(beat: Beat, index: number, total: number, facts: StoryFacts): Panel {
-  const sentence = facts.sentences[Math.floor((index * facts.sentences.length) / total)] ?? facts.sentences[0] ?? facts.title;
+  const sentence =
+    facts.sentences[Math.floor((index * facts.sentences.length) / total)] ??
+    facts.sentences[0] ??
+    facts.title;
   const framing = FRAMING[beat];
   const hero = facts.cast[0]?.name;
   const rival = facts.cast[1]?.name;

@@ -114,9 +114,27 @@ class HttpError extends Error {
 
 /** The keywords OpenAI's strict mode documents; anything else in a strict schema is refused. */
 const STRICT_KEYWORDS = new Set([
-  'type', 'properties', 'required', 'additionalProperties', 'items', 'enum', 'anyOf', 'const', 'description',
-  '$ref', '$defs', 'definitions', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum',
-  'exclusiveMaximum', 'multipleOf', 'minItems', 'maxItems',
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'items',
+  'enum',
+  'anyOf',
+  'const',
+  'description',
+  '$ref',
+  '$defs',
+  'definitions',
+  'pattern',
+  'format',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'multipleOf',
+  'minItems',
+  'maxItems',
 ]);
 
 /** OpenAI's checks on a strict schema, with its wording, so the client's adaptation is really tested. */
@@ -129,21 +147,32 @@ function checkStrictSchema(node: unknown, name: string, context: string[] = []):
   const schema = node as Record<string, unknown>;
   const where = `In context=(${context.map((c) => `'${c}'`).join(', ')})`;
   const fail = (why: string) => {
-    throw new HttpError(400, `Invalid schema for response_format '${name}': ${where}, ${why}`, 'invalid_request_error', 'response_format', null);
+    throw new HttpError(
+      400,
+      `Invalid schema for response_format '${name}': ${where}, ${why}`,
+      'invalid_request_error',
+      'response_format',
+      null,
+    );
   };
   for (const key of Object.keys(schema)) {
     if (!STRICT_KEYWORDS.has(key)) fail(`'${key}' is not permitted.`);
   }
   if (schema.type === 'object') {
-    if (schema.additionalProperties !== false) fail("'additionalProperties' is required to be supplied and to be false.");
+    if (schema.additionalProperties !== false)
+      fail("'additionalProperties' is required to be supplied and to be false.");
     const props = Object.keys((schema.properties as Record<string, unknown> | undefined) ?? {});
     const required = Array.isArray(schema.required) ? (schema.required as string[]) : [];
     const missing = props.filter((p) => !required.includes(p));
-    if (missing.length > 0) fail(`'required' is required to be supplied and to be an array including every key in properties. Missing '${missing[0]}'.`);
+    if (missing.length > 0)
+      fail(
+        `'required' is required to be supplied and to be an array including every key in properties. Missing '${missing[0]}'.`,
+      );
   }
   for (const [key, value] of Object.entries(schema)) {
     if (key === 'properties' && typeof value === 'object' && value !== null) {
-      for (const [prop, sub] of Object.entries(value)) checkStrictSchema(sub, name, [...context, 'properties', prop]);
+      for (const [prop, sub] of Object.entries(value))
+        checkStrictSchema(sub, name, [...context, 'properties', prop]);
     } else if (key === 'items' || key === 'anyOf' || key === '$defs') {
       checkStrictSchema(value, name, [...context, key]);
     }
@@ -153,22 +182,36 @@ function checkStrictSchema(node: unknown, name: string, context: string[] = []):
 function textOf(message: z.infer<typeof Message> | undefined): string {
   const c = message?.content;
   if (typeof c === 'string') return c;
-  if (Array.isArray(c)) return c.map((p) => (typeof p === 'object' && p && 'text' in p ? String((p as { text: unknown }).text) : '')).join('');
+  if (Array.isArray(c))
+    return c
+      .map((p) => (typeof p === 'object' && p && 'text' in p ? String((p as { text: unknown }).text) : ''))
+      .join('');
   return '';
 }
 
 /** A valid ComicScript for what the request asks: counts read from the system prompt, cast from its <cast> block. */
-export function scriptFor(request: ChatRequest, options: { title?: string; mangleCast?: boolean } = {}): Record<string, unknown> {
-  const system = request.messages.filter((m) => m.role === 'system' || m.role === 'developer').map(textOf).join('\n');
+export function scriptFor(
+  request: ChatRequest,
+  options: { title?: string; mangleCast?: boolean } = {},
+): Record<string, unknown> {
+  const system = request.messages
+    .filter((m) => m.role === 'system' || m.role === 'developer')
+    .map(textOf)
+    .join('\n');
   const pages = Number(/exactly (\d+) pages?\b/i.exec(system)?.[1] ?? 1);
   const panels = Number(/exactly (\d+) panels?\b/i.exec(system)?.[1] ?? 3);
-  const user = request.messages.filter((m) => m.role === 'user').map(textOf).join('\n');
+  const user = request.messages
+    .filter((m) => m.role === 'user')
+    .map(textOf)
+    .join('\n');
   const castBlock = /<cast>\s*([\s\S]*?)\s*<\/cast>/.exec(user)?.[1];
   let cast: { name: string; role: string; appearance: string[] }[] = [
     { name: 'Ava', role: 'protagonist', appearance: ['short black hair', 'brown eyes', 'red scarf'] },
   ];
   if (castBlock) {
-    const given = z.array(z.object({ name: z.string(), role: z.string(), appearance: z.array(z.string()) })).parse(JSON.parse(castBlock));
+    const given = z
+      .array(z.object({ name: z.string(), role: z.string(), appearance: z.array(z.string()) }))
+      .parse(JSON.parse(castBlock));
     // A model that "improves" the guild's characters: lower-cased names, a different look.
     cast = options.mangleCast
       ? given.map((c) => ({ name: c.name.toLowerCase(), role: c.role, appearance: ['bald', 'purple eyes'] }))
@@ -188,7 +231,9 @@ export function scriptFor(request: ChatRequest, options: { title?: string; mangl
         lighting: 'warm lamplight',
         action: `${lead} does thing ${q + 1}`,
         characters: [{ name: lead, pose: 'standing', expression: 'calm', position: 'centre' }],
-        balloons: [{ speaker: lead, text: `Line ${p + 1}.${q + 1}`, kind: q === panels - 1 ? 'shout' : 'speech' }],
+        balloons: [
+          { speaker: lead, text: `Line ${p + 1}.${q + 1}`, kind: q === panels - 1 ? 'shout' : 'speech' },
+        ],
         caption: q === 0 ? 'It began at dusk.' : null,
         sfx: null,
       })),
@@ -202,7 +247,9 @@ function violatingScript(request: ChatRequest): Record<string, unknown> {
   const panel = pages[0]?.panels[0];
   if (panel) {
     panel.shot = 'dramatic-zoom';
-    panel.balloons = [{ speaker: 'Ava', text: Array.from({ length: 40 }, (_, i) => `word${i}`).join(' '), kind: 'speech' }];
+    panel.balloons = [
+      { speaker: 'Ava', text: Array.from({ length: 40 }, (_, i) => `word${i}`).join(' '), kind: 'speech' },
+    ];
     delete panel.action;
   }
   return script;
@@ -226,7 +273,12 @@ function completion(request: ChatRequest, message: Record<string, unknown>, fini
       created: Math.floor(Date.now() / 1000),
       model: request.model,
       choices: [
-        { index: 0, message: { role: 'assistant', refusal: null, annotations: [], ...message }, logprobs: null, finish_reason: finishReason },
+        {
+          index: 0,
+          message: { role: 'assistant', refusal: null, annotations: [], ...message },
+          logprobs: null,
+          finish_reason: finishReason,
+        },
       ],
       usage: { prompt_tokens: prompt, completion_tokens: done, total_tokens: prompt + done },
       system_fingerprint: 'fp_fake',
@@ -236,7 +288,10 @@ function completion(request: ChatRequest, message: Record<string, unknown>, fini
 }
 
 function errorReply(error: HttpError): Reply {
-  return { status: error.status, body: { error: { message: error.message, type: error.type, param: error.param, code: error.code } } };
+  return {
+    status: error.status,
+    body: { error: { message: error.message, type: error.type, param: error.param, code: error.code } },
+  };
 }
 
 export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOpenAI> {
@@ -255,7 +310,11 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     return `Sure! Here is the comic script you asked for:\n\n\`\`\`json\n${JSON.stringify(json, null, 2)}\n\`\`\`\n\nLet me know if you want changes {or more pages}.`;
   };
 
-  const answer = async (request: ChatRequest, item: FakeAnswer, res: ServerResponse): Promise<Reply | undefined> => {
+  const answer = async (
+    request: ChatRequest,
+    item: FakeAnswer,
+    res: ServerResponse,
+  ): Promise<Reply | undefined> => {
     switch (item.kind) {
       case 'valid':
         return completion(request, { content: content(request, scriptFor(request, item)) });
@@ -264,19 +323,32 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       case 'text':
         return completion(request, { content: item.content });
       case 'invalid-json':
-        return completion(request, { content: 'Title: The Lighthouse. Page one: Mara climbs the stairs {and then' });
+        return completion(request, {
+          content: 'Title: The Lighthouse. Page one: Mara climbs the stairs {and then',
+        });
       case 'schema-violation':
         return completion(request, { content: content(request, violatingScript(request)) });
       case 'empty':
         return completion(request, { content: '' });
       case 'refusal':
-        return completion(request, { content: null, refusal: item.message ?? "I'm sorry, but I can't help with that request." });
+        return completion(request, {
+          content: null,
+          refusal: item.message ?? "I'm sorry, but I can't help with that request.",
+        });
       case 'truncated':
         return completion(request, { content: JSON.stringify(scriptFor(request)).slice(0, 120) }, 'length');
       case 'error':
         return errorReply(
-          new HttpError(item.status, item.message ?? (item.status >= 500 ? 'The server had an error while processing your request. Sorry about that!' : 'Request failed.'),
-            item.status >= 500 ? 'server_error' : 'invalid_request_error', null, null),
+          new HttpError(
+            item.status,
+            item.message ??
+              (item.status >= 500
+                ? 'The server had an error while processing your request. Sorry about that!'
+                : 'Request failed.'),
+            item.status >= 500 ? 'server_error' : 'invalid_request_error',
+            null,
+            null,
+          ),
         );
       case 'slow': {
         const gone = await new Promise<boolean>((resolve) => {
@@ -302,27 +374,70 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     const parsed = ChatRequest.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new HttpError(400, `Invalid request: ${issue?.path.join('.')}: ${issue?.message}`, 'invalid_request_error', issue?.path.join('.') ?? null, null);
+      throw new HttpError(
+        400,
+        `Invalid request: ${issue?.path.join('.')}: ${issue?.message}`,
+        'invalid_request_error',
+        issue?.path.join('.') ?? null,
+        null,
+      );
     }
     const request = parsed.data;
     if (!models.includes(request.model)) {
-      throw new HttpError(404, `The model \`${request.model}\` does not exist or you do not have access to it.`, 'invalid_request_error', null, 'model_not_found');
+      throw new HttpError(
+        404,
+        `The model \`${request.model}\` does not exist or you do not have access to it.`,
+        'invalid_request_error',
+        null,
+        'model_not_found',
+      );
     }
-    if (request.stream) throw new HttpError(400, 'This fake serves stream: false only.', 'invalid_request_error', 'stream', null);
+    if (request.stream)
+      throw new HttpError(
+        400,
+        'This fake serves stream: false only.',
+        'invalid_request_error',
+        'stream',
+        null,
+      );
     const format = request.response_format?.type;
     if (format === 'json_schema' || format === 'json_object') {
       if (!formats.has(format)) {
         throw options.rejectStyle === 'generic'
-          ? new HttpError(400, `${format} response format is not supported by this server`, 'BadRequestError', null, 400)
-          : new HttpError(400, `Invalid parameter: 'response_format' of type '${format}' is not supported with this model.`, 'invalid_request_error', 'response_format', null);
+          ? new HttpError(
+              400,
+              `${format} response format is not supported by this server`,
+              'BadRequestError',
+              null,
+              400,
+            )
+          : new HttpError(
+              400,
+              `Invalid parameter: 'response_format' of type '${format}' is not supported with this model.`,
+              'invalid_request_error',
+              'response_format',
+              null,
+            );
       }
       if (format === 'json_object' && !request.messages.some((m) => /json/i.test(textOf(m)))) {
-        throw new HttpError(400, "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.", 'invalid_request_error', 'messages', null);
+        throw new HttpError(
+          400,
+          "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+          'invalid_request_error',
+          'messages',
+          null,
+        );
       }
       if (request.response_format?.type === 'json_schema') {
         const { name, strict, schema } = request.response_format.json_schema;
         if (!/^[a-zA-Z0-9_-]{1,64}$/.test(name)) {
-          throw new HttpError(400, `Invalid 'response_format.json_schema.name': string does not match pattern.`, 'invalid_request_error', 'response_format.json_schema.name', 'invalid_value');
+          throw new HttpError(
+            400,
+            `Invalid 'response_format.json_schema.name': string does not match pattern.`,
+            'invalid_request_error',
+            'response_format.json_schema.name',
+            'invalid_value',
+          );
         }
         if (strict) checkStrictSchema(schema ?? {}, name);
       }
@@ -331,20 +446,42 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     return answer(request, queue.shift() ?? fallback, res);
   };
 
-  const route = async (req: IncomingMessage, res: ServerResponse, raw: string): Promise<Reply | undefined> => {
+  const route = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    raw: string,
+  ): Promise<Reply | undefined> => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
-      throw new HttpError(401, 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.', 'invalid_request_error', null, 'invalid_api_key');
+      throw new HttpError(
+        401,
+        'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.',
+        'invalid_request_error',
+        null,
+        'invalid_api_key',
+      );
     }
     if (req.method === 'GET' && path === '/v1/models') {
-      return { status: 200, body: { object: 'list', data: models.map((id) => ({ id, object: 'model', created: 1_700_000_000, owned_by: 'fake' })) } };
+      return {
+        status: 200,
+        body: {
+          object: 'list',
+          data: models.map((id) => ({ id, object: 'model', created: 1_700_000_000, owned_by: 'fake' })),
+        },
+      };
     }
     if (req.method === 'POST' && path === '/v1/chat/completions') {
       let body: unknown;
       try {
         body = JSON.parse(raw);
       } catch {
-        throw new HttpError(400, 'We could not parse the JSON body of your request.', 'invalid_request_error', null, null);
+        throw new HttpError(
+          400,
+          'We could not parse the JSON body of your request.',
+          'invalid_request_error',
+          null,
+          null,
+        );
       }
       return handleCompletion(body, res);
     }
@@ -362,17 +499,28 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       } catch {
         parsedBody = undefined;
       }
-      const record: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', authorization: req.headers.authorization, body: parsedBody, status: 0 };
+      const record: RecordedRequest = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        authorization: req.headers.authorization,
+        body: parsedBody,
+        status: 0,
+      };
       requests.push(record);
       route(req, res, raw)
         .catch((error: unknown) => {
           if (error instanceof HttpError) return errorReply(error);
-          return errorReply(new HttpError(500, `fake failure: ${(error as Error).message}`, 'server_error', null, null));
+          return errorReply(
+            new HttpError(500, `fake failure: ${(error as Error).message}`, 'server_error', null, null),
+          );
         })
         .then((reply) => {
           if (!reply || res.destroyed) return;
           record.status = reply.status;
-          res.writeHead(reply.status, { 'content-type': 'application/json', 'x-request-id': `req_${randomBytes(8).toString('hex')}` });
+          res.writeHead(reply.status, {
+            'content-type': 'application/json',
+            'x-request-id': `req_${randomBytes(8).toString('hex')}`,
+          });
           res.end(JSON.stringify(reply.body));
         });
     });
