@@ -177,6 +177,8 @@ export interface ComfyClientOptions {
   reconnectMaxDelayMs?: number;
   /** Ping interval; a missed pong closes the socket and reconnects. 0 disables. */
   heartbeatMs?: number;
+  /** Ask for type-4 previews (with prompt id metadata). Default true; false gets type-1 frames. */
+  previewMetadata?: boolean;
 }
 
 export interface RunOptions {
@@ -278,6 +280,7 @@ export class ComfyClient {
   private readonly reconnectInitialDelayMs: number;
   private readonly reconnectMaxDelayMs: number;
   private readonly heartbeatMs: number;
+  private readonly previewMetadata: boolean;
 
   private ws: WebSocket | undefined;
   private opening: Promise<void> | undefined;
@@ -304,6 +307,7 @@ export class ComfyClient {
     this.reconnectInitialDelayMs = options.reconnectInitialDelayMs ?? 100;
     this.reconnectMaxDelayMs = options.reconnectMaxDelayMs ?? 5_000;
     this.heartbeatMs = options.heartbeatMs ?? 20_000;
+    this.previewMetadata = options.previewMetadata ?? true;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -341,7 +345,7 @@ export class ComfyClient {
         this.ws = ws;
         this.reconnectAttempt = 0;
         // Must be the first client message, or the server ignores it.
-        ws.send(JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: true } }));
+        ws.send(JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: this.previewMetadata } }));
         this.startHeartbeat(ws);
         this.logger.debug({ clientId: this.clientId }, 'comfyui websocket open');
         resolve();
