@@ -28,6 +28,13 @@ import {
   trainings,
   votes,
 } from '../src/db/schema.ts';
+import {
+  createRender,
+  failRender,
+  finishRender,
+  markRenderRunning,
+  requestReroll,
+} from '../src/db/renders.ts';
 import { castVote, tally } from '../src/db/votes.ts';
 import { InputError } from '../src/errors.ts';
 import { createTestDatabase } from './helpers/database.ts';
@@ -219,7 +226,7 @@ async function roundTripEveryTable(db: Db): Promise<void> {
   );
 }
 
-describe('PostgreSQL', () => {
+describe('PostgreSQL', { timeout: 90_000 }, () => {
   let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
   let database: Database;
   let dataDir: string;
@@ -529,9 +536,64 @@ describe('PostgreSQL', () => {
     expect(await comicsInFlight(db, guild, 'racer')).toEqual({ user: 0, guild: 1 });
     expect(await getComic(db, 'not-a-uuid')).toBeUndefined();
   });
+
+  it('takes one 🔁 per panel at a time, and the finished reroll becomes the panel’s image', async () => {
+    const db = database.db;
+    const comic = await createComic(db, {
+      guildId: GUILD,
+      channelId: CHANNEL,
+      userId: USER,
+      prompt: 'reroll me',
+      options,
+    });
+    await db.insert(pages).values({ comicId: comic.id, number: 1 });
+    const messageId = '777777777777777777';
+    const [panel] = await db
+      .insert(panels)
+      .values({ comicId: comic.id, pageNumber: 1, panelNumber: 1, scriptPanel, discordMessageId: messageId })
+      .returning();
+    const first = await createRender(db, { panelId: panel!.id, attempt: 0, recipe: recipe(1) });
+    expect((await markRenderRunning(db, first.id, 'gpu-0'))?.runnerId).toBe('gpu-0');
+    expect(await markRenderRunning(db, first.id, 'gpu-1')).toBeUndefined();
+    await finishRender(db, first.id, 'renders/first.png');
+
+    // Five members react at once: one reroll is queued, the rest change nothing.
+    const asked = await Promise.all(Array.from({ length: 5 }, () => requestReroll(db, messageId)));
+    const granted = asked.filter((a) => a !== undefined);
+    expect(granted).toHaveLength(1);
+    expect(granted[0]!.attempt).toBe(1);
+    expect(await requestReroll(db, '000000000000000000')).toBeUndefined();
+
+    const second = await createRender(db, {
+      panelId: panel!.id,
+      attempt: granted[0]!.attempt,
+      recipe: recipe(2),
+    });
+    expect(await finishRender(db, second.id, 'renders/second.png')).toMatchObject({ status: 'done' });
+    expect(await finishRender(db, second.id, 'renders/duplicate.png')).toBeUndefined();
+    const [after] = await db.select().from(panels).where(eq(panels.id, panel!.id));
+    expect(after).toMatchObject({ currentRenderId: second.id, rerollPending: false, rerollCount: 1 });
+    expect((await db.select().from(renders).where(eq(renders.id, second.id)))[0]?.artifactKey).toBe(
+      'renders/second.png',
+    );
+
+    // A failed reroll keeps the old image and lets members try again.
+    const third = await requestReroll(db, messageId);
+    expect(third?.attempt).toBe(2);
+    const failing = await createRender(db, { panelId: panel!.id, attempt: 2, recipe: recipe(3) });
+    expect((await failRender(db, failing.id, 'ComfyUI ran out of memory'))?.error).toBe(
+      'ComfyUI ran out of memory',
+    );
+    expect((await db.select().from(panels).where(eq(panels.id, panel!.id)))[0]).toMatchObject({
+      currentRenderId: second.id,
+      rerollPending: false,
+    });
+    expect((await requestReroll(db, messageId))?.attempt).toBe(3);
+  });
 });
 
-describe('PGlite (embedded, no DATABASE_URL)', () => {
+// PGlite boots a WebAssembly PostgreSQL twice here; on a busy 2-core machine that alone can take 20 s.
+describe('PGlite (embedded, no DATABASE_URL)', { timeout: 180_000 }, () => {
   let dataDir: string;
 
   beforeAll(async () => {
