@@ -42,7 +42,7 @@ export interface PlacedBalloon {
 
 export interface LetteringOptions {
   rtl?: boolean;
-  /** Largest share of the frame that caption + balloons may cover (by bounding box). */
+  /** Largest share of the frame that caption + balloons may cover (see `coverage`). */
   maxCoverage?: number;
   /** Pixels per "300-dpi pixel": page width / 1988. Scales font sizes and line widths. */
   scale?: number;
@@ -250,6 +250,22 @@ function place(items: Measured[], area: Area, rtl: boolean, speakerSide: (s: str
   return placed;
 }
 
+/**
+ * The art a lettering shape hides: its box for captions, the ellipse filling its box for balloons
+ * (bumps and spikes included in the box, so this errs on the side of covering more).
+ */
+export function shapeArea(kind: LetterKind, width: number, height: number): number {
+  return kind === 'caption' || kind === 'sfx' ? width * height : (Math.PI / 4) * width * height;
+}
+
+/** Share of a frame's area covered by caption and balloons (SFX is lettering on the art, not over it). */
+export function coverage(frame: Frame, balloons: PlacedBalloon[]): number {
+  const covered = balloons
+    .filter((b) => b.panelIndex === frame.index && b.kind !== 'sfx')
+    .reduce((n, b) => n + shapeArea(b.kind, b.box.width, b.box.height), 0);
+  return covered / (frame.width * frame.height);
+}
+
 function boxOf(p: Placed): Rect {
   return {
     x: Math.floor(p.cx - p.extX),
@@ -295,7 +311,7 @@ export async function letterFrame(
       const measured = await Promise.all(items.map((it) => measure(it, size, area, cache)));
       if (measured.some((m) => m === null)) continue;
       const ms = measured as Measured[];
-      const covered = ms.reduce((n, m) => n + (2 * m.extX + 1) * (2 * m.extY + 1), 0);
+      const covered = ms.reduce((n, m) => n + shapeArea(m.kind, 2 * m.extX + 1, 2 * m.extY + 1), 0);
       if (covered > frameArea * maxCoverage) continue;
       fitted = place(ms, area, rtl, speakerSide);
     }
