@@ -2,11 +2,27 @@
  * Slash command definitions and option schemas: what Discord is told, and what handlers accept.
  */
 import { describe, expect, it } from 'vitest';
-import { commandBodies, ComicNewOptions, ComicShowOptions, parseOptions, QueueOptions } from '../src/commands/index.ts';
+import {
+  commandBodies,
+  ComicNewOptions,
+  ComicShowOptions,
+  parseOptions,
+  QueueOptions,
+} from '../src/commands/index.ts';
 import { InputError } from '../src/errors.ts';
 import { validateCommandBodies } from './fakes/discord/command-validation.ts';
 
-type Option = { name: string; type: number; required?: boolean; options?: Option[]; choices?: { value: string }[]; autocomplete?: boolean; min_value?: number; max_value?: number; max_length?: number };
+type Option = {
+  name: string;
+  type: number;
+  required?: boolean;
+  options?: Option[];
+  choices?: { value: string }[];
+  autocomplete?: boolean;
+  min_value?: number;
+  max_value?: number;
+  max_length?: number;
+};
 
 function option(path: string[]): Option {
   let options = commandBodies().find((c) => c.name === path[0])?.options as Option[] | undefined;
@@ -38,15 +54,30 @@ describe('command definitions', () => {
     expect(option(['comic', 'new', 'pages'])).toMatchObject({ type: 4, min_value: 1, max_value: 8 });
     expect(option(['comic', 'new', 'panels'])).toMatchObject({ type: 4, min_value: 1, max_value: 6 });
     expect(option(['comic', 'new', 'style'])).toMatchObject({ type: 3, autocomplete: true });
-    expect(option(['comic', 'new', 'model']).choices?.map((c) => c.value)).toEqual(['illustrious', 'noobai', 'flux']);
+    expect(option(['comic', 'new', 'model']).choices?.map((c) => c.value)).toEqual([
+      'illustrious',
+      'noobai',
+      'flux',
+    ]);
     expect(option(['comic', 'new', 'rtl']).type).toBe(5);
   });
 });
 
 describe('option schemas', () => {
   it('accept a full /comic new and trim the prompt', () => {
-    const parsed = parseOptions(ComicNewOptions, { prompt: '  a cat detective ', pages: 2, panels: 4, style: 'noir', model: 'flux', rtl: true }, 'comic new');
-    expect(parsed).toEqual({ prompt: 'a cat detective', pages: 2, panels: 4, style: 'noir', model: 'flux', rtl: true });
+    const parsed = parseOptions(
+      ComicNewOptions,
+      { prompt: '  a cat detective ', pages: 2, panels: 4, style: 'noir', model: 'flux', rtl: true },
+      'comic new',
+    );
+    expect(parsed).toEqual({
+      prompt: 'a cat detective',
+      pages: 2,
+      panels: 4,
+      style: 'noir',
+      model: 'flux',
+      rtl: true,
+    });
   });
 
   it('refuse out-of-range pages and an unknown model, naming each option', () => {

@@ -29,7 +29,10 @@ let fake: FakeDiscord;
 let client: Client<true>;
 
 /** Resolves with the first emission of `event` whose arguments pass `accept`. */
-function nextEvent<E extends keyof ClientEvents>(event: E, accept: (...args: ClientEvents[E]) => boolean = () => true): Promise<ClientEvents[E]> {
+function nextEvent<E extends keyof ClientEvents>(
+  event: E,
+  accept: (...args: ClientEvents[E]) => boolean = () => true,
+): Promise<ClientEvents[E]> {
   return new Promise((resolve) => {
     const listener = (...args: ClientEvents[E]) => {
       if (!accept(...args)) return;
@@ -88,7 +91,9 @@ describe('logging in to the fake Discord', () => {
   it('refuses a wrong token with a typed error', async () => {
     const other = createDiscordClient({ DISCORD_API_URL: fake.restUrl }, silent);
     try {
-      await expect(connectDiscordClient(other, { DISCORD_TOKEN: 'not-the-token' })).rejects.toBeInstanceOf(UpstreamError);
+      await expect(connectDiscordClient(other, { DISCORD_TOKEN: 'not-the-token' })).rejects.toBeInstanceOf(
+        UpstreamError,
+      );
     } finally {
       await other.destroy();
     }
@@ -97,9 +102,17 @@ describe('logging in to the fake Discord', () => {
 
 describe('slash commands', () => {
   it('arrive as ChatInputCommandInteraction with their subcommand and typed options', async () => {
-    await registerCommands({ DISCORD_TOKEN: fake.token, DISCORD_API_URL: fake.restUrl, DISCORD_GUILD_ID: fake.guild.id }, silent);
+    await registerCommands(
+      { DISCORD_TOKEN: fake.token, DISCORD_API_URL: fake.restUrl, DISCORD_GUILD_ID: fake.guild.id },
+      silent,
+    );
     const interaction = await receiveCommand(() =>
-      fake.sendSlashCommand({ name: 'comic', subcommand: 'new', userId: fake.user('alice').id, options: { prompt: 'a cat', pages: 2, rtl: true } }),
+      fake.sendSlashCommand({
+        name: 'comic',
+        subcommand: 'new',
+        userId: fake.user('alice').id,
+        options: { prompt: 'a cat', pages: 2, rtl: true },
+      }),
     );
     expect(interaction.commandName).toBe('comic');
     expect(interaction.options.getSubcommand()).toBe('new');
@@ -109,7 +122,11 @@ describe('slash commands', () => {
     expect(interaction.user.username).toBe('alice');
     expect(interaction.channelId).toBe(fake.channelId);
     expect(interaction.attachmentSizeLimit).toBe(10 * 1024 * 1024);
-    expect(parseOptions(ComicNewOptions, optionValues(interaction), 'comic new')).toEqual({ prompt: 'a cat', pages: 2, rtl: true });
+    expect(parseOptions(ComicNewOptions, optionValues(interaction), 'comic new')).toEqual({
+      prompt: 'a cat',
+      pages: 2,
+      rtl: true,
+    });
     await interaction.reply({ content: 'ok', flags: 64 });
   });
 
@@ -125,7 +142,12 @@ describe('slash commands', () => {
     expect(state?.original?.content).toBe('Storyboard is on its way');
     expect(state?.original?.flags).toBe(0);
     expect(fake.messages().at(-1)?.id).toBe(state?.original?.id);
-    expect(fake.requests({ method: 'PATCH', path: `/webhooks/${fake.applicationId}/${interaction.token}/messages/@original` })).toHaveLength(1);
+    expect(
+      fake.requests({
+        method: 'PATCH',
+        path: `/webhooks/${fake.applicationId}/${interaction.token}/messages/@original`,
+      }),
+    ).toHaveLength(1);
   });
 
   it('a second callback for one interaction is refused like Discord does (40060)', async () => {
@@ -144,12 +166,20 @@ describe('slash commands', () => {
 
   it('autocomplete arrives with the focused option and the bot answers with choices', async () => {
     const arrived = nextEvent(Events.InteractionCreate);
-    const { id } = fake.sendAutocomplete({ name: 'comic', subcommand: 'new', options: { prompt: 'x', style: 'noi' }, focused: 'style' });
+    const { id } = fake.sendAutocomplete({
+      name: 'comic',
+      subcommand: 'new',
+      options: { prompt: 'x', style: 'noi' },
+      focused: 'style',
+    });
     const [interaction] = (await arrived) as [Interaction];
     if (!interaction.isAutocomplete()) throw new Error('expected autocomplete');
     expect(interaction.options.getFocused(true)).toMatchObject({ name: 'style', value: 'noi' });
     await interaction.respond([{ name: 'Noir', value: 'noir' }]);
-    expect(fake.interaction(id)?.callback).toEqual({ type: 8, data: { choices: [{ name: 'Noir', value: 'noir' }] } });
+    expect(fake.interaction(id)?.callback).toEqual({
+      type: 8,
+      data: { choices: [{ name: 'Noir', value: 'noir' }] },
+    });
   });
 });
 
@@ -162,16 +192,28 @@ describe('interaction lifetime', () => {
     const state = fake.interaction(interaction.id);
     expect(state?.original?.content).toBe('only you can see this');
     expect(state?.followups.map((m) => m.content)).toEqual(['a public follow-up']);
-    expect(fake.messages().slice(before).map((m) => m.content)).toEqual(['a public follow-up']);
+    expect(
+      fake
+        .messages()
+        .slice(before)
+        .map((m) => m.content),
+    ).toEqual(['a public follow-up']);
   });
 
   it('a reply with a file goes to the callback as multipart and is stored with the original', async () => {
-    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#0000ff' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#0000ff' } })
+      .png()
+      .toBuffer();
     const interaction = await receiveCommand(() => fake.sendSlashCommand({ name: 'queue' }));
     await interaction.reply({ content: 'storyboard', files: [{ attachment: png, name: 'storyboard.png' }] });
     const original = fake.interaction(interaction.id)?.original;
     expect(original?.attachments.map((a) => a.bytes.equals(png))).toEqual([true]);
-    expect(fake.requests({ method: 'POST', path: `/interactions/${interaction.id}/${interaction.token}/callback` })[0]?.files).toHaveLength(1);
+    expect(
+      fake.requests({
+        method: 'POST',
+        path: `/interactions/${interaction.id}/${interaction.token}/callback`,
+      })[0]?.files,
+    ).toHaveLength(1);
   });
 
   it('a callback after the 3 s deadline is an unknown interaction (10062)', async () => {
@@ -217,8 +259,13 @@ describe('interaction lifetime', () => {
 
 describe('channel messages', () => {
   it('a PNG sent as multipart is stored with its bytes and size', async () => {
-    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#ff0000' } }).png().toBuffer();
-    const sent = await textChannel('comics').send({ content: 'Panel 1', files: [{ attachment: png, name: 'panel-1.png' }] });
+    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#ff0000' } })
+      .png()
+      .toBuffer();
+    const sent = await textChannel('comics').send({
+      content: 'Panel 1',
+      files: [{ attachment: png, name: 'panel-1.png' }],
+    });
     const stored = fake.message(sent.id);
     expect(stored?.content).toBe('Panel 1');
     expect(stored?.attachments).toHaveLength(1);
@@ -229,15 +276,25 @@ describe('channel messages', () => {
     expect(request?.files.map((f) => f.field)).toEqual(['files[0]']);
 
     // Editing with a new file replaces the image, as a re-roll does.
-    const replacement = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#00ff00' } }).png().toBuffer();
+    const replacement = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#00ff00' } })
+      .png()
+      .toBuffer();
     await sent.edit({ files: [{ attachment: replacement, name: 'panel-1.png' }] });
     expect(fake.message(sent.id)?.attachments.map((a) => a.size)).toEqual([replacement.length]);
 
     // Listing an existing attachment keeps it next to a new upload. (force: without the GuildMessages
     // intent the cached message is stale after an edit, and Discord refuses a replaced attachment id.)
     const edited = await textChannel('comics').messages.fetch({ message: sent.id, force: true });
-    await edited.edit({ attachments: [...edited.attachments.values()], files: [{ attachment: png, name: 'panel-1b.png' }] });
-    expect(fake.message(sent.id)?.attachments.map((a) => a.filename).sort()).toEqual(['panel-1.png', 'panel-1b.png']);
+    await edited.edit({
+      attachments: [...edited.attachments.values()],
+      files: [{ attachment: png, name: 'panel-1b.png' }],
+    });
+    expect(
+      fake
+        .message(sent.id)
+        ?.attachments.map((a) => a.filename)
+        .sort(),
+    ).toEqual(['panel-1.png', 'panel-1b.png']);
   });
 
   it('a file over the upload limit is refused with 413 / 40005', async () => {
@@ -251,10 +308,15 @@ describe('channel messages', () => {
   });
 
   it('a 429 with retry-after is waited out and the message is posted exactly once', async () => {
-    fake.rateLimit({ method: 'POST', path: `/channels/${fake.channelId}/messages` }, { times: 1, retryAfterSeconds: 0.2 });
+    fake.rateLimit(
+      { method: 'POST', path: `/channels/${fake.channelId}/messages` },
+      { times: 1, retryAfterSeconds: 0.2 },
+    );
     await textChannel('comics').send('after the rate limit');
     expect(fake.messages().filter((m) => m.content === 'after the rate limit')).toHaveLength(1);
-    const attempts = fake.requests({ method: 'POST', path: `/channels/${fake.channelId}/messages` }).slice(-2);
+    const attempts = fake
+      .requests({ method: 'POST', path: `/channels/${fake.channelId}/messages` })
+      .slice(-2);
     expect(attempts.map((r) => r.status)).toEqual([429, 200]);
   });
 });
@@ -266,7 +328,9 @@ describe('reactions', () => {
     await message.react('🔁');
     const [, user] = await own;
     expect(user.id).toBe(client.user.id);
-    expect(fake.message(message.id)?.reactions).toEqual([{ emoji: { id: null, name: '🔁' }, userIds: [fake.botUser.id] }]);
+    expect(fake.message(message.id)?.reactions).toEqual([
+      { emoji: { id: null, name: '🔁' }, userIds: [fake.botUser.id] },
+    ]);
   });
 
   it("a member's reaction on an uncached message arrives as a partial", async () => {
@@ -295,37 +359,63 @@ describe('permissions', () => {
     expect(missingChannelPermissions(textChannel('comics'), me)).toEqual([]);
 
     const interaction = await receiveCommand(() =>
-      fake.sendSlashCommand({ name: 'comic', subcommand: 'new', channelId: channel.id, options: { prompt: 'a dog' } }),
+      fake.sendSlashCommand({
+        name: 'comic',
+        subcommand: 'new',
+        channelId: channel.id,
+        options: { prompt: 'a dog' },
+      }),
     );
     expect(missingFromPermissions(interaction.appPermissions)).toEqual(['Attach Files']);
     await interaction.reply({ content: 'no', flags: 64 });
 
-    const error = await channel.send({ files: [{ attachment: Buffer.from('x'), name: 'x.png' }] }).catch((e: unknown) => e);
+    const error = await channel
+      .send({ files: [{ attachment: Buffer.from('x'), name: 'x.png' }] })
+      .catch((e: unknown) => e);
     expect((error as DiscordAPIError).code).toBe(50013);
   });
 });
 
 describe('registerCommands', () => {
   it('the fake refuses command bodies Discord would refuse (Invalid Form Body)', async () => {
-    const response = await fetch(`${fake.restUrl}/v10/applications/${fake.applicationId}/guilds/${fake.guild.id}/commands`, {
-      method: 'PUT',
-      headers: { authorization: `Bot ${fake.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify([{ name: 'Comic', description: 'x'.repeat(101) }]),
-    });
+    const response = await fetch(
+      `${fake.restUrl}/v10/applications/${fake.applicationId}/guilds/${fake.guild.id}/commands`,
+      {
+        method: 'PUT',
+        headers: { authorization: `Bot ${fake.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify([{ name: 'Comic', description: 'x'.repeat(101) }]),
+      },
+    );
     expect(response.status).toBe(400);
-    expect(await response.json()).toMatchObject({ code: 50035, errors: { '0': { name: {}, description: {} } } });
+    expect(await response.json()).toMatchObject({
+      code: 50035,
+      errors: { '0': { name: {}, description: {} } },
+    });
   });
 
   it('bulk-overwrites the guild commands when DISCORD_GUILD_ID is set', async () => {
-    const result = await registerCommands({ DISCORD_TOKEN: fake.token, DISCORD_API_URL: fake.restUrl, DISCORD_GUILD_ID: fake.guild.id }, silent);
+    const result = await registerCommands(
+      { DISCORD_TOKEN: fake.token, DISCORD_API_URL: fake.restUrl, DISCORD_GUILD_ID: fake.guild.id },
+      silent,
+    );
     expect(result).toMatchObject({ scope: 'guild', applicationId: fake.applicationId });
     expect(fake.commands(fake.guild.id).map((c) => c.name)).toEqual(['comic', 'queue', 'runner']);
-    expect(fake.requests({ method: 'PUT', path: `/applications/${fake.applicationId}/guilds/${fake.guild.id}/commands` }).at(-1)?.status).toBe(200);
+    expect(
+      fake
+        .requests({
+          method: 'PUT',
+          path: `/applications/${fake.applicationId}/guilds/${fake.guild.id}/commands`,
+        })
+        .at(-1)?.status,
+    ).toBe(200);
     expect(fake.commands()).toEqual([]);
   });
 
   it('registers globally when no guild is configured', async () => {
-    const result = await registerCommands({ DISCORD_TOKEN: fake.token, DISCORD_API_URL: fake.restUrl, DISCORD_GUILD_ID: undefined }, silent);
+    const result = await registerCommands(
+      { DISCORD_TOKEN: fake.token, DISCORD_API_URL: fake.restUrl, DISCORD_GUILD_ID: undefined },
+      silent,
+    );
     expect(result.scope).toBe('global');
     expect(fake.commands().map((c) => c.name)).toEqual(['comic', 'queue', 'runner']);
   });

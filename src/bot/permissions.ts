@@ -3,7 +3,12 @@
  * (topics/permissions.mdx; reactions need Read Message History, and Add Reactions for a new emoji).
  * Checked up front so a refusal can say exactly what to grant instead of failing halfway.
  */
-import { PermissionFlagsBits, PermissionsBitField, type GuildMember, type GuildBasedChannel } from 'discord.js';
+import {
+  PermissionFlagsBits,
+  PermissionsBitField,
+  type GuildMember,
+  type GuildBasedChannel,
+} from 'discord.js';
 
 export interface RequiredPermission {
   flag: bigint;
@@ -25,8 +30,12 @@ export function requiredPermissions(inThread: boolean): RequiredPermission[] {
 }
 
 /** The names of the required permissions missing from a resolved permission set (e.g. interaction.appPermissions). */
-export function missingFromPermissions(permissions: PermissionsBitField | bigint | null | undefined, inThread = false): string[] {
-  const resolved = permissions instanceof PermissionsBitField ? permissions : new PermissionsBitField(permissions ?? 0n);
+export function missingFromPermissions(
+  permissions: PermissionsBitField | bigint | null | undefined,
+  inThread = false,
+): string[] {
+  const resolved =
+    permissions instanceof PermissionsBitField ? permissions : new PermissionsBitField(permissions ?? 0n);
   return requiredPermissions(inThread)
     .filter((p) => !resolved.has(p.flag, true))
     .map((p) => p.name);

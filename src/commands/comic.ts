@@ -26,10 +26,19 @@ export const comicCommand = new SlashCommandBuilder()
       .setName('new')
       .setDescription('Write and draw a new comic from a story prompt')
       .addStringOption((o) =>
-        o.setName('prompt').setDescription('What the story is about').setRequired(true).setMinLength(1).setMaxLength(PROMPT_MAX_LENGTH),
+        o
+          .setName('prompt')
+          .setDescription('What the story is about')
+          .setRequired(true)
+          .setMinLength(1)
+          .setMaxLength(PROMPT_MAX_LENGTH),
       )
       .addIntegerOption((o) =>
-        o.setName('pages').setDescription('Number of pages').setMinValue(LIMITS.pages.min).setMaxValue(LIMITS.pages.max),
+        o
+          .setName('pages')
+          .setDescription('Number of pages')
+          .setMinValue(LIMITS.pages.min)
+          .setMaxValue(LIMITS.pages.max),
       )
       .addIntegerOption((o) =>
         o
@@ -39,7 +48,11 @@ export const comicCommand = new SlashCommandBuilder()
           .setMaxValue(LIMITS.panelsPerPage.max),
       )
       .addStringOption((o) =>
-        o.setName('style').setDescription("One of this server's styles").setAutocomplete(true).setMaxLength(STYLE_MAX_LENGTH),
+        o
+          .setName('style')
+          .setDescription("One of this server's styles")
+          .setAutocomplete(true)
+          .setMaxLength(STYLE_MAX_LENGTH),
       )
       .addStringOption((o) =>
         o
@@ -53,13 +66,17 @@ export const comicCommand = new SlashCommandBuilder()
     sub
       .setName('show')
       .setDescription('Show a comic and where it is')
-      .addStringOption((o) => o.setName('id').setDescription('The comic id').setRequired(true).setMaxLength(COMIC_ID_MAX_LENGTH)),
+      .addStringOption((o) =>
+        o.setName('id').setDescription('The comic id').setRequired(true).setMaxLength(COMIC_ID_MAX_LENGTH),
+      ),
   )
   .addSubcommand((sub) =>
     sub
       .setName('cancel')
       .setDescription('Stop a comic that is still being made (yours, or any with Manage Messages)')
-      .addStringOption((o) => o.setName('id').setDescription('The comic id').setRequired(true).setMaxLength(COMIC_ID_MAX_LENGTH)),
+      .addStringOption((o) =>
+        o.setName('id').setDescription('The comic id').setRequired(true).setMaxLength(COMIC_ID_MAX_LENGTH),
+      ),
   );
 
 export const ComicNewOptions = z.object({

@@ -7,7 +7,13 @@ import { comicCommand } from './comic.ts';
 import { queueCommand } from './queue.ts';
 import { runnerCommand } from './runner.ts';
 
-export { comicCommand, ComicNewOptions, ComicShowOptions, ComicCancelOptions, StyleAutocompleteQuery } from './comic.ts';
+export {
+  comicCommand,
+  ComicNewOptions,
+  ComicShowOptions,
+  ComicCancelOptions,
+  StyleAutocompleteQuery,
+} from './comic.ts';
 export { queueCommand, QueueOptions } from './queue.ts';
 export { runnerCommand, RunnerStatusOptions } from './runner.ts';
 export { optionValues, parseOptions, type OptionValues } from './options.ts';

@@ -24,10 +24,16 @@ function leafValues(options: readonly CommandInteractionOption[]): OptionValues 
 }
 
 /** Parses options with a schema; a failure is an InputError that names the option and the rule. */
-export function parseOptions<S extends z.ZodType>(schema: S, values: OptionValues, command: string): z.infer<S> {
+export function parseOptions<S extends z.ZodType>(
+  schema: S,
+  values: OptionValues,
+  command: string,
+): z.infer<S> {
   const result = schema.safeParse(values);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => `\`${String(issue.path[0] ?? 'options')}\`: ${issue.message}`);
+  const problems = result.error.issues.map(
+    (issue) => `\`${String(issue.path[0] ?? 'options')}\`: ${issue.message}`,
+  );
   throw new InputError(`That \`/${command}\` didn't work: ${problems.join('; ')}.`, {
     operatorMessage: `invalid options for /${command}: ${JSON.stringify(result.error.issues)}`,
   });

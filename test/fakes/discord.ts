@@ -37,7 +37,14 @@ import {
 } from './discord/model.ts';
 
 export { snowflake } from './discord/model.ts';
-export type { FakeAttachment, FakeChannel, FakeGuild, FakeMember, FakeMessage, FakeUser } from './discord/model.ts';
+export type {
+  FakeAttachment,
+  FakeChannel,
+  FakeGuild,
+  FakeMember,
+  FakeMessage,
+  FakeUser,
+} from './discord/model.ts';
 
 const MiB = 1024 * 1024;
 const INTENT_GUILDS = 1 << 0;
@@ -167,11 +174,17 @@ export class FakeDiscord {
   private readonly interactions = new Map<string, FakeInteraction>();
   private readonly globalCommands: Record<string, unknown>[] = [];
   private readonly guildCommands = new Map<string, Record<string, unknown>[]>();
-  private readonly injected: { matcher: RouteMatcher; remaining: number; respond: () => HttpError & { headers?: Record<string, string> } }[] = [];
+  private readonly injected: {
+    matcher: RouteMatcher;
+    remaining: number;
+    respond: () => HttpError & { headers?: Record<string, string> };
+  }[] = [];
   private port = 0;
 
   constructor(options: FakeDiscordOptions = {}) {
-    this.token = options.token ?? `${Buffer.from(snowflake()).toString('base64url')}.fake.${randomBytes(18).toString('base64url')}`;
+    this.token =
+      options.token ??
+      `${Buffer.from(snowflake()).toString('base64url')}.fake.${randomBytes(18).toString('base64url')}`;
     this.applicationId = snowflake();
     this.botUser = {
       id: this.applicationId,
@@ -260,32 +273,60 @@ export class FakeDiscord {
   private buildGuild(options: FakeGuildOptions): FakeGuild {
     const id = options.id ?? snowflake();
     const botRoleId = snowflake();
-    const humans = (options.members ?? [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }, { username: 'carol' }]).map(
-      (m): FakeMember => ({
-        user: { id: m.id ?? snowflake(), username: m.username, global_name: m.username, discriminator: '0', avatar: null },
-        roles: m.roles ?? [],
-        joinedAt: new Date().toISOString(),
-      }),
-    );
+    const humans = (
+      options.members ?? [
+        { username: 'owner' },
+        { username: 'alice' },
+        { username: 'bob' },
+        { username: 'carol' },
+      ]
+    ).map((m): FakeMember => ({
+      user: {
+        id: m.id ?? snowflake(),
+        username: m.username,
+        global_name: m.username,
+        discriminator: '0',
+        avatar: null,
+      },
+      roles: m.roles ?? [],
+      joinedAt: new Date().toISOString(),
+    }));
     const guild: FakeGuild = {
       id,
       name: options.name ?? 'Comic Club',
       ownerId: humans[0]?.user.id ?? snowflake(),
       roles: [
-        { id, name: '@everyone', permissions: options.everyonePermissions ?? DEFAULT_EVERYONE_PERMISSIONS, position: 0 },
-        { id: botRoleId, name: this.botUser.username, permissions: options.botPermissions ?? DEFAULT_EVERYONE_PERMISSIONS, position: 1 },
-        ...(options.roles ?? []).map((r, i) => ({ id: r.id ?? snowflake(), name: r.name, permissions: r.permissions, position: i + 2 })),
+        {
+          id,
+          name: '@everyone',
+          permissions: options.everyonePermissions ?? DEFAULT_EVERYONE_PERMISSIONS,
+          position: 0,
+        },
+        {
+          id: botRoleId,
+          name: this.botUser.username,
+          permissions: options.botPermissions ?? DEFAULT_EVERYONE_PERMISSIONS,
+          position: 1,
+        },
+        ...(options.roles ?? []).map((r, i) => ({
+          id: r.id ?? snowflake(),
+          name: r.name,
+          permissions: r.permissions,
+          position: i + 2,
+        })),
       ],
-      channels: (options.channels ?? [{ name: 'comics' }, { name: 'mature', nsfw: true }]).map((c, position) => ({
-        id: c.id ?? snowflake(),
-        guildId: id,
-        name: c.name,
-        type: 0,
-        nsfw: c.nsfw ?? false,
-        position,
-        overwrites: c.overwrites ?? [],
-        lastMessageId: null,
-      })),
+      channels: (options.channels ?? [{ name: 'comics' }, { name: 'mature', nsfw: true }]).map(
+        (c, position) => ({
+          id: c.id ?? snowflake(),
+          guildId: id,
+          name: c.name,
+          type: 0,
+          nsfw: c.nsfw ?? false,
+          position,
+          overwrites: c.overwrites ?? [],
+          lastMessageId: null,
+        }),
+      ),
       members: [...humans, { user: this.botUser, roles: [botRoleId], joinedAt: new Date().toISOString() }],
     };
     return guild;
@@ -323,8 +364,10 @@ export class FakeDiscord {
 
   private requireBotPermissions(channelId: string, needed: bigint): void {
     const perms = this.botPermissionsIn(channelId);
-    if (!(perms & PermissionFlagsBits.ViewChannel)) throw new HttpError(403, { message: 'Missing Access', code: 50001 });
-    if ((perms & needed) !== needed) throw new HttpError(403, { message: 'Missing Permissions', code: 50013 });
+    if (!(perms & PermissionFlagsBits.ViewChannel))
+      throw new HttpError(403, { message: 'Missing Access', code: 50001 });
+    if ((perms & needed) !== needed)
+      throw new HttpError(403, { message: 'Missing Permissions', code: 50013 });
   }
 
   /** Replaces (or adds) one permission overwrite on a channel and tells the gateway (CHANNEL_UPDATE). */
@@ -362,19 +405,31 @@ export class FakeDiscord {
     return this.sendInteraction(4, input, input.focused);
   }
 
-  private sendInteraction(type: 2 | 4, input: SlashCommandInput, focused: string | undefined): { id: string; token: string } {
+  private sendInteraction(
+    type: 2 | 4,
+    input: SlashCommandInput,
+    focused: string | undefined,
+  ): { id: string; token: string } {
     const guild = input.guildId ? this.findGuild(input.guildId) : this.guild;
     const channelId = input.channelId ?? guild.channels[0]!.id;
     const { channel } = this.findChannel(channelId);
-    const member = input.userId ? this.findMember(guild, input.userId) : guild.members.find((m) => !m.user.bot)!;
+    const member = input.userId
+      ? this.findMember(guild, input.userId)
+      : guild.members.find((m) => !m.user.bot)!;
     const registered = [...(this.guildCommands.get(guild.id) ?? []), ...this.globalCommands].find(
       (c) => c.name === input.name && (c.type ?? 1) === 1,
     );
     const leafDefinitions = this.leafOptionDefinitions(registered, input);
     const leaf = Object.entries(input.options ?? {}).map(([name, value]) => {
       const declared = leafDefinitions.find((o) => o.name === name)?.type;
-      const inferred = typeof value === 'boolean' ? 5 : typeof value === 'number' ? (Number.isInteger(value) ? 4 : 10) : 3;
-      return { type: typeof declared === 'number' ? declared : inferred, name, value, ...(focused === name ? { focused: true } : {}) };
+      const inferred =
+        typeof value === 'boolean' ? 5 : typeof value === 'number' ? (Number.isInteger(value) ? 4 : 10) : 3;
+      return {
+        type: typeof declared === 'number' ? declared : inferred,
+        name,
+        value,
+        ...(focused === name ? { focused: true } : {}),
+      };
     });
     let options: unknown[] = leaf;
     if (input.subcommand) options = [{ type: 1, name: input.subcommand, options: leaf }];
@@ -427,7 +482,10 @@ export class FakeDiscord {
     return { id: interaction.id, token: interaction.token };
   }
 
-  private leafOptionDefinitions(command: Record<string, unknown> | undefined, input: SlashCommandInput): Record<string, unknown>[] {
+  private leafOptionDefinitions(
+    command: Record<string, unknown> | undefined,
+    input: SlashCommandInput,
+  ): Record<string, unknown>[] {
     let options = (command?.options ?? []) as Record<string, unknown>[];
     for (const name of [input.subcommandGroup, input.subcommand]) {
       if (!name) continue;
@@ -465,33 +523,46 @@ export class FakeDiscord {
    * The next `times` requests matching answer 429 like Discord's per-route limiter: headers retry-after,
    * x-ratelimit-* and JSON {message, retry_after, global}. discord.js must wait and retry.
    */
-  rateLimit(matcher: RouteMatcher, options: { times?: number; retryAfterSeconds?: number; global?: boolean } = {}): void {
+  rateLimit(
+    matcher: RouteMatcher,
+    options: { times?: number; retryAfterSeconds?: number; global?: boolean } = {},
+  ): void {
     const retryAfter = options.retryAfterSeconds ?? 1;
     const global = options.global ?? false;
     this.injected.push({
       matcher,
       remaining: options.times ?? 1,
       respond: () =>
-        Object.assign(new HttpError(429, { message: 'You are being rate limited.', retry_after: retryAfter, global }), {
-          headers: {
-            'retry-after': String(retryAfter),
-            'x-ratelimit-limit': '5',
-            'x-ratelimit-remaining': '0',
-            'x-ratelimit-reset-after': String(retryAfter),
-            'x-ratelimit-bucket': 'fake-bucket',
-            'x-ratelimit-scope': global ? 'global' : 'user',
-            ...(global ? { 'x-ratelimit-global': 'true' } : {}),
+        Object.assign(
+          new HttpError(429, { message: 'You are being rate limited.', retry_after: retryAfter, global }),
+          {
+            headers: {
+              'retry-after': String(retryAfter),
+              'x-ratelimit-limit': '5',
+              'x-ratelimit-remaining': '0',
+              'x-ratelimit-reset-after': String(retryAfter),
+              'x-ratelimit-bucket': 'fake-bucket',
+              'x-ratelimit-scope': global ? 'global' : 'user',
+              ...(global ? { 'x-ratelimit-global': 'true' } : {}),
+            },
           },
-        }),
+        ),
     });
   }
 
   /** The next `times` requests matching answer with this status and Discord error body. */
-  failNext(matcher: RouteMatcher, error: { status: number; code?: number; message?: string; times?: number }): void {
+  failNext(
+    matcher: RouteMatcher,
+    error: { status: number; code?: number; message?: string; times?: number },
+  ): void {
     this.injected.push({
       matcher,
       remaining: error.times ?? 1,
-      respond: () => new HttpError(error.status, { message: error.message ?? `${error.status}: injected`, code: error.code ?? 0 }),
+      respond: () =>
+        new HttpError(error.status, {
+          message: error.message ?? `${error.status}: injected`,
+          code: error.code ?? 0,
+        }),
     });
   }
 
@@ -499,7 +570,9 @@ export class FakeDiscord {
 
   /** The channel's messages, oldest first (ephemeral interaction replies are not channel messages). */
   messages(channelId: string = this.channelId): FakeMessage[] {
-    return (this.channelMessages.get(channelId) ?? []).map((id) => this.messagesById.get(id)!).filter(Boolean);
+    return (this.channelMessages.get(channelId) ?? [])
+      .map((id) => this.messagesById.get(id)!)
+      .filter(Boolean);
   }
 
   message(messageId: string): FakeMessage | undefined {
@@ -507,12 +580,16 @@ export class FakeDiscord {
   }
 
   /** An interaction's state, with its original response and follow-ups resolved to messages. */
-  interaction(interactionId: string): (FakeInteraction & { original: FakeMessage | undefined; followups: FakeMessage[] }) | undefined {
+  interaction(
+    interactionId: string,
+  ): (FakeInteraction & { original: FakeMessage | undefined; followups: FakeMessage[] }) | undefined {
     const interaction = this.interactions.get(interactionId);
     if (!interaction) return undefined;
     return {
       ...interaction,
-      original: interaction.originalMessageId ? this.messagesById.get(interaction.originalMessageId) : undefined,
+      original: interaction.originalMessageId
+        ? this.messagesById.get(interaction.originalMessageId)
+        : undefined,
       followups: interaction.followupIds.map((id) => this.messagesById.get(id)!),
     };
   }
@@ -585,19 +662,33 @@ export class FakeDiscord {
     const rawPath = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : url.pathname;
     const path = rawPath.split('/').map(safeDecode).join('/');
     const authorized = req.headers.authorization === `Bot ${this.token}`;
-    const record: RecordedRequest = { method, path, query: url.searchParams, authorized, json: undefined, files: [], status: 0 };
+    const record: RecordedRequest = {
+      method,
+      path,
+      query: url.searchParams,
+      authorized,
+      json: undefined,
+      files: [],
+      status: 0,
+    };
     this.recorded.push(record);
     let status = 200;
     let body: unknown = undefined;
     let headers: Record<string, string> = {};
     try {
       const raw = await readBody(req);
-      if (raw.length > this.requestLimitBytes) throw new HttpError(413, { message: 'Request entity too large', code: 40005 });
+      if (raw.length > this.requestLimitBytes)
+        throw new HttpError(413, { message: 'Request entity too large', code: 40005 });
       const parsed = await parseBody(req.headers['content-type'], raw);
       record.json = parsed.json;
       record.files = parsed.files;
       if (!url.pathname.startsWith(`${prefix}/`)) throw notFound(0, '404: Not Found');
-      const injected = this.injected.find((i) => i.remaining > 0 && (!i.matcher.method || i.matcher.method.toUpperCase() === method) && matchPath(i.matcher.path, path));
+      const injected = this.injected.find(
+        (i) =>
+          i.remaining > 0 &&
+          (!i.matcher.method || i.matcher.method.toUpperCase() === method) &&
+          matchPath(i.matcher.path, path),
+      );
       if (injected) {
         injected.remaining -= 1;
         const error = injected.respond();
@@ -640,11 +731,19 @@ export class FakeDiscord {
       res.end();
       return;
     }
-    res.writeHead(200, { 'content-type': attachment.contentType ?? 'application/octet-stream', 'content-length': attachment.size });
+    res.writeHead(200, {
+      'content-type': attachment.contentType ?? 'application/octet-stream',
+      'content-length': attachment.size,
+    });
     res.end(attachment.bytes);
   }
 
-  private route(method: string, path: string, query: URLSearchParams, body: ParsedBody): { status?: number; body?: unknown } {
+  private route(
+    method: string,
+    path: string,
+    query: URLSearchParams,
+    body: ParsedBody,
+  ): { status?: number; body?: unknown } {
     const seg = path.split('/').slice(1);
     const is = (m: string, pattern: string): boolean => {
       if (m !== method) return false;
@@ -659,11 +758,17 @@ export class FakeDiscord {
         body: {
           url: this.gatewayUrl,
           shards: 1,
-          session_start_limit: { total: 1000, remaining: 1000 - this.gateway.identifies.length, reset_after: 86_400_000, max_concurrency: 1 },
+          session_start_limit: {
+            total: 1000,
+            remaining: 1000 - this.gateway.identifies.length,
+            reset_after: 86_400_000,
+            max_concurrency: 1,
+          },
         },
       };
     }
-    if (is('GET', '/users/@me')) return { body: { ...userJson(this.botUser), verified: true, mfa_enabled: false, flags: 0 } };
+    if (is('GET', '/users/@me'))
+      return { body: { ...userJson(this.botUser), verified: true, mfa_enabled: false, flags: 0 } };
     if (is('GET', '/applications/@me')) return { body: this.applicationJson() };
     if (is('GET', '/oauth2/applications/@me')) return { body: this.applicationJson() };
 
@@ -716,13 +821,21 @@ export class FakeDiscord {
       if (Array.isArray(payload.embeds) && payload.embeds.length) needed |= PermissionFlagsBits.EmbedLinks;
       if (payload.message_reference) needed |= PermissionFlagsBits.ReadMessageHistory;
       this.requireBotPermissions(channel.id, needed);
-      const message = this.createMessage({ channel, guildId: guild.id, payload, files: body.files, public: true });
+      const message = this.createMessage({
+        channel,
+        guildId: guild.id,
+        payload,
+        files: body.files,
+        public: true,
+      });
       return { body: messageJson(this.baseUrl, message, this.botUser.id) };
     }
     if (is('GET', '/channels/:channel/messages')) {
       const { channel } = this.findChannel(s(1));
       this.requireBotPermissions(channel.id, PermissionFlagsBits.ReadMessageHistory);
-      return { body: this.listMessages(channel.id, query).map((m) => messageJson(this.baseUrl, m, this.botUser.id)) };
+      return {
+        body: this.listMessages(channel.id, query).map((m) => messageJson(this.baseUrl, m, this.botUser.id)),
+      };
     }
     if (is('GET', '/channels/:channel/messages/:message')) {
       this.requireBotPermissions(s(1), PermissionFlagsBits.ReadMessageHistory);
@@ -739,7 +852,8 @@ export class FakeDiscord {
     }
     if (is('DELETE', '/channels/:channel/messages/:message')) {
       const message = this.requireMessage(s(1), s(3));
-      if (message.author.id !== this.botUser.id) this.requireBotPermissions(s(1), PermissionFlagsBits.ManageMessages);
+      if (message.author.id !== this.botUser.id)
+        this.requireBotPermissions(s(1), PermissionFlagsBits.ManageMessages);
       this.deleteMessage(message);
       return { status: 204 };
     }
@@ -748,7 +862,10 @@ export class FakeDiscord {
       const message = this.requireMessage(s(1), s(3));
       const emoji = parseEmoji(s(5));
       const exists = message.reactions.some((r) => sameEmoji(r.emoji, emoji));
-      this.requireBotPermissions(s(1), PermissionFlagsBits.ReadMessageHistory | (exists ? 0n : PermissionFlagsBits.AddReactions));
+      this.requireBotPermissions(
+        s(1),
+        PermissionFlagsBits.ReadMessageHistory | (exists ? 0n : PermissionFlagsBits.AddReactions),
+      );
       this.applyReaction(message, this.botUser.id, emoji);
       return { status: 204 };
     }
@@ -766,7 +883,9 @@ export class FakeDiscord {
       if (!reaction) throw notFound(10014, 'Unknown Emoji');
       const users = this.guilds.flatMap((g) => g.members.map((m) => m.user));
       const limit = Number(query.get('limit') ?? 25);
-      return { body: reaction.userIds.slice(0, limit).map((id) => userJson(users.find((u) => u.id === id)!)) };
+      return {
+        body: reaction.userIds.slice(0, limit).map((id) => userJson(users.find((u) => u.id === id)!)),
+      };
     }
 
     // Interactions
@@ -774,7 +893,8 @@ export class FakeDiscord {
       const response = this.interactionCallback(s(1), s(2), asObject(body.json), body.files);
       return query.get('with_response') === 'true' ? { body: response } : { status: 204 };
     }
-    if (seg[0] === 'webhooks' && seg.length >= 3) return this.webhookRoute(method, seg, asObject(body.json), body.files);
+    if (seg[0] === 'webhooks' && seg.length >= 3)
+      return this.webhookRoute(method, seg, asObject(body.json), body.files);
 
     throw notFound(0, '404: Not Found');
   }
@@ -797,12 +917,20 @@ export class FakeDiscord {
 
   private requireOwnApplication(applicationId: string): void {
     if (applicationId !== this.applicationId) {
-      throw new HttpError(403, { message: 'You are not authorized to perform this action on this application', code: 20012 });
+      throw new HttpError(403, {
+        message: 'You are not authorized to perform this action on this application',
+        code: 20012,
+      });
     }
   }
 
-  private commandJson(command: Record<string, unknown>, guildId: string | undefined): Record<string, unknown> {
-    const existing = (guildId ? this.guildCommands.get(guildId) : this.globalCommands)?.find((c) => c.name === command.name);
+  private commandJson(
+    command: Record<string, unknown>,
+    guildId: string | undefined,
+  ): Record<string, unknown> {
+    const existing = (guildId ? this.guildCommands.get(guildId) : this.globalCommands)?.find(
+      (c) => c.name === command.name,
+    );
     return {
       id: typeof existing?.id === 'string' ? existing.id : snowflake(),
       application_id: this.applicationId,
@@ -822,7 +950,10 @@ export class FakeDiscord {
   private requireMessage(channelId: string | undefined, messageId: string): FakeMessage {
     if (channelId) this.findChannel(channelId);
     const message = this.messagesById.get(messageId);
-    const isChannelMessage = message && (!channelId || message.channelId === channelId) && !(message.flags & MessageFlagBits.Ephemeral);
+    const isChannelMessage =
+      message &&
+      (!channelId || message.channelId === channelId) &&
+      !(message.flags & MessageFlagBits.Ephemeral);
     if (!message || !isChannelMessage) throw notFound(10008, 'Unknown Message');
     return message;
   }
@@ -842,7 +973,15 @@ export class FakeDiscord {
     const components = Array.isArray(input.payload.components) ? input.payload.components : [];
     const loading = ((input.extraFlags ?? 0) & MessageFlagBits.Loading) !== 0;
     validateMessageContent(content, embeds);
-    if (!loading && !content && !embeds.length && !attachments.length && !components.length && !input.payload.sticker_ids && !input.payload.poll) {
+    if (
+      !loading &&
+      !content &&
+      !embeds.length &&
+      !attachments.length &&
+      !components.length &&
+      !input.payload.sticker_ids &&
+      !input.payload.poll
+    ) {
       throw new HttpError(400, { message: 'Cannot send an empty message', code: 50006 });
     }
     const message: FakeMessage = {
@@ -855,7 +994,9 @@ export class FakeDiscord {
       components,
       attachments,
       reactions: [],
-      flags: (typeof input.payload.flags === 'number' ? input.payload.flags & MessageFlagBits.Ephemeral : 0) | (input.extraFlags ?? 0),
+      flags:
+        (typeof input.payload.flags === 'number' ? input.payload.flags & MessageFlagBits.Ephemeral : 0) |
+        (input.extraFlags ?? 0),
       webhookId: input.interactionId ? this.applicationId : null,
       interactionId: input.interactionId ?? null,
       createdAt: new Date(),
@@ -877,12 +1018,22 @@ export class FakeDiscord {
    * `files[n]` part it describes or an existing attachment to keep; without the array every uploaded
    * file is attached (and, on edit, added to those kept).
    */
-  private attachmentsFor(payload: Record<string, unknown>, files: RecordedFile[], existing: FakeAttachment[]): FakeAttachment[] {
+  private attachmentsFor(
+    payload: Record<string, unknown>,
+    files: RecordedFile[],
+    existing: FakeAttachment[],
+  ): FakeAttachment[] {
     for (const file of files) {
-      if (file.bytes.length > this.uploadLimitBytes) throw new HttpError(413, { message: 'Request entity too large', code: 40005 });
+      if (file.bytes.length > this.uploadLimitBytes)
+        throw new HttpError(413, { message: 'Request entity too large', code: 40005 });
     }
     const fileByIndex = new Map<string, RecordedFile>();
-    files.forEach((file, i) => fileByIndex.set(/^files\[(\d+)\]$/.exec(file.field)?.[1] ?? (file.field === 'file' ? '0' : String(i)), file));
+    files.forEach((file, i) =>
+      fileByIndex.set(
+        /^files\[(\d+)\]$/.exec(file.field)?.[1] ?? (file.field === 'file' ? '0' : String(i)),
+        file,
+      ),
+    );
     const upload = (file: RecordedFile, described?: Record<string, unknown>): FakeAttachment => ({
       id: snowflake(),
       filename: typeof described?.filename === 'string' ? described.filename : file.filename,
@@ -902,21 +1053,42 @@ export class FakeDiscord {
         else if (file) {
           result.push(upload(file, raw));
           used.add(id);
-        } else throw new HttpError(400, { message: 'Invalid Form Body', code: 50035, errors: { attachments: { _errors: [{ code: 'ATTACHMENT_NOT_FOUND', message: `Attachment ${id} not found` }] } } });
+        } else
+          throw new HttpError(400, {
+            message: 'Invalid Form Body',
+            code: 50035,
+            errors: {
+              attachments: {
+                _errors: [{ code: 'ATTACHMENT_NOT_FOUND', message: `Attachment ${id} not found` }],
+              },
+            },
+          });
       }
     } else {
       result = payload.attachments === undefined ? [...existing] : [];
       for (const file of files) result.push(upload(file));
     }
-    if (result.length > 10) throw new HttpError(400, { message: 'Maximum number of attachments in a message reached (10)', code: 30015 });
+    if (result.length > 10)
+      throw new HttpError(400, {
+        message: 'Maximum number of attachments in a message reached (10)',
+        code: 30015,
+      });
     return result;
   }
 
   private editMessage(message: FakeMessage, payload: Record<string, unknown>, files: RecordedFile[]): void {
-    const content = typeof payload.content === 'string' ? payload.content : payload.content === null ? '' : message.content;
-    const embeds = Array.isArray(payload.embeds) ? payload.embeds : payload.embeds === null ? [] : message.embeds;
+    const content =
+      typeof payload.content === 'string' ? payload.content : payload.content === null ? '' : message.content;
+    const embeds = Array.isArray(payload.embeds)
+      ? payload.embeds
+      : payload.embeds === null
+        ? []
+        : message.embeds;
     validateMessageContent(content, embeds);
-    const attachments = payload.attachments !== undefined || files.length ? this.attachmentsFor(payload, files, message.attachments) : message.attachments;
+    const attachments =
+      payload.attachments !== undefined || files.length
+        ? this.attachmentsFor(payload, files, message.attachments)
+        : message.attachments;
     message.content = content;
     message.embeds = embeds;
     if (Array.isArray(payload.components)) message.components = payload.components;
@@ -929,7 +1101,11 @@ export class FakeDiscord {
   private deleteMessage(message: FakeMessage): void {
     this.messagesById.delete(message.id);
     const list = this.channelMessages.get(message.channelId);
-    if (list) this.channelMessages.set(message.channelId, list.filter((id) => id !== message.id));
+    if (list)
+      this.channelMessages.set(
+        message.channelId,
+        list.filter((id) => id !== message.id),
+      );
   }
 
   private listMessages(channelId: string, query: URLSearchParams): FakeMessage[] {
@@ -938,11 +1114,19 @@ export class FakeDiscord {
     const before = query.get('before');
     const after = query.get('after');
     if (before) all = all.filter((m) => BigInt(m.id) < BigInt(before));
-    if (after) return all.filter((m) => BigInt(m.id) > BigInt(after)).slice(0, limit).reverse();
+    if (after)
+      return all
+        .filter((m) => BigInt(m.id) > BigInt(after))
+        .slice(0, limit)
+        .reverse();
     return all.slice(-limit).reverse();
   }
 
-  private applyReaction(message: FakeMessage, userId: string, emoji: { id: string | null; name: string }): void {
+  private applyReaction(
+    message: FakeMessage,
+    userId: string,
+    emoji: { id: string | null; name: string },
+  ): void {
     let reaction = message.reactions.find((r) => sameEmoji(r.emoji, emoji));
     if (reaction?.userIds.includes(userId)) return; // already there: Discord sends no event
     if (!reaction) {
@@ -971,14 +1155,26 @@ export class FakeDiscord {
     this.changed();
   }
 
-  private unapplyReaction(message: FakeMessage, userId: string, emoji: { id: string | null; name: string }): void {
+  private unapplyReaction(
+    message: FakeMessage,
+    userId: string,
+    emoji: { id: string | null; name: string },
+  ): void {
     const reaction = message.reactions.find((r) => sameEmoji(r.emoji, emoji));
     if (!reaction?.userIds.includes(userId)) return;
     reaction.userIds = reaction.userIds.filter((id) => id !== userId);
     if (!reaction.userIds.length) message.reactions = message.reactions.filter((r) => r !== reaction);
     this.gateway.dispatch(
       'MESSAGE_REACTION_REMOVE',
-      { user_id: userId, channel_id: message.channelId, message_id: message.id, guild_id: message.guildId, emoji, burst: false, type: 0 },
+      {
+        user_id: userId,
+        channel_id: message.channelId,
+        message_id: message.id,
+        guild_id: message.guildId,
+        emoji,
+        burst: false,
+        type: 0,
+      },
       INTENT_GUILD_MESSAGE_REACTIONS,
     );
     this.changed();
@@ -992,21 +1188,48 @@ export class FakeDiscord {
     return interaction;
   }
 
-  private interactionCallback(id: string, token: string, payload: Record<string, unknown>, files: RecordedFile[]): unknown {
+  private interactionCallback(
+    id: string,
+    token: string,
+    payload: Record<string, unknown>,
+    files: RecordedFile[],
+  ): unknown {
     const interaction = this.liveInteraction(id, token);
-    if (interaction.callback) throw new HttpError(400, { message: 'Interaction has already been acknowledged.', code: 40060 });
-    const late = this.interactionDeadlineMs > 0 && Date.now() - interaction.createdAt > this.interactionDeadlineMs;
+    if (interaction.callback)
+      throw new HttpError(400, { message: 'Interaction has already been acknowledged.', code: 40060 });
+    const late =
+      this.interactionDeadlineMs > 0 && Date.now() - interaction.createdAt > this.interactionDeadlineMs;
     if (late || interaction.expired) throw notFound(10062, 'Unknown interaction');
     const type = payload.type;
     const data = asObject(payload.data);
     const allowed = interaction.type === 4 ? [8] : [4, 5, 9];
     if (typeof type !== 'number' || !allowed.includes(type)) {
-      throw new HttpError(400, { message: 'Invalid Form Body', code: 50035, errors: { type: { _errors: [{ code: 'INTERACTION_RESPONSE_TYPE_INVALID', message: 'Invalid interaction response type' }] } } });
+      throw new HttpError(400, {
+        message: 'Invalid Form Body',
+        code: 50035,
+        errors: {
+          type: {
+            _errors: [
+              { code: 'INTERACTION_RESPONSE_TYPE_INVALID', message: 'Invalid interaction response type' },
+            ],
+          },
+        },
+      });
     }
     if (type === 8) {
       const choices = data.choices;
       if (!Array.isArray(choices) || choices.length > 25) {
-        throw new HttpError(400, { message: 'Invalid Form Body', code: 50035, errors: { data: { choices: { _errors: [{ code: 'BASE_TYPE_BAD_LENGTH', message: 'Must be 25 or fewer in length.' }] } } } });
+        throw new HttpError(400, {
+          message: 'Invalid Form Body',
+          code: 50035,
+          errors: {
+            data: {
+              choices: {
+                _errors: [{ code: 'BASE_TYPE_BAD_LENGTH', message: 'Must be 25 or fewer in length.' }],
+              },
+            },
+          },
+        });
       }
       interaction.callback = { type, data };
       return { interaction: { id, type: interaction.type } };
@@ -1035,11 +1258,18 @@ export class FakeDiscord {
         response_message_loading: type === 5,
         response_message_ephemeral: message ? (message.flags & MessageFlagBits.Ephemeral) !== 0 : false,
       },
-      ...(message ? { resource: { type, message: messageJson(this.baseUrl, message, this.botUser.id) } } : {}),
+      ...(message
+        ? { resource: { type, message: messageJson(this.baseUrl, message, this.botUser.id) } }
+        : {}),
     };
   }
 
-  private webhookRoute(method: string, seg: string[], payload: Record<string, unknown>, files: RecordedFile[]): { status?: number; body?: unknown } {
+  private webhookRoute(
+    method: string,
+    seg: string[],
+    payload: Record<string, unknown>,
+    files: RecordedFile[],
+  ): { status?: number; body?: unknown } {
     const [, applicationId, token, messagesWord, messageRef] = seg;
     const interaction = [...this.interactions.values()].find((i) => i.token === token);
     if (applicationId !== this.applicationId || !interaction) throw notFound(10015, 'Unknown Webhook');
@@ -1049,13 +1279,22 @@ export class FakeDiscord {
 
     if (seg.length === 3 && method === 'POST') {
       const { guild, channel } = this.findChannel(interaction.channelId);
-      const message = this.createMessage({ channel, guildId: guild.id, payload, files, public: true, interactionId: interaction.id });
+      const message = this.createMessage({
+        channel,
+        guildId: guild.id,
+        payload,
+        files,
+        public: true,
+        interactionId: interaction.id,
+      });
       interaction.followupIds.push(message.id);
       return { body: messageJson(this.baseUrl, message, this.botUser.id) };
     }
     if (seg.length !== 5 || messagesWord !== 'messages' || !messageRef) throw notFound(0, '404: Not Found');
     const messageId = messageRef === '@original' ? interaction.originalMessageId : messageRef;
-    const owned = messageId && (messageId === interaction.originalMessageId || interaction.followupIds.includes(messageId));
+    const owned =
+      messageId &&
+      (messageId === interaction.originalMessageId || interaction.followupIds.includes(messageId));
     const message = owned ? this.messagesById.get(messageId) : undefined;
     if (!message) throw notFound(10008, 'Unknown Message');
     if (method === 'GET') return { body: messageJson(this.baseUrl, message, this.botUser.id) };
@@ -1098,14 +1337,23 @@ async function parseBody(contentType: string | undefined, raw: Buffer): Promise<
   if (!raw.length) return { json: undefined, files: [] };
   if (contentType?.startsWith('multipart/form-data')) {
     // The platform's own multipart parser (undici), the same one discord.js builds the body with.
-    const form = await new Request('http://fake.invalid/', { method: 'POST', headers: { 'content-type': contentType }, body: raw }).formData();
+    const form = await new Request('http://fake.invalid/', {
+      method: 'POST',
+      headers: { 'content-type': contentType },
+      body: raw,
+    }).formData();
     const files: RecordedFile[] = [];
     let json: unknown = {};
     for (const [field, value] of form.entries()) {
       if (typeof value === 'string') {
         if (field === 'payload_json') json = parseJson(value);
       } else {
-        files.push({ field, filename: value.name, contentType: value.type || undefined, bytes: Buffer.from(await value.arrayBuffer()) });
+        files.push({
+          field,
+          filename: value.name,
+          contentType: value.type || undefined,
+          bytes: Buffer.from(await value.arrayBuffer()),
+        });
       }
     }
     return { json, files };
@@ -1122,15 +1370,29 @@ function parseJson(text: string): unknown {
 }
 
 function asObject(value: unknown): Record<string, unknown> {
-  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+  return value && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
 }
 
 function validateMessageContent(content: string, embeds: unknown[]): void {
   if (content.length > 2000) {
-    throw new HttpError(400, { message: 'Invalid Form Body', code: 50035, errors: { content: { _errors: [{ code: 'BASE_TYPE_MAX_LENGTH', message: 'Must be 2000 or fewer in length.' }] } } });
+    throw new HttpError(400, {
+      message: 'Invalid Form Body',
+      code: 50035,
+      errors: {
+        content: { _errors: [{ code: 'BASE_TYPE_MAX_LENGTH', message: 'Must be 2000 or fewer in length.' }] },
+      },
+    });
   }
   if (embeds.length > 10) {
-    throw new HttpError(400, { message: 'Invalid Form Body', code: 50035, errors: { embeds: { _errors: [{ code: 'BASE_TYPE_MAX_LENGTH', message: 'Must be 10 or fewer in length.' }] } } });
+    throw new HttpError(400, {
+      message: 'Invalid Form Body',
+      code: 50035,
+      errors: {
+        embeds: { _errors: [{ code: 'BASE_TYPE_MAX_LENGTH', message: 'Must be 10 or fewer in length.' }] },
+      },
+    });
   }
 }
 

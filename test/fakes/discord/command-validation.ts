@@ -51,26 +51,39 @@ function checkOptions(options: unknown, depth: number): Errors | null {
       own.type = fieldError('BASE_TYPE_CHOICES', 'Value must be one of (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11).');
     }
     if (typeof option.name === 'string') {
-      if (seen.has(option.name)) own.name = fieldError('APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS', 'Option name already exists');
+      if (seen.has(option.name))
+        own.name = fieldError(
+          'APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS',
+          'Option name already exists',
+        );
       seen.add(option.name);
     }
     const isSub = type === SUB_COMMAND || type === SUB_COMMAND_GROUP;
     if (isSub) {
       if (depth >= (type === SUB_COMMAND_GROUP ? 1 : 2)) {
-        own.type = fieldError('APPLICATION_COMMAND_OPTIONS_TYPE_INVALID', 'Sub-command and sub-command group option types are mutually exclusive to all other types');
+        own.type = fieldError(
+          'APPLICATION_COMMAND_OPTIONS_TYPE_INVALID',
+          'Sub-command and sub-command group option types are mutually exclusive to all other types',
+        );
       }
       const nested = checkOptions(option.options, depth + 1);
       if (nested) own.options = nested;
     } else {
       if (option.required === true && sawOptional) {
-        own.required = fieldError('APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID', 'Required options must be placed before non-required options');
+        own.required = fieldError(
+          'APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID',
+          'Required options must be placed before non-required options',
+        );
       }
       if (option.required !== true) sawOptional = true;
       if (option.choices !== undefined) {
         if (!Array.isArray(option.choices) || option.choices.length > 25) {
           own.choices = fieldError('BASE_TYPE_BAD_LENGTH', 'Must be 25 or fewer in length.');
         } else if (option.autocomplete === true) {
-          own.autocomplete = fieldError('AUTOCOMPLETE_CHOICES_MUTUALLY_EXCLUSIVE', 'Autocomplete and choices are mutually exclusive');
+          own.autocomplete = fieldError(
+            'AUTOCOMPLETE_CHOICES_MUTUALLY_EXCLUSIVE',
+            'Autocomplete and choices are mutually exclusive',
+          );
         } else {
           for (const choice of option.choices as Record<string, unknown>[]) {
             const name = choice?.name;
@@ -85,7 +98,10 @@ function checkOptions(options: unknown, depth: number): Errors | null {
       }
       for (const key of ['min_length', 'max_length'] as const) {
         const v = option[key];
-        if (v !== undefined && (typeof v !== 'number' || v < 0 || v > 6000 || (key === 'max_length' && v < 1))) {
+        if (
+          v !== undefined &&
+          (typeof v !== 'number' || v < 0 || v > 6000 || (key === 'max_length' && v < 1))
+        ) {
           own[key] = fieldError('NUMBER_TYPE_MAX', 'int value should be between 0 and 6000.');
         }
       }
@@ -116,7 +132,11 @@ export function validateCommandBodies(body: unknown, scope: 'global' | 'guild'):
       if (optionErrors) own.options = optionErrors;
     }
     const key = `${String(type)}:${String(command.name)}`;
-    if (seen.has(key)) own.name = fieldError('APPLICATION_COMMANDS_DUPLICATE_NAME', `Application command names must be unique`);
+    if (seen.has(key))
+      own.name = fieldError(
+        'APPLICATION_COMMANDS_DUPLICATE_NAME',
+        `Application command names must be unique`,
+      );
     seen.add(key);
     if (Object.keys(own).length) errors[String(index)] = own;
   });

@@ -8,7 +8,16 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 
-const Op = { Dispatch: 0, Heartbeat: 1, Identify: 2, Resume: 6, Reconnect: 7, InvalidSession: 9, Hello: 10, HeartbeatAck: 11 } as const;
+const Op = {
+  Dispatch: 0,
+  Heartbeat: 1,
+  Identify: 2,
+  Resume: 6,
+  Reconnect: 7,
+  InvalidSession: 9,
+  Hello: 10,
+  HeartbeatAck: 11,
+} as const;
 
 /** Privileged intents (GuildMembers, GuildPresences, MessageContent) need approval in the portal. */
 const PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15);
@@ -114,7 +123,13 @@ export class FakeGateway {
 
   private identify(ws: WebSocket, d: Record<string, unknown>): Session | null {
     const intents = typeof d.intents === 'number' ? d.intents : -1;
-    this.identifies.push({ token: String(d.token), intents, properties: d.properties, shard: d.shard, compress: d.compress });
+    this.identifies.push({
+      token: String(d.token),
+      intents,
+      properties: d.properties,
+      shard: d.shard,
+      compress: d.compress,
+    });
     if (d.token !== this.options.token) {
       ws.close(4004, 'Authentication failed');
       return null;

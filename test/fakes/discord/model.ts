@@ -238,7 +238,11 @@ export function guildCreateJson(guild: FakeGuild): Record<string, unknown> {
   };
 }
 
-export function attachmentJson(baseUrl: string, message: FakeMessage, a: FakeAttachment): Record<string, unknown> {
+export function attachmentJson(
+  baseUrl: string,
+  message: FakeMessage,
+  a: FakeAttachment,
+): Record<string, unknown> {
   const url = `${baseUrl}/attachments/${message.channelId}/${a.id}/${encodeURIComponent(a.filename)}`;
   return {
     id: a.id,
@@ -250,7 +254,11 @@ export function attachmentJson(baseUrl: string, message: FakeMessage, a: FakeAtt
   };
 }
 
-export function messageJson(baseUrl: string, message: FakeMessage, viewerId?: string): Record<string, unknown> {
+export function messageJson(
+  baseUrl: string,
+  message: FakeMessage,
+  viewerId?: string,
+): Record<string, unknown> {
   return {
     id: message.id,
     channel_id: message.channelId,
