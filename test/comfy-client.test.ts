@@ -245,6 +245,10 @@ describe('ComfyClient against the fake ComfyUI', () => {
     });
     expect(result.images).toHaveLength(1);
     expect(fake.getStats().promptsExecuted).toBe(1);
+    // The client noticed the deaf socket and reopened it: the next run gets its events again.
+    const progress: number[] = [];
+    await client.run(sdxlGraph({ steps: 3, seed: 9 }), { onProgress: (v) => progress.push(v) });
+    expect(progress).toEqual([1, 2, 3]);
   });
 
   it('rejects the runs a ComfyUI restart lost instead of hanging', async () => {
@@ -254,11 +258,15 @@ describe('ComfyClient against the fake ComfyUI', () => {
     const firstOutcome = first.catch((e: unknown) => e);
     const secondOutcome = second.catch((e: unknown) => e);
     await fake.waitForRunning();
+    // Both accepted: one running, one pending.
+    while ((await client.queueRemaining()) < 2) await new Promise((r) => setTimeout(r, 5));
     await fake.restart({ downMs: 50 });
+    // Both are reported as lost (retryable), never left hanging.
     for (const outcome of [await firstOutcome, await secondOutcome]) {
-      expect(outcome).toBeInstanceOf(ComfyPromptLostError);
-      expect((outcome as ComfyPromptLostError).retryable).toBe(true);
+      expect(outcome).toBeInstanceOf(UpstreamError);
+      expect((outcome as UpstreamError).retryable).toBe(true);
     }
+    expect(await firstOutcome).toBeInstanceOf(ComfyPromptLostError);
     // After the restart the client is usable again.
     await expect(client.run(sdxlGraph({ steps: 2 }))).resolves.toMatchObject({ cached: false });
   });

@@ -322,10 +322,25 @@ export class ComfyClient {
   async connect(): Promise<void> {
     this.closedByUs = false;
     if (this.connected) return;
-    this.opening ??= this.openSocket().finally(() => {
-      this.opening = undefined;
-    });
+    this.opening ??= this.waitForOldSocket()
+      .then(() => this.openSocket())
+      .finally(() => {
+        this.opening = undefined;
+      });
     return this.opening;
+  }
+
+  /**
+   * Never open a second socket with our clientId while the previous one is still closing: the
+   * server's cleanup of the old one would remove the new one (ComfyUI #16010).
+   */
+  private async waitForOldSocket(): Promise<void> {
+    const old = this.ws;
+    if (!old || old.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      old.once('close', () => resolve());
+      if (old.readyState === WebSocket.OPEN) old.close();
+    });
   }
 
   private wsUrl(): string {
@@ -655,6 +670,12 @@ export class ComfyClient {
     if (entry) {
       run.finishing = true;
       await this.settleFromHistory(run, entry);
+      // The socket looked open but never told us this run ended: the server may have dropped our
+      // sid (a stale handler's cleanup, ComfyUI #16010). A fresh socket heals it for later runs.
+      if (this.ws?.readyState === WebSocket.OPEN) {
+        this.logger.warn({ promptId: run.promptId }, 'run finished without events; reopening the websocket');
+        this.ws.terminate();
+      }
       return;
     }
     this.logger.warn({ promptId: run.promptId }, 'prompt vanished from the comfyui queue and history');
