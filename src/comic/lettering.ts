@@ -113,7 +113,7 @@ function fontFor(kind: Item['kind']): { role: FontRole; sizeFactor: number; colo
     case 'whisper':
       return { role: 'whisper', sizeFactor: 0.88, color: '#4a4a4a' };
     case 'caption':
-      return { role: 'caption', sizeFactor: 0.92, color: '#1a1a1a' };
+      return { role: 'dialogue', sizeFactor: 0.92, color: '#1a1a1a' };
     default:
       return { role: 'dialogue', sizeFactor: 1, color: '#111111' };
   }
@@ -163,13 +163,13 @@ async function measure(item: Item, size: number, area: Area, cache: Map<string, 
   const lineHeight = px * 1.25;
   const pad = Math.round(px * 0.32);
   if (item.kind === 'caption') {
-    const maxTextW = Math.floor(area.inner.width * 0.62) - 2 * pad;
+    const maxTextW = Math.floor(area.inner.width * 0.62 - 3.6 * pad);
     const lines = Math.max(1, Math.round(Math.sqrt(line.width / (4 * lineHeight))));
     const wrap = Math.min(maxTextW, Math.ceil(line.width / lines) + px);
     const img = line.width <= wrap ? line : await render(wrap);
     if (img.width > maxTextW) return null;
-    const halfW = img.width / 2 + pad;
-    const halfH = img.height / 2 + pad * 0.8;
+    const halfW = img.width / 2 + pad * 1.8;
+    const halfH = img.height / 2 + pad * 1.2;
     return { ...item, text, image: img, size: px, rx: halfW, ry: halfH, extX: halfW, extY: halfH };
   }
 
