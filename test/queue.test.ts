@@ -7,7 +7,7 @@ import { createQueueConnection } from '../src/queue/connection.ts';
 import { JobPayloadError } from '../src/queue/errors.ts';
 import type { RenderJob } from '../src/queue/payloads.ts';
 import { JobProducer } from '../src/queue/producer.ts';
-import { createWorker } from '../src/queue/worker.ts';
+import { createQueueEvents, createWorker } from '../src/queue/worker.ts';
 import { cleanupQueues, keysUnderPrefix, settledJob, testQueueConnection } from './helpers/redis.ts';
 
 const logger = createLogger({ level: 'silent' });
@@ -174,6 +174,28 @@ describe('workers', () => {
     const failed = await settledJob(producer.queue('render'), job.id);
     expect(calls).toBe(1);
     expect(failed.failedReason).toContain('comic_style_v1');
+  });
+});
+
+describe('progress', () => {
+  it('carries a render progress to a listener on QueueEvents', async () => {
+    const events = createQueueEvents('render', connection, { logger, lastEventId: '0' });
+    try {
+      const seen = new Promise<unknown>((resolve) => events.on('progress', ({ data }) => resolve(data)));
+      const worker = createWorker(
+        'render',
+        async (_payload, job) => {
+          await job.updateProgress({ step: 7, of: 28 });
+          return 'done';
+        },
+        { connection, logger },
+      );
+      workers.push(worker);
+      await producer.enqueue('render', renderJob(1, 1));
+      expect(await seen).toEqual({ step: 7, of: 28 });
+    } finally {
+      await events.close();
+    }
   });
 });
 

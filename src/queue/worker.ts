@@ -51,10 +51,8 @@ export function createWorker<N extends QueueName, R = unknown>(
 
   const processor = async (job: Job<JobPayload<N>, R>, _token?: string, signal?: AbortSignal): Promise<R> => {
     const parsed = parsePayload(name, job.data);
-    if (!parsed.ok) {
-      logger.error({ jobId: job.id, reason: parsed.reason }, 'job payload refused; failing it without retry');
-      throw new UnrecoverableError(parsed.reason);
-    }
+    // Logged by the 'failed' listener below, with the reason.
+    if (!parsed.ok) throw new UnrecoverableError(parsed.reason);
     try {
       return await handler(parsed.payload, job, signal);
     } catch (error) {
@@ -80,12 +78,29 @@ export function createWorker<N extends QueueName, R = unknown>(
   return worker;
 }
 
+export interface QueueEventsSettings {
+  logger?: Logger;
+  /**
+   * Stream id to read events from: '0' replays what the stream still holds (a restarted bot catching
+   * up); by default only events after the listener starts are seen.
+   */
+  lastEventId?: string;
+}
+
 /**
  * BullMQ's QueueEvents for one queue (completed, failed, progress…), on the same Redis and prefix:
  * how the bot follows render progress. The caller closes it.
  */
-export function createQueueEvents(name: QueueName, connection: QueueConnection, logger?: Logger): QueueEvents {
-  const events = new QueueEvents(name, { connection: connection.options('worker'), prefix: connection.prefix });
-  events.on('error', (err) => (logger ?? log()).warn({ err, queue: name }, 'queue events error'));
+export function createQueueEvents(
+  name: QueueName,
+  connection: QueueConnection,
+  settings: QueueEventsSettings = {},
+): QueueEvents {
+  const events = new QueueEvents(name, {
+    connection: connection.options('worker'),
+    prefix: connection.prefix,
+    ...(settings.lastEventId === undefined ? {} : { lastEventId: settings.lastEventId }),
+  });
+  events.on('error', (err) => (settings.logger ?? log()).warn({ err, queue: name }, 'queue events error'));
   return events;
 }
