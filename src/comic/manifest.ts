@@ -33,6 +33,26 @@ export const ManifestPage = z.object({
   panels: z.array(ManifestPanel),
 });
 
+/**
+ * A model file a panel was rendered with and its sha256 when the renderer could tell it, so a rebuild
+ * on a box with different weights says so instead of silently producing other pixels.
+ */
+export const ManifestModelFile = z.object({
+  role: z.enum(['checkpoint', 'unet', 'clip', 'vae', 'lora', 'controlnet']),
+  /** The file name as the recipe names it (relative to its ComfyUI model folder). */
+  file: z.string().min(1),
+  sha256: sha256.nullable(),
+  /** Why the hash is missing, when it is. */
+  note: z.string().nullable(),
+});
+export type ManifestModelFile = z.infer<typeof ManifestModelFile>;
+
+export const ManifestModels = z.object({
+  files: z.array(ManifestModelFile),
+  note: z.string().nullable(),
+});
+export type ManifestModels = z.infer<typeof ManifestModels>;
+
 export const ComicManifest = z.object({
   manifestVersion: z.literal(1),
   generator: z.string(),
@@ -56,5 +76,7 @@ export const ComicManifest = z.object({
   }),
   script: ComicScript,
   pages: z.array(ManifestPage),
+  /** Absent in manifests written before model hashes were recorded. */
+  models: ManifestModels.optional(),
 });
 export type ComicManifest = z.infer<typeof ComicManifest>;

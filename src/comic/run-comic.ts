@@ -13,6 +13,7 @@ import { layoutPage, resolveGeometry, type Frame } from './layout.ts';
 import type { ComicManifest } from './manifest.ts';
 import { assemblePage } from './page.ts';
 import { buildRecipe } from './prompt-builder.ts';
+import { describeModels, type ModelHashSource } from './rebuild.ts';
 import { ModelFamily, type RenderRecipe } from './recipe.ts';
 
 /** The options of `comicmaster comic`, validated before any work starts. */
@@ -58,6 +59,8 @@ export interface LocalComicDeps {
   logger?: Logger;
   /** Called as the flow moves, for the CLI to print. */
   onEvent?: (message: string) => void;
+  /** Hashes the model files the renderer loads, recorded in the manifest for exact rebuilds. */
+  modelHashes?: ModelHashSource;
 }
 
 export interface LocalComicResult {
@@ -192,6 +195,11 @@ export async function runLocalComic(input: LocalComicOptions, deps: LocalComicDe
     geometry,
     script,
     pages: manifestPages,
+    models: await describeModels(
+      deps.renderer.kind,
+      manifestPages.flatMap((p) => p.panels.map((q) => q.recipe)),
+      deps.modelHashes,
+    ),
   };
   await writeFile(join(outDir, 'script.json'), JSON.stringify(script, null, 2) + '\n');
   const manifestFile = join(outDir, 'manifest.json');

@@ -1,0 +1,122 @@
+import { PDFDocument, ReadingDirection } from 'pdf-lib';
+import sharp from 'sharp';
+import { z } from 'zod';
+import { log } from '../../log.ts';
+import type { ComicExportMetadata } from './cbz.ts';
+import type { LoadedComic } from './load.ts';
+
+/**
+ * A print-ready PDF: one PDF page per comic page, sized so the page's pixels print at 300 dpi
+ * (points = px / 300 × 72). Pages are embedded as PNG; when the file must fit a size budget (a Discord
+ * upload limit), they are re-encoded as JPEG at decreasing quality until it fits, or we give up and
+ * say so, so the caller can store the file somewhere else and say where.
+ */
+export const PRINT_DPI = 300;
+const POINTS_PER_INCH = 72;
+
+/** JPEG qualities tried in turn when the PNG version is over the budget. */
+const JPEG_QUALITY_LADDER = [90, 80, 70, 60, 50, 40, 30] as const;
+
+export function pixelsToPoints(px: number, dpi = PRINT_DPI): number {
+  return (px / dpi) * POINTS_PER_INCH;
+}
+
+export interface PdfPage {
+  png: Buffer;
+  width: number;
+  height: number;
+}
+
+export const PdfOptions = z.object({
+  title: z.string().trim().min(1),
+  author: z.string().trim().min(1).nullable().default(null),
+  subject: z.string().trim().nullable().default(null),
+  keywords: z.array(z.string()).default([]),
+  languageISO: z.string().trim().min(1).nullable().default(null),
+  rtl: z.boolean().default(false),
+  /** The largest file the caller can use, in bytes; no limit when absent. */
+  maxBytes: z.number().int().positive().optional(),
+  /** Creation date in the metadata; fixed in tests for reproducible files. */
+  date: z.date().optional(),
+});
+export type PdfOptions = z.input<typeof PdfOptions>;
+
+export interface PdfResult {
+  bytes: Uint8Array;
+  /** False when even the smallest JPEG version is over maxBytes: the bytes are that smallest version. */
+  fits: boolean;
+  imageFormat: 'png' | 'jpeg';
+  jpegQuality: number | null;
+}
+
+async function assemblePdf(
+  pages: PdfPage[],
+  images: { data: Buffer; format: 'png' | 'jpeg' }[],
+  options: z.infer<typeof PdfOptions>,
+): Promise<Uint8Array> {
+  const doc = await PDFDocument.create();
+  const date = options.date ?? new Date();
+  doc.setTitle(options.title, { showInWindowTitleBar: true });
+  doc.setAuthor(options.author ?? 'ComicMaster');
+  if (options.subject) doc.setSubject(options.subject);
+  if (options.keywords.length > 0) doc.setKeywords(options.keywords);
+  if (options.languageISO) doc.setLanguage(options.languageISO);
+  doc.setCreator('ComicMaster');
+  doc.setProducer('ComicMaster with pdf-lib');
+  doc.setCreationDate(date);
+  doc.setModificationDate(date);
+  // Right-to-left comics open and turn pages the manga way in viewers that honour /Direction.
+  if (options.rtl) doc.catalog.getOrCreateViewerPreferences().setReadingDirection(ReadingDirection.R2L);
+
+  for (const [index, page] of pages.entries()) {
+    const image = images[index]!;
+    const embedded = image.format === 'png' ? await doc.embedPng(image.data) : await doc.embedJpg(image.data);
+    const width = pixelsToPoints(page.width);
+    const height = pixelsToPoints(page.height);
+    const pdfPage = doc.addPage([width, height]);
+    pdfPage.drawImage(embedded, { x: 0, y: 0, width, height });
+  }
+  return doc.save();
+}
+
+export async function buildPdf(pages: PdfPage[], input: PdfOptions): Promise<PdfResult> {
+  const options = PdfOptions.parse(input);
+  const pngs = pages.map((p) => ({ data: p.png, format: 'png' as const }));
+  const asPng = await assemblePdf(pages, pngs, options);
+  if (options.maxBytes === undefined || asPng.length <= options.maxBytes) {
+    return { bytes: asPng, fits: true, imageFormat: 'png', jpegQuality: null };
+  }
+
+  let smallest: PdfResult = { bytes: asPng, fits: false, imageFormat: 'png', jpegQuality: null };
+  for (const quality of JPEG_QUALITY_LADDER) {
+    const jpegs = await Promise.all(
+      pages.map(async (p) => ({
+        data: await sharp(p.png).flatten({ background: '#ffffff' }).jpeg({ quality, mozjpeg: true }).toBuffer(),
+        format: 'jpeg' as const,
+      })),
+    );
+    const bytes = await assemblePdf(pages, jpegs, options);
+    log().debug({ quality, bytes: bytes.length, maxBytes: options.maxBytes }, 'pdf re-encoded as jpeg');
+    if (bytes.length < smallest.bytes.length) smallest = { bytes, fits: false, imageFormat: 'jpeg', jpegQuality: quality };
+    if (bytes.length <= options.maxBytes) return { bytes, fits: true, imageFormat: 'jpeg', jpegQuality: quality };
+  }
+  return smallest;
+}
+
+/** The PDF of a local comic, with its title, logline and the member as author. */
+export async function exportPdf(
+  comic: LoadedComic,
+  extra: ComicExportMetadata & { maxBytes?: number; date?: Date } = {},
+): Promise<PdfResult> {
+  const { manifest } = comic;
+  return buildPdf(comic.pages, {
+    title: manifest.script.title,
+    author: extra.writer ?? null,
+    subject: manifest.script.logline,
+    keywords: [extra.genre, ...manifest.script.cast.map((c) => c.name)].filter((k): k is string => Boolean(k)),
+    languageISO: extra.languageISO ?? null,
+    rtl: manifest.options.rtl,
+    maxBytes: extra.maxBytes,
+    date: extra.date,
+  });
+}
