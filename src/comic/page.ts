@@ -6,6 +6,9 @@ import { renderText, verifyFonts } from './fonts.ts';
 import { resolveGeometry, type Frame, type PageGeometry } from './layout.ts';
 import { letterFrame, type LetteringOptions, type PlacedBalloon } from './lettering.ts';
 
+/** Fast, moderate compression: pages are re-encoded for upload by encodeUnderLimit anyway. */
+export const PAGE_PNG_OPTIONS = { compressionLevel: 2, adaptiveFiltering: false } as const;
+
 export interface AssemblePageInput {
   frames: Frame[];
   panels: Panel[];
@@ -104,7 +107,7 @@ export async function assemblePage(input: AssemblePageInput): Promise<AssembledP
 
   const png = await sharp({ create: { width: g.width, height: g.height, channels: 3, background: '#ffffff' } })
     .composite(overlays)
-    .png({ compressionLevel: 3 })
+    .png(PAGE_PNG_OPTIONS)
     .toBuffer();
   const balloons = letterings.flatMap((l) => l.balloons);
   log().debug({ frames: frames.length, balloons: balloons.length, bytes: png.length }, 'page assembled');
