@@ -1,0 +1,149 @@
+/**
+ * `comicmaster runner`: the GPU runner for one GPU. Database (migrated), artifact store, queue
+ * connection, the renderer (ComfyUI when COMFYUI_URL is set, storyboards otherwise), the render
+ * worker and the presence heartbeat, with a graceful shutdown on SIGTERM/SIGINT.
+ *
+ * Shutdown: the worker stops taking jobs and the render in progress may finish for up to
+ * `shutdownGraceMs`; after that it is cancelled on ComfyUI and its job handed back to the queue (and
+ * if the process dies before even that, BullMQ's stalled-job check re-queues it once the lock
+ * expires). Then the heartbeat key is removed and every connection closed. Nothing is lost.
+ */
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { AppConfig } from '../config/env.ts';
+import { openDatabase, type Database } from '../db/client.ts';
+import { runMigrations } from '../db/migrate.ts';
+import { log } from '../log.ts';
+import { createRedisClient, queueConnectionFromConfig, type QueueConnection } from '../queue/connection.ts';
+import { JobProducer } from '../queue/producer.ts';
+import type { ArtifactStore } from '../store/artifact-store.ts';
+import { createArtifactStore } from '../store/local-store.ts';
+import { ComfyRenderer, type ComfyRendererDeps } from './comfy-renderer.ts';
+import { startPresence, type PresenceHandle, type PresenceSnapshot } from './presence.ts';
+import { startRenderWorker, type RenderWorker, type RenderWorkerOptions } from './render-worker.ts';
+import type { PanelRenderer } from './renderer.ts';
+import { StoryboardRenderer } from './storyboard-renderer.ts';
+
+export interface RunRunnerOptions {
+  logger?: Logger;
+  /** Queue prefix (tests use their own); default the product's. */
+  queuePrefix?: string;
+  /** A ready connection instead of one from REDIS_URL + queuePrefix. */
+  connection?: QueueConnection;
+  store?: ArtifactStore;
+  /** Install SIGTERM/SIGINT handlers that call stop(). Default true; tests pass false. */
+  handleSignals?: boolean;
+  /** How long the render in progress may run on after a stop before it is handed back. Default 30 s. */
+  shutdownGraceMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Worker tuning passed through (concurrency, lock and stalled timings, progress throttles). */
+  worker?: Pick<RenderWorkerOptions, 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'progressIntervalMs' | 'previewIntervalMs'>;
+  /** ComfyClient tuning (tests shorten the polls). */
+  comfy?: ComfyRendererDeps['client'];
+}
+
+export interface RunnerHandle {
+  readonly runnerId: string;
+  readonly renderer: PanelRenderer;
+  readonly renderWorker: RenderWorker;
+  /** Graceful stop; safe to call twice. */
+  stop(): Promise<void>;
+  /** Resolves once the runner has stopped (by stop() or a signal). */
+  readonly stopped: Promise<void>;
+}
+
+export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}): Promise<RunnerHandle> {
+  const logger = (opts.logger ?? log()).child({ component: 'runner' });
+  const runnerId = config.RUNNER_ID ?? hostname();
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => logger.warn({ err }, 'shutdown step failed'));
+  };
+
+  try {
+    const database: Database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.dataDir });
+    cleanups.push(() => database.close());
+    await runMigrations(database);
+
+    const store = opts.store ?? createArtifactStore(config);
+    const connection = opts.connection ?? queueConnectionFromConfig(config, opts.queuePrefix);
+    const producer = new JobProducer(connection, { logger });
+    cleanups.push(() => producer.close());
+
+    const renderer: PanelRenderer = config.COMFYUI_URL
+      ? await ComfyRenderer.connect(config, { store, logger, runnerId, ...(opts.comfy ? { client: opts.comfy } : {}) })
+      : new StoryboardRenderer();
+    cleanups.push(() => renderer.close());
+    logger.info({ runnerId, renderer: renderer.describe() }, 'runner starting');
+
+    const redis: Redis = createRedisClient(connection, 'worker');
+    cleanups.push(() => redis.quit());
+
+    // Set once the heartbeat starts; the worker's callback may fire before (nothing to beat yet).
+    const presenceRef: { current?: PresenceHandle } = {};
+    let active: string[] = [];
+    const snapshot = async (): Promise<PresenceSnapshot> => {
+      const base = { renderer: renderer.kind, description: renderer.describe(), currentJobs: active };
+      if (renderer instanceof ComfyRenderer) {
+        return { ...base, ...(await renderer.snapshot()) };
+      }
+      return { ...base, gpu: null, vramTotal: null, vramFree: null, checkpoints: [], loras: [], online: true, offlineReason: null };
+    };
+
+    const renderWorker = startRenderWorker({
+      connection,
+      db: database.db,
+      store,
+      renderer,
+      producer,
+      runnerId,
+      logger,
+      ...opts.worker,
+      onActiveChange: (ids) => {
+        active = ids;
+        void presenceRef.current?.beat();
+      },
+    });
+    const presenceHandle = await startPresence({
+      redis,
+      prefix: connection.prefix,
+      runnerId,
+      snapshot,
+      logger,
+      ...(opts.heartbeatIntervalMs ? { intervalMs: opts.heartbeatIntervalMs } : {}),
+    });
+    presenceRef.current = presenceHandle;
+    // Order matters: the worker goes first (it may still render and post), then the heartbeat, then
+    // the connections it used (cleanups run in reverse order of registration).
+    cleanups.push(() => presenceHandle.stop());
+
+    let stopping: Promise<void> | undefined;
+    let resolveStopped!: () => void;
+    const stopped = new Promise<void>((r) => (resolveStopped = r));
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'stopping the runner');
+      void stop();
+    };
+    const stop = () => {
+      stopping ??= (async () => {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        await renderWorker.close(opts.shutdownGraceMs ?? 30_000);
+        await cleanup();
+        logger.info({ runnerId }, 'runner stopped');
+        resolveStopped();
+      })();
+      return stopping;
+    };
+    if (opts.handleSignals ?? true) {
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    }
+    logger.info({ runnerId, queuePrefix: connection.prefix }, 'runner ready');
+    return { runnerId, renderer, renderWorker, stop, stopped };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
