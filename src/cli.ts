@@ -120,6 +120,76 @@ export function buildProgram(): Command {
       console.log(JSON.stringify(buildWorkflow(recipe.data, { filenamePrefix: opts.prefix }), null, 2));
     });
 
+  program
+    .command('export')
+    .description('export a local comic as a print PDF (300 dpi) or a CBZ with ComicInfo.xml')
+    .argument('<comic>', 'a comic folder written by `comicmaster comic`, or its manifest.json (comic ids from the database are not supported yet)')
+    .addOption(new Option('--format <format>', 'the file format').choices(['pdf', 'cbz']).makeOptionMandatory())
+    .requiredOption('--out <file>', 'the file to write')
+    .option('--writer <name>', 'who is credited as writer/author (default: ComicMaster)')
+    .option('--genre <genre>', 'genre for the metadata')
+    .option('--language <iso>', 'language code for the metadata, such as en')
+    .option('--max-bytes <n>', 'PDF only: the largest file wanted; pages are re-encoded as JPEG to fit', integer('--max-bytes'))
+    .action(
+      async (
+        target: string,
+        opts: { format: 'pdf' | 'cbz'; out: string; writer?: string; genre?: string; language?: string; maxBytes?: number },
+      ) => {
+        if (opts.maxBytes !== undefined && opts.maxBytes <= 0) throw new InputError('--max-bytes must be a positive number of bytes.');
+        const { mkdir, writeFile } = await import('node:fs/promises');
+        const { dirname, resolve } = await import('node:path');
+        const { loadComic } = await import('./comic/export/load.ts');
+        const comic = await loadComic(target);
+        for (const page of comic.pages.filter((p) => !p.matchesManifest)) {
+          console.warn(`warning: page ${page.number} is not the file the manifest recorded (changed since the comic was made).`);
+        }
+        const extra = { writer: opts.writer ?? null, genre: opts.genre ?? null, languageISO: opts.language ?? null };
+        const out = resolve(opts.out);
+        await mkdir(dirname(out), { recursive: true });
+        if (opts.format === 'cbz') {
+          const { exportCbz } = await import('./comic/export/cbz.ts');
+          const cbz = exportCbz(comic, extra);
+          await writeFile(out, cbz.bytes);
+          console.log(`Wrote ${out}: ${comic.pages.length} page(s), ${cbz.bytes.length} bytes.`);
+          return;
+        }
+        const { exportPdf } = await import('./comic/export/pdf.ts');
+        const pdf = await exportPdf(comic, { ...extra, maxBytes: opts.maxBytes });
+        await writeFile(out, pdf.bytes);
+        const encoding = pdf.imageFormat === 'png' ? 'PNG pages' : `JPEG pages at quality ${pdf.jpegQuality}`;
+        console.log(`Wrote ${out}: ${comic.pages.length} page(s), ${pdf.bytes.length} bytes, ${encoding}.`);
+        if (!pdf.fits) {
+          console.error(`The PDF does not fit in ${opts.maxBytes} bytes even as JPEG; the smallest version is at ${out}.`);
+          process.exitCode = 3;
+        }
+      },
+    );
+
+  program
+    .command('rebuild')
+    .description('re-make a comic exactly from its manifest and compare every panel and page with the original')
+    .argument('<manifest>', 'the manifest.json of a comic (or its folder)')
+    .option('--out <dir>', 'output folder (default: rebuild/ inside the comic folder)')
+    .option('--models-dir <dir>', "ComfyUI's models folder, to check model file hashes against the manifest")
+    .action(async (path: string, opts: { out?: string; modelsDir?: string }) => {
+      const config = loadConfig();
+      const { createPanelRenderer } = await import('./gpu/renderers.ts');
+      const { formatRebuildReport, localModelHasher, rebuildComic } = await import('./comic/rebuild.ts');
+      const modelHashes =
+        opts.modelsDir || config.COMFYUI_LORA_DIR
+          ? localModelHasher({ modelsDir: opts.modelsDir, loraDir: config.COMFYUI_LORA_DIR })
+          : undefined;
+      const renderer = await createPanelRenderer(config);
+      try {
+        const report = await rebuildComic(path, { renderer, outDir: opts.out, modelHashes, onEvent: (m) => console.log(m) });
+        console.log(formatRebuildReport(report));
+        // A deterministic renderer that gave other bytes means something changed: fail loudly.
+        if (report.failed) process.exitCode = 1;
+      } finally {
+        await renderer.close();
+      }
+    });
+
   return program;
 }
 
