@@ -121,3 +121,26 @@ export async function comicsInFlight(
     .where(and(inGuild, inArray(comics.status, [...COMIC_IN_FLIGHT])));
   return { user: row?.user ?? 0, guild: row?.guild ?? 0 };
 }
+
+/** Every comic still being made (scripting, rendering, assembling), oldest first: what a restart owes. */
+export async function listUnfinishedComics(db: Db): Promise<Comic[]> {
+  return db
+    .select()
+    .from(comics)
+    .where(inArray(comics.status, [...COMIC_IN_FLIGHT]))
+    .orderBy(comics.createdAt);
+}
+
+/**
+ * Records on the comic's options whether its renders must stay safe for any audience (`safe: true`,
+ * outside age-restricted channels) — a key ComicOptions does not declare yet, merged into the jsonb.
+ * Readers treat a missing key as safe, so a comic is never unrestricted by accident.
+ */
+export async function setComicOutputSafety(db: Db, id: string, safe: boolean): Promise<Comic | undefined> {
+  const [row] = await db
+    .update(comics)
+    .set({ options: sql`${comics.options} || jsonb_build_object('safe', ${safe}::boolean)` })
+    .where(eq(comics.id, id))
+    .returning();
+  return row;
+}

@@ -1,4 +1,4 @@
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
 import { RenderRecipe } from '../comic/recipe.ts';
 import type { Db } from './client.ts';
 import { type PanelRow, type RenderRow, panels, renders } from './schema.ts';
@@ -80,5 +80,73 @@ export async function failRender(db: Db, id: string, error: string): Promise<Ren
     if (!row) return undefined;
     await tx.update(panels).set({ rerollPending: false }).where(eq(panels.id, row.panelId));
     return row;
+  });
+}
+
+/**
+ * Like createRender, but a render that already exists for this panel and attempt (a job that ran
+ * twice) is returned as it is instead of failing on the unique (panel, attempt) constraint.
+ */
+export async function createRenderOnce(
+  db: Db,
+  input: { panelId: string; attempt: number; recipe: RenderRecipe },
+): Promise<RenderRow> {
+  const recipe = RenderRecipe.parse(input.recipe);
+  await db
+    .insert(renders)
+    .values({ panelId: input.panelId, attempt: input.attempt, recipe })
+    .onConflictDoNothing({ target: [renders.panelId, renders.attempt] });
+  const [row] = await db
+    .select()
+    .from(renders)
+    .where(and(eq(renders.panelId, input.panelId), eq(renders.attempt, input.attempt)));
+  if (!row) throw new Error(`render of panel ${input.panelId} attempt ${input.attempt} is missing after insert`);
+  return row;
+}
+
+/** The panel's render with the highest attempt number, or undefined before its first render exists. */
+export async function latestRenderOfPanel(db: Db, panelId: string): Promise<RenderRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(renders)
+    .where(eq(renders.panelId, panelId))
+    .orderBy(desc(renders.attempt))
+    .limit(1);
+  return row;
+}
+
+/** A comic's renders with where they belong, optionally only those in the given statuses. */
+export async function rendersOfComic(
+  db: Db,
+  comicId: string,
+  statuses?: ReadonlyArray<RenderRow['status']>,
+): Promise<Array<{ render: RenderRow; pageNumber: number; panelNumber: number }>> {
+  const inComic = eq(panels.comicId, comicId);
+  return db
+    .select({ render: renders, pageNumber: panels.pageNumber, panelNumber: panels.panelNumber })
+    .from(renders)
+    .innerJoin(panels, eq(panels.id, renders.panelId))
+    .where(statuses && statuses.length > 0 ? and(inComic, inArray(renders.status, [...statuses])) : inComic)
+    .orderBy(asc(panels.pageNumber), asc(panels.panelNumber), asc(renders.attempt));
+}
+
+/**
+ * The comic was cancelled: every render it still owes (queued or running) is cancelled, and its panels
+ * accept no pending reroll. A runner finishing one of them later changes nothing (finishRender only
+ * moves queued or running renders). Returns the cancelled renders.
+ */
+export async function cancelRendersOfComic(db: Db, comicId: string): Promise<RenderRow[]> {
+  return db.transaction(async (tx) => {
+    const owed = tx
+      .select({ id: panels.id })
+      .from(panels)
+      .where(eq(panels.comicId, comicId));
+    const rows = await tx
+      .update(renders)
+      .set({ status: 'cancelled', finishedAt: sql`now()` })
+      .where(and(inArray(renders.panelId, owed), inArray(renders.status, ['queued', 'running'])))
+      .returning();
+    await tx.update(panels).set({ rerollPending: false }).where(eq(panels.comicId, comicId));
+    return rows;
   });
 }
