@@ -1,0 +1,351 @@
+/**
+ * The GPU runner end to end: real PostgreSQL and Redis, the fake ComfyUI on loopback, the local
+ * artifact store in a temp folder. Each test starts its own fake, queue prefix and runner.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Queue } from 'bullmq';
+import { eq } from 'drizzle-orm';
+import pino from 'pino';
+import sharp from 'sharp';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RenderRecipe, type LoraRef } from '../src/comic/recipe.ts';
+import { parseConfig } from '../src/config/env.ts';
+import { openDatabase, type Database } from '../src/db/client.ts';
+import { createComic } from '../src/db/comics.ts';
+import { runMigrations } from '../src/db/migrate.ts';
+import { pages, panels, renders } from '../src/db/schema.ts';
+import { readPngText, readEmbeddedRecipe } from '../src/gpu/png-metadata.ts';
+import { listRunners } from '../src/gpu/presence.ts';
+import { runRunner, type RunnerHandle } from '../src/gpu/runner.ts';
+import { createRedisClient, type QueueConnection } from '../src/queue/connection.ts';
+import type { RenderJob } from '../src/queue/payloads.ts';
+import { JobProducer } from '../src/queue/producer.ts';
+import { createArtifactStore } from '../src/store/local-store.ts';
+import type { ArtifactStore } from '../src/store/artifact-store.ts';
+import { artifactKeys } from '../src/store/keys.ts';
+import { startFakeComfyUI, type FakeComfyUI } from './fakes/comfyui.ts';
+import { createTestDatabase } from './helpers/database.ts';
+import { cleanupQueues, settledJob, testQueueConnection } from './helpers/redis.ts';
+
+const silent = pino({ level: 'silent' });
+const CKPT = 'illustriousXL_v01.safetensors';
+
+let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
+let database: Database;
+let dir: string;
+
+// Per test
+let fake: FakeComfyUI | undefined;
+let connection: QueueConnection;
+let producer: JobProducer;
+let store: ArtifactStore;
+let loraDir: string;
+const runners: RunnerHandle[] = [];
+
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+  dir = await mkdtemp(join(tmpdir(), 'runner-test-'));
+  database = await openDatabase({ databaseUrl: testDb.url, dataDir: dir });
+  await runMigrations(database);
+}, 60_000);
+
+afterAll(async () => {
+  await database.close();
+  await testDb.drop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function setup(opts: { comfy?: boolean; steps?: { stepMs?: number } } = {}) {
+  const testDir = await mkdtemp(join(dir, 't-'));
+  loraDir = join(testDir, 'loras');
+  store = createArtifactStore({ dataDir: join(testDir, 'data') });
+  connection = testQueueConnection('runner');
+  producer = new JobProducer(connection, { logger: silent });
+  if (opts.comfy !== false) {
+    fake = await startFakeComfyUI({ objectInfoPath: false, loraDir, timing: { stepMs: opts.steps?.stepMs ?? 0 } });
+  }
+}
+
+function configFor(runnerId = 'gpu-1') {
+  return parseConfig({
+    DATABASE_URL: testDb.url,
+    DATA_DIR: dir,
+    RUNNER_ID: runnerId,
+    LOG_LEVEL: 'silent',
+    ...(fake ? { COMFYUI_URL: fake.url, COMFYUI_LORA_DIR: loraDir } : {}),
+  });
+}
+
+async function startRunner(runnerId = 'gpu-1', shutdownGraceMs = 10_000): Promise<RunnerHandle> {
+  const runner = await runRunner(configFor(runnerId), {
+    logger: silent,
+    connection,
+    store,
+    handleSignals: false,
+    shutdownGraceMs,
+    heartbeatIntervalMs: 200,
+    worker: { lockDurationMs: 2_000, stalledIntervalMs: 1_000, previewIntervalMs: 0, progressIntervalMs: 0 },
+    comfy: { pollIntervalMs: 500, recoveryPollIntervalMs: 50, reconnectInitialDelayMs: 20, reconnectMaxDelayMs: 200 },
+  });
+  runners.push(runner);
+  return runner;
+}
+
+afterEach(async () => {
+  for (const r of runners.splice(0)) await r.stop();
+  await producer.close();
+  await cleanupQueues(connection);
+  await fake?.close();
+  fake = undefined;
+});
+
+function recipeFor(comicId: string, panel: number, o: { loras?: LoraRef[]; steps?: number; seed?: number } = {}): RenderRecipe {
+  return RenderRecipe.parse({
+    version: 1,
+    family: 'illustrious',
+    vPrediction: false,
+    models: { kind: 'checkpoint', checkpoint: CKPT },
+    positive: 'masterpiece, 1girl, rooftop, night',
+    negative: 'lowres, bad anatomy',
+    loras: o.loras ?? [],
+    width: 256,
+    height: 320,
+    sampler: 'euler_ancestral',
+    scheduler: 'normal',
+    steps: o.steps ?? 3,
+    cfg: 5.5,
+    guidance: null,
+    seed: o.seed ?? 1234 + panel,
+    candidates: 1,
+    controlNet: null,
+    panel: { comicId, page: 1, panel, attempt: 0, shot: 'wide', angle: 'eye', setting: 'rooftop', action: 'stands', characters: [] },
+  });
+}
+
+/** A comic with one page of `count` panels, each with a queued render; returns their jobs' payloads. */
+async function makeRenders(count: number, o: Parameters<typeof recipeFor>[2] = {}): Promise<RenderJob[]> {
+  const db = database.db;
+  const comic = await createComic(db, {
+    guildId: null,
+    channelId: null,
+    userId: 'u1',
+    prompt: 'Mira on the rooftops',
+    options: { pages: 1, panelsPerPage: count, style: null, modelFamily: 'illustrious', rtl: false },
+  });
+  await db.insert(pages).values({ comicId: comic.id, number: 1 });
+  const jobs: RenderJob[] = [];
+  for (let n = 1; n <= count; n++) {
+    const [panel] = await db
+      .insert(panels)
+      .values({
+        comicId: comic.id,
+        pageNumber: 1,
+        panelNumber: n,
+        scriptPanel: { shot: 'wide', angle: 'eye-level', setting: 'rooftop', time: 'night', lighting: 'neon', action: 'stands', characters: [], balloons: [], caption: null, sfx: null },
+      })
+      .returning();
+    const recipe = recipeFor(comic.id, n, o);
+    const [render] = await db.insert(renders).values({ panelId: panel!.id, attempt: 0, recipe }).returning();
+    jobs.push({ renderId: render!.id, comicId: comic.id, pageNumber: 1, panelNumber: n, attempt: 0, recipe, interactive: false });
+  }
+  return jobs;
+}
+
+async function enqueue(payload: RenderJob, attempts = 3) {
+  return producer.enqueue('render', payload, { attempts, backoff: { type: 'fixed', delay: 100 } });
+}
+
+async function renderRow(id: string) {
+  const [row] = await database.db.select().from(renders).where(eq(renders.id, id));
+  return row!;
+}
+
+async function postJobs(): Promise<{ id: string | undefined; data: unknown }[]> {
+  const queue = producer.queue('post') as Queue;
+  const jobs = await queue.getJobs(['waiting', 'delayed', 'active', 'completed', 'failed', 'prioritized']);
+  return jobs.map((j) => ({ id: j.id, data: j.data }));
+}
+
+const renderQueue = () => producer.queue('render') as Queue;
+
+describe('runner with ComfyUI', () => {
+  it('renders a recipe to a PNG in the store that carries its metadata; the row is done and the bot is told', async () => {
+    await setup({ steps: { stepMs: 10 } });
+    await startRunner();
+    const [payload] = await makeRenders(1);
+    const job = await enqueue(payload!);
+    const done = await settledJob(renderQueue(), job.id);
+
+    const key = artifactKeys.render(payload!.comicId, 1, 1, 0);
+    expect(done.returnvalue).toEqual({ artifactKey: key });
+    const png = await store.getBuffer(key);
+    expect(await sharp(png).metadata()).toMatchObject({ width: 256, height: 320, format: 'png' });
+    const text = readPngText(png);
+    expect(text.parameters).toContain('Steps: 3, Sampler: Euler a');
+    expect(text.parameters).toContain('Seed: 1235, Size: 256x320');
+    expect(JSON.parse(text.prompt ?? '{}')).toHaveProperty('80.class_type', 'SaveImage'); // ComfyUI's own chunk kept
+    expect(readEmbeddedRecipe(png)).toEqual(payload!.recipe);
+
+    const row = await renderRow(payload!.renderId);
+    expect(row).toMatchObject({ status: 'done', artifactKey: key, runnerId: 'gpu-1' });
+    const posts = await postJobs();
+    expect(posts).toContainEqual({
+      id: `panel-${payload!.renderId}`,
+      data: { kind: 'panel', comicId: payload!.comicId, pageNumber: 1, panelNumber: 1, renderId: payload!.renderId },
+    });
+    expect(await store.exists(artifactKeys.preview(payload!.renderId))).toBe(true);
+  });
+
+  it('publishes presence with the GPU and models, and reports itself offline when ComfyUI is gone', async () => {
+    await setup();
+    const runner = await startRunner('gpu-7');
+    const redis = createRedisClient(connection, 'worker');
+    try {
+      const [me] = await listRunners(redis, connection.prefix);
+      expect(me).toMatchObject({ id: 'gpu-7', renderer: 'comfyui', gpu: 'NVIDIA GeForce RTX 3090', online: true, offlineReason: null });
+      expect(me?.checkpoints).toContain(CKPT);
+      expect(me?.description).toMatch(/^ComfyUI at http:\/\/127\.0\.0\.1:\d+ \(NVIDIA GeForce RTX 3090, 24 GB\)$/);
+
+      await fake!.close();
+      fake = undefined;
+      let seen = me;
+      while (seen?.online !== false) {
+        await new Promise((r) => setTimeout(r, 50));
+        [seen] = await listRunners(redis, connection.prefix);
+      }
+      expect(seen.offlineReason).toMatch(/not reachable|did not answer/);
+
+      await runner.stop();
+      expect(await listRunners(redis, connection.prefix)).toEqual([]);
+    } finally {
+      await redis.quit();
+    }
+  });
+
+  it('installs a missing LoRA from the artifact store, then renders', async () => {
+    await setup();
+    const lora: LoraRef = { name: 'comic_style_v1.safetensors', strength: 0.8, artifactKey: 'loras/comic_style_v1.safetensors', trigger: 'cmstyle', sha256: null };
+    await store.put(lora.artifactKey!, Buffer.from('fake safetensors bytes'));
+    await startRunner();
+    const [payload] = await makeRenders(1, { loras: [lora] });
+    const done = await settledJob(renderQueue(), (await enqueue(payload!)).id);
+
+    expect(done.finishedOn && done.failedReason).toBeFalsy();
+    expect(existsSync(join(loraDir, 'comic_style_v1.safetensors'))).toBe(true);
+    expect((await renderRow(payload!.renderId)).status).toBe('done');
+    expect(fake!.stats.loraPatches).toBe(1);
+  });
+
+  it('a LoRA that is not installed and cannot be fetched fails the render once, with a clear message', async () => {
+    await setup();
+    await startRunner();
+    const lora: LoraRef = { name: 'comic_style_v1.safetensors', strength: 0.8, artifactKey: null, trigger: null, sha256: null };
+    const [payload] = await makeRenders(1, { loras: [lora] });
+    const failed = await settledJob(renderQueue(), (await enqueue(payload!, 3)).id);
+
+    expect(await failed.getState()).toBe('failed');
+    expect(failed.attemptsMade).toBe(1);
+    expect(failed.failedReason).toBe('LoRA comic_style_v1.safetensors is not installed on runner gpu-1.');
+    const row = await renderRow(payload!.renderId);
+    expect(row).toMatchObject({ status: 'failed', error: 'LoRA comic_style_v1.safetensors is not installed on runner gpu-1.' });
+    expect(fake!.received).toHaveLength(0); // never sent to ComfyUI
+  });
+
+  it('out of memory fails the render with its reason, without retrying', async () => {
+    await setup();
+    await startRunner();
+    fake!.injectOom('KSampler');
+    // Not instantly: ComfyClient.run leaves its result promise unobserved until POST /prompt answers,
+    // so an error event that beats the answer is reported as an unhandled rejection (told to the lead).
+    fake!.setTiming({ checkpointLoadMs: 100 });
+    const [payload] = await makeRenders(1);
+    const failed = await settledJob(renderQueue(), (await enqueue(payload!, 3)).id);
+
+    expect(await failed.getState()).toBe('failed');
+    expect(failed.attemptsMade).toBe(1);
+    const row = await renderRow(payload!.renderId);
+    expect(row.status).toBe('failed');
+    expect(row.error).toMatch(/^The GPU ran out of memory while running KSampler\. Try a smaller image size/);
+  });
+
+  it('a WebSocket cut mid-render still completes the job exactly once', async () => {
+    await setup({ steps: { stepMs: 30 } });
+    await startRunner();
+    const [payload] = await makeRenders(1, { steps: 10 });
+    const job = await enqueue(payload!);
+    await fake!.waitForRunning();
+    fake!.dropConnections();
+    const done = await settledJob(renderQueue(), job.id);
+
+    expect(await done.getState()).toBe('completed');
+    expect(await store.list(`comics/${payload!.comicId}/renders/`)).toEqual([artifactKeys.render(payload!.comicId, 1, 1, 0)]);
+    expect((await postJobs()).filter((p) => (p.data as { kind: string }).kind === 'panel')).toHaveLength(1);
+    expect(fake!.stats.promptsExecuted).toBe(1);
+  });
+
+  it('ComfyUI restarting mid-queue loses nothing: the lost prompts are submitted again and complete', async () => {
+    await setup({ steps: { stepMs: 30 } });
+    await startRunner();
+    const payloads = await makeRenders(3, { steps: 6 });
+    const jobs = await Promise.all(payloads.map((p) => enqueue(p)));
+    await fake!.waitForRunning();
+    await fake!.restart({ downMs: 150 });
+
+    for (const job of jobs) expect(await (await settledJob(renderQueue(), job.id)).getState()).toBe('completed');
+    for (const p of payloads) expect((await renderRow(p.renderId)).status).toBe('done');
+    expect(await store.list(`comics/${payloads[0]!.comicId}/renders/`)).toHaveLength(3);
+  });
+
+  it('stopping mid-render hands the job back; after a restart of the runner it completes exactly once', async () => {
+    await setup({ steps: { stepMs: 40 } });
+    const first = await startRunner('gpu-1', 50);
+    const [payload] = await makeRenders(1, { steps: 25 });
+    const job = await enqueue(payload!);
+    await fake!.waitForRunning();
+    await first.stop();
+
+    expect(await renderQueue().getJobState(job.id!)).toBe('waiting');
+    expect((await renderRow(payload!.renderId)).status).toBe('running');
+    expect(await store.exists(artifactKeys.render(payload!.comicId, 1, 1, 0))).toBe(false);
+
+    fake!.setTiming({ stepMs: 0 });
+    await startRunner('gpu-1');
+    const done = await settledJob(renderQueue(), job.id);
+    expect(await done.getState()).toBe('completed');
+    expect(done.attemptsMade).toBeLessThanOrEqual(1);
+    expect((await renderRow(payload!.renderId)).status).toBe('done');
+    expect(await store.list(`comics/${payload!.comicId}/renders/`)).toHaveLength(1);
+    expect((await postJobs()).filter((p) => (p.data as { kind: string }).kind === 'panel')).toHaveLength(1);
+  });
+
+  it('a render already done completes its duplicate job without rendering again', async () => {
+    await setup();
+    await startRunner();
+    const [payload] = await makeRenders(1);
+    await settledJob(renderQueue(), (await enqueue(payload!)).id);
+    const executed = fake!.stats.promptsExecuted;
+    const dup = await settledJob(renderQueue(), (await enqueue(payload!)).id);
+    expect(dup.returnvalue).toEqual({ artifactKey: artifactKeys.render(payload!.comicId, 1, 1, 0) });
+    expect(fake!.stats.promptsExecuted).toBe(executed);
+    expect((await postJobs()).filter((p) => (p.data as { kind: string }).kind === 'panel')).toHaveLength(1);
+  });
+});
+
+describe('runner without ComfyUI', () => {
+  it('renders storyboard sketches with the same metadata when COMFYUI_URL is unset', async () => {
+    await setup({ comfy: false });
+    const runner = await startRunner();
+    expect(runner.renderer.kind).toBe('storyboard');
+    const [payload] = await makeRenders(1);
+    const done = await settledJob(renderQueue(), (await enqueue(payload!)).id);
+    expect(await done.getState()).toBe('completed');
+    const png = await store.getBuffer(artifactKeys.render(payload!.comicId, 1, 1, 0));
+    expect(await sharp(png).metadata()).toMatchObject({ width: 256, height: 320 });
+    expect(readEmbeddedRecipe(png)).toEqual(payload!.recipe);
+    expect(readPngText(png).parameters).toContain('Negative prompt: lowres, bad anatomy');
+    expect((await renderRow(payload!.renderId)).status).toBe('done');
+  });
+});
