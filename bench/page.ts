@@ -69,7 +69,13 @@ async function fakeRender(i: number): Promise<Buffer> {
   const [w, h] = sizes[i % sizes.length]!;
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}"><defs><linearGradient id="g" x2="0" y2="1"><stop offset="0" stop-color="hsl(${i * 50},50%,60%)"/><stop offset="1" stop-color="hsl(${i * 50 + 30},40%,20%)"/></linearGradient></defs><rect width="100%" height="100%" fill="url(#g)"/><circle cx="${w * 0.6}" cy="${h * 0.45}" r="${h * 0.25}" fill="#f1d9b5"/><rect y="${h * 0.75}" width="100%" height="${h * 0.25}" fill="#1b1b24"/></svg>`;
   const grain = await sharp({
-    create: { width: w, height: h, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 8 } },
+    create: {
+      width: w,
+      height: h,
+      channels: 3,
+      background: '#808080',
+      noise: { type: 'gaussian', mean: 128, sigma: 8 },
+    },
   })
     .raw()
     .toBuffer();

@@ -9,7 +9,9 @@ const H = 3056;
 async function noisePage(): Promise<Buffer> {
   // Random noise is the worst case for every codec: the PNG alone is ~18 MB.
   const raw = randomBytes(W * H * 3);
-  return sharp(raw, { raw: { width: W, height: H, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+  return sharp(raw, { raw: { width: W, height: H, channels: 3 } })
+    .png({ compressionLevel: 1 })
+    .toBuffer();
 }
 
 describe('encodeUnderLimit', () => {
@@ -37,7 +39,13 @@ describe('encodeUnderLimit', () => {
 
   it('keeps a flat page as lossless PNG at full size when it fits', async () => {
     const page = await sharp({ create: { width: W, height: H, channels: 3, background: '#ffffff' } })
-      .composite([{ input: { create: { width: 800, height: 600, channels: 3, background: '#203040' } }, left: 100, top: 100 }])
+      .composite([
+        {
+          input: { create: { width: 800, height: 600, channels: 3, background: '#203040' } },
+          left: 100,
+          top: 100,
+        },
+      ])
       .png()
       .toBuffer();
     const out = await encodeUnderLimit(page, { maxBytes: 10 * 1024 * 1024 });
@@ -45,7 +53,9 @@ describe('encodeUnderLimit', () => {
   });
 
   it('refuses an impossible limit with a clear error', async () => {
-    const page = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#fff' } }).png().toBuffer();
+    const page = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#fff' } })
+      .png()
+      .toBuffer();
     await expect(encodeUnderLimit(page, { maxBytes: 10 })).rejects.toThrow(/below 1 KiB/);
   });
 });

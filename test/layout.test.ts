@@ -39,7 +39,8 @@ describe('layoutPage', () => {
         for (let t = 0; t < tiers.length; t++) {
           const row = frames.filter((f) => f.y === tiers[t]).sort((a, b) => a.x - b.x);
           expect(new Set(row.map((f) => f.height)).size).toBe(1);
-          for (let k = 1; k < row.length; k++) expect(row[k]!.x - (row[k - 1]!.x + row[k - 1]!.width)).toBe(g.gutter);
+          for (let k = 1; k < row.length; k++)
+            expect(row[k]!.x - (row[k - 1]!.x + row[k - 1]!.width)).toBe(g.gutter);
           // The panels fill the live area edge to edge.
           expect(row[0]!.x).toBe(g.margin);
           expect(row.at(-1)!.x + row.at(-1)!.width).toBe(g.width - g.margin);

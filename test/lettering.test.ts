@@ -23,10 +23,16 @@ function panel(p: Partial<LetterablePanel>): LetterablePanel {
   return { characters: cast, balloons: [], caption: null, sfx: null, ...p };
 }
 
-const inside = (a: Rect, b: Rect) => a.x >= b.x && a.y >= b.y && a.x + a.width <= b.x + b.width && a.y + a.height <= b.y + b.height;
+const inside = (a: Rect, b: Rect) =>
+  a.x >= b.x && a.y >= b.y && a.x + a.width <= b.x + b.width && a.y + a.height <= b.y + b.height;
 
 function expectWellFormed(frame: Frame, balloons: PlacedBalloon[]) {
-  const live: Rect = { x: frame.x + BORDER, y: frame.y + BORDER, width: frame.width - 2 * BORDER, height: frame.height - 2 * BORDER };
+  const live: Rect = {
+    x: frame.x + BORDER,
+    y: frame.y + BORDER,
+    width: frame.width - 2 * BORDER,
+    height: frame.height - 2 * BORDER,
+  };
   for (const b of balloons) {
     expect(inside(b.box, live), `${b.kind} "${b.text}" inside its frame`).toBe(true);
     expect(inside(b.textBox, b.box), `text of "${b.text}" inside its balloon`).toBe(true);
@@ -50,11 +56,14 @@ function expectWellFormed(frame: Frame, balloons: PlacedBalloon[]) {
     }
   }
   const shapes = balloons.filter((b) => b.kind !== 'sfx');
-  for (const a of shapes) for (const b of shapes) if (a !== b) expect(overlap(a.box, b.box), `"${a.text}" / "${b.text}"`).toBe(false);
+  for (const a of shapes)
+    for (const b of shapes)
+      if (a !== b) expect(overlap(a.box, b.box), `"${a.text}" / "${b.text}"`).toBe(false);
   expect(coverage(frame, balloons)).toBeLessThanOrEqual(DEFAULT_MAX_COVERAGE);
 }
 
-const overlap = (a: Rect, b: Rect) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+const overlap = (a: Rect, b: Rect) =>
+  a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
 
 describe('lettering', () => {
   it('uses the comic fonts, not the DejaVu fallback', async () => {
@@ -97,7 +106,9 @@ describe('lettering', () => {
     const frame: Frame = { index: 0, x: 0, y: 0, width: 900, height: 900 };
     const { balloons, svg } = await letterFrame(
       frame,
-      panel({ balloons: [{ speaker: 'Oskar', text: 'Something is out there on the water...', kind: 'thought' }] }),
+      panel({
+        balloons: [{ speaker: 'Oskar', text: 'Something is out there on the water...', kind: 'thought' }],
+      }),
       { border: BORDER },
     );
     expectWellFormed(frame, balloons);
@@ -128,8 +139,12 @@ describe('lettering', () => {
   });
 
   it('shrinks long dialogue, then splits it, and never overflows or covers too much', async () => {
-    const words = 'we never should have come back here after dark because the old keeper always said the sea remembers'.split(' ');
-    const text = (k: number) => Array.from({ length: 25 }, (_, i) => words[(i * 7 + k) % words.length]).join(' ') + '.';
+    const words =
+      'we never should have come back here after dark because the old keeper always said the sea remembers'.split(
+        ' ',
+      );
+    const text = (k: number) =>
+      Array.from({ length: 25 }, (_, i) => words[(i * 7 + k) % words.length]).join(' ') + '.';
     const p = panel({
       balloons: [
         { speaker: 'Mina', text: text(1), kind: 'speech' },
@@ -137,7 +152,10 @@ describe('lettering', () => {
         { speaker: 'Mina', text: text(3), kind: 'speech' },
       ],
     });
-    const roomy = await letterFrame({ index: 0, x: 0, y: 0, width: 1788, height: 1000 }, panel({ balloons: [p.balloons[0]!] }));
+    const roomy = await letterFrame(
+      { index: 0, x: 0, y: 0, width: 1788, height: 1000 },
+      panel({ balloons: [p.balloons[0]!] }),
+    );
     // A short full-width tier: three 25-word balloons do not fit side by side or stacked.
     const frame: Frame = { index: 1, x: 100, y: 100, width: 1788, height: 700 };
     const { balloons } = await letterFrame(frame, p, { border: BORDER });
@@ -152,14 +170,26 @@ describe('lettering', () => {
 
   it('refuses with a clear message when the words cannot fit legibly', async () => {
     const frame: Frame = { index: 3, x: 0, y: 0, width: 500, height: 500 };
-    const long = 'this is far too much dialogue for such a tiny frame and it keeps going on and on without end';
-    const err = await letterFrame(frame, panel({ balloons: [{ speaker: 'Mina', text: long, kind: 'speech' }, { speaker: 'Oskar', text: long, kind: 'speech' }] })).catch((e: unknown) => e);
+    const long =
+      'this is far too much dialogue for such a tiny frame and it keeps going on and on without end';
+    const err = await letterFrame(
+      frame,
+      panel({
+        balloons: [
+          { speaker: 'Mina', text: long, kind: 'speech' },
+          { speaker: 'Oskar', text: long, kind: 'speech' },
+        ],
+      }),
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LetteringError);
     expect((err as LetteringError).userMessage).toMatch(/Panel 4 has more words than its frame can hold/);
   });
 
   it('splits text at a sentence end near the middle', () => {
-    expect(splitText('Run to the boat. I will hold them off here!')).toEqual(['Run to the boat.', 'I will hold them off here!']);
+    expect(splitText('Run to the boat. I will hold them off here!')).toEqual([
+      'Run to the boat.',
+      'I will hold them off here!',
+    ]);
     expect(splitText('one two three four')).toEqual(['one two', 'three four']);
   });
 });

@@ -12,7 +12,9 @@ import { assemblePage } from '../src/comic/page.ts';
 const run = promisify(execFile);
 const hasTesseract = ['/usr/bin/tesseract', '/usr/local/bin/tesseract'].some((p) => existsSync(p));
 const dir = mkdtempSync(join(tmpdir(), 'comicmaster-page-'));
-afterAll(() => { if (!process.env.KEEP_TEST_OUTPUT) rmSync(dir, { recursive: true, force: true }); });
+afterAll(() => {
+  if (!process.env.KEEP_TEST_OUTPUT) rmSync(dir, { recursive: true, force: true });
+});
 
 function panel(p: Partial<Panel>): Panel {
   return {
@@ -42,18 +44,29 @@ function render(width: number, height: number, hue: string): Promise<Buffer> {
 const panels = [
   panel({ shot: 'establishing', caption: 'The harbour town of Vell.', sfx: 'Boom' }),
   panel({ balloons: [{ speaker: 'Mina', text: 'The lighthouse went dark!', kind: 'speech' }] }),
-  panel({ shot: 'close-up', balloons: [{ speaker: 'Oskar', text: 'Stay here and keep watch.', kind: 'speech' }] }),
+  panel({
+    shot: 'close-up',
+    balloons: [{ speaker: 'Oskar', text: 'Stay here and keep watch.', kind: 'speech' }],
+  }),
 ];
 
 describe('assemblePage', () => {
   it('builds a lettered page at the page size: white paper, black borders, art in the frames', async () => {
     const frames = layoutPage(panels.map((p) => p.shot));
-    const images = await Promise.all([render(1344, 768, '#1d3557'), render(832, 1216, '#457b9d'), render(1024, 1024, '#6d2e46')]);
+    const images = await Promise.all([
+      render(1344, 768, '#1d3557'),
+      render(832, 1216, '#457b9d'),
+      render(1024, 1024, '#6d2e46'),
+    ]);
     const { png, balloons } = await assemblePage({ frames, panels, images, pageNumber: 3 });
     writeFileSync(join(dir, 'page.png'), png);
 
     const meta = await sharp(png).metadata();
-    expect([meta.format, meta.width, meta.height]).toEqual(['png', DEFAULT_GEOMETRY.width, DEFAULT_GEOMETRY.height]);
+    expect([meta.format, meta.width, meta.height]).toEqual([
+      'png',
+      DEFAULT_GEOMETRY.width,
+      DEFAULT_GEOMETRY.height,
+    ]);
 
     const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const px = (x: number, y: number) => {
@@ -77,7 +90,9 @@ describe('assemblePage', () => {
     }
     // The inside of a speech balloon, beside its text, is white.
     const speech = balloons.find((b) => b.kind === 'speech')!;
-    expect(px(speech.box.x + Math.round(speech.box.width / 2), speech.textBox.y - 4)).toEqual([255, 255, 255]);
+    expect(px(speech.box.x + Math.round(speech.box.width / 2), speech.textBox.y - 4)).toEqual([
+      255, 255, 255,
+    ]);
   });
 
   it('mirrors the page for right-to-left reading', async () => {
@@ -96,12 +111,22 @@ describe('assemblePage', () => {
 
   it.skipIf(!hasTesseract)('letters legibly: OCR reads the balloon words back from the page', async () => {
     const frames = layoutPage(panels.map((p) => p.shot));
-    const images = await Promise.all([render(1344, 768, '#1d3557'), render(832, 1216, '#457b9d'), render(1024, 1024, '#6d2e46')]);
+    const images = await Promise.all([
+      render(1344, 768, '#1d3557'),
+      render(832, 1216, '#457b9d'),
+      render(1024, 1024, '#6d2e46'),
+    ]);
     const { png } = await assemblePage({ frames, panels, images });
     const file = join(dir, 'ocr.png');
     writeFileSync(file, png);
     const { stdout } = await run('tesseract', [file, '-', '--psm', '11'], { maxBuffer: 10 * 1024 * 1024 });
-    const words = new Set(stdout.toUpperCase().split(/[^A-Z]+/).filter(Boolean));
-    for (const w of ['LIGHTHOUSE', 'WENT', 'DARK', 'STAY', 'HERE', 'KEEP', 'WATCH']) expect(words, `OCR text: ${stdout}`).toContain(w);
+    const words = new Set(
+      stdout
+        .toUpperCase()
+        .split(/[^A-Z]+/)
+        .filter(Boolean),
+    );
+    for (const w of ['LIGHTHOUSE', 'WENT', 'DARK', 'STAY', 'HERE', 'KEEP', 'WATCH'])
+      expect(words, `OCR text: ${stdout}`).toContain(w);
   });
 });

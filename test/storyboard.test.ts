@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import type { RenderRecipe } from '../src/comic/recipe.ts';
 import { renderStoryboardPanel } from '../src/comic/storyboard.ts';
 
-function recipe(over: Partial<RenderRecipe['panel']> = {}, size: [number, number] = [1216, 832]): RenderRecipe {
+function recipe(
+  over: Partial<RenderRecipe['panel']> = {},
+  size: [number, number] = [1216, 832],
+): RenderRecipe {
   return {
     version: 1,
     family: 'illustrious',
@@ -52,7 +55,9 @@ describe('renderStoryboardPanel', () => {
     const shots = ['extreme-close-up', 'close-up', 'medium', 'cowboy', 'full', 'wide', 'establishing'];
     for (const [i, shot] of shots.entries()) {
       const size: [number, number] = i % 2 ? [832, 1216] : [1344, 768];
-      const png = await renderStoryboardPanel(recipe({ shot, angle: i === 3 ? 'dutch' : 'from-above' }, size));
+      const png = await renderStoryboardPanel(
+        recipe({ shot, angle: i === 3 ? 'dutch' : 'from-above' }, size),
+      );
       const meta = await sharp(png).metadata();
       expect([meta.format, meta.width, meta.height]).toEqual(['png', ...size]);
     }
@@ -67,7 +72,9 @@ describe('renderStoryboardPanel', () => {
   });
 
   it('puts the figures where the brief says they stand, on paper, not on a blank canvas', async () => {
-    const { data, info } = await rgb(await renderStoryboardPanel(recipe({ characters: [{ name: 'Mina', position: 'left' }] })));
+    const { data, info } = await rgb(
+      await renderStoryboardPanel(recipe({ characters: [{ name: 'Mina', position: 'left' }] })),
+    );
     // Count drawn (non-paper) pixels in the left and right thirds of the middle band.
     const paper = [0xf4, 0xef, 0xe3];
     let left = 0;
@@ -75,7 +82,11 @@ describe('renderStoryboardPanel', () => {
     for (let y = Math.round(info.height * 0.25); y < info.height * 0.6; y++) {
       for (let x = 0; x < info.width; x++) {
         const i = (y * info.width + x) * 3;
-        const ink = Math.abs(data[i]! - paper[0]!) + Math.abs(data[i + 1]! - paper[1]!) + Math.abs(data[i + 2]! - paper[2]!) > 30;
+        const ink =
+          Math.abs(data[i]! - paper[0]!) +
+            Math.abs(data[i + 1]! - paper[1]!) +
+            Math.abs(data[i + 2]! - paper[2]!) >
+          30;
         if (!ink) continue;
         if (x < info.width / 3) left++;
         else if (x > (2 * info.width) / 3) right++;

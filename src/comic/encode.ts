@@ -25,7 +25,10 @@ export function toWebp(image: Buffer | Sharp, quality = 88): Promise<Buffer> {
 }
 
 function toJpeg(image: Sharp, quality: number): Promise<Buffer> {
-  return image.flatten({ background: '#ffffff' }).jpeg({ quality, optimiseCoding: true, chromaSubsampling: '4:2:0' }).toBuffer();
+  return image
+    .flatten({ background: '#ffffff' })
+    .jpeg({ quality, optimiseCoding: true, chromaSubsampling: '4:2:0' })
+    .toBuffer();
 }
 
 const QUALITIES = [86, 76, 66, 56];
@@ -50,7 +53,9 @@ export async function encodeUnderLimit(
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
   if (!width || !height) {
-    throw new ComicMasterError('encode_input', 'The page image could not be read.', { operatorMessage: 'no image size' });
+    throw new ComicMasterError('encode_input', 'The page image could not be read.', {
+      operatorMessage: 'no image size',
+    });
   }
 
   const prefer = opts.prefer ?? 'png';
@@ -58,7 +63,8 @@ export async function encodeUnderLimit(
     const png = await toPng(sharp(image).rotate());
     if (png.length <= opts.maxBytes) return { data: png, format: 'png', width, height };
   }
-  const lossy: 'webp' | 'jpeg' = prefer === 'jpeg' || Math.max(width, height) > WEBP_MAX_SIDE ? 'jpeg' : 'webp';
+  const lossy: 'webp' | 'jpeg' =
+    prefer === 'jpeg' || Math.max(width, height) > WEBP_MAX_SIDE ? 'jpeg' : 'webp';
 
   // Lower quality first (lettering survives that better than downscaling), then shrink by the factor the
   // last attempt says is needed, so a hopeless first try does not walk every step.

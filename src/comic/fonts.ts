@@ -25,7 +25,10 @@ function packageFile(pkg: string, relative: string): string {
 }
 
 export const FONTS: Record<FontRole, FontFace> = {
-  dialogue: { family: 'Comic Neue Bold', file: packageFile('@expo-google-fonts/comic-neue', '700Bold/ComicNeue_700Bold.ttf') },
+  dialogue: {
+    family: 'Comic Neue Bold',
+    file: packageFile('@expo-google-fonts/comic-neue', '700Bold/ComicNeue_700Bold.ttf'),
+  },
   caption: {
     family: 'Comic Neue Bold Italic',
     file: packageFile('@expo-google-fonts/comic-neue', '700Bold_Italic/ComicNeue_700Bold_Italic.ttf'),
@@ -34,8 +37,14 @@ export const FONTS: Record<FontRole, FontFace> = {
     family: 'Comic Neue Italic',
     file: packageFile('@expo-google-fonts/comic-neue', '400Regular_Italic/ComicNeue_400Regular_Italic.ttf'),
   },
-  shout: { family: 'Bangers', file: packageFile('@expo-google-fonts/bangers', '400Regular/Bangers_400Regular.ttf') },
-  label: { family: 'Comic Neue', file: packageFile('@expo-google-fonts/comic-neue', '400Regular/ComicNeue_400Regular.ttf') },
+  shout: {
+    family: 'Bangers',
+    file: packageFile('@expo-google-fonts/bangers', '400Regular/Bangers_400Regular.ttf'),
+  },
+  label: {
+    family: 'Comic Neue',
+    file: packageFile('@expo-google-fonts/comic-neue', '400Regular/ComicNeue_400Regular.ttf'),
+  },
 };
 
 export interface RenderedText {
@@ -93,9 +102,13 @@ export function verifyFonts(): Promise<void> {
   verified ??= (async () => {
     for (const [role, face] of Object.entries(FONTS)) {
       if (!existsSync(face.file)) {
-        throw new ComicMasterError('font_missing', 'The lettering fonts are not installed; reinstall the npm packages.', {
-          operatorMessage: `font file for ${role} missing: ${face.file}`,
-        });
+        throw new ComicMasterError(
+          'font_missing',
+          'The lettering fonts are not installed; reinstall the npm packages.',
+          {
+            operatorMessage: `font file for ${role} missing: ${face.file}`,
+          },
+        );
       }
     }
     const probe = 'Wow, quick lettering 123!';

@@ -19,13 +19,23 @@ export const PageGeometry = z
     /** Frame border line width, drawn inside each frame. */
     border: z.number().int().min(0).max(100),
   })
-  .refine((g) => g.width - 2 * g.margin >= 3 * 50 + 2 * g.gutter && g.height - 2 * g.margin >= 4 * 50 + 3 * g.gutter, {
-    message: 'page too small for its margins and gutters',
-  });
+  .refine(
+    (g) =>
+      g.width - 2 * g.margin >= 3 * 50 + 2 * g.gutter && g.height - 2 * g.margin >= 4 * 50 + 3 * g.gutter,
+    {
+      message: 'page too small for its margins and gutters',
+    },
+  );
 export type PageGeometry = z.infer<typeof PageGeometry>;
 
 /** A US comic page at 300 dpi (6.625 × 10.1875 in). */
-export const DEFAULT_GEOMETRY: PageGeometry = { width: 1988, height: 3056, margin: 100, gutter: 44, border: 7 };
+export const DEFAULT_GEOMETRY: PageGeometry = {
+  width: 1988,
+  height: 3056,
+  margin: 100,
+  gutter: 44,
+  border: 7,
+};
 
 export interface Frame {
   /** Reading-order index; panel i of the page goes into frame i. */
@@ -60,7 +70,15 @@ const HEIGHT_WEIGHT: Record<Shot, number> = {
 
 /** Score for a shot given how many frames share its row: wide shots want the row alone. */
 function shotFit(shot: Shot, rowSize: number): number {
-  const wideness = { 'extreme-close-up': -1.2, 'close-up': -1, medium: 0, cowboy: 0, full: 0.3, wide: 2, establishing: 2.5 }[shot];
+  const wideness = {
+    'extreme-close-up': -1.2,
+    'close-up': -1,
+    medium: 0,
+    cowboy: 0,
+    full: 0.3,
+    wide: 2,
+    establishing: 2.5,
+  }[shot];
   if (rowSize === 1) return wideness;
   return -wideness * (rowSize - 1) * 0.6;
 }
@@ -117,7 +135,9 @@ export function layoutPage(shots: Shot[], options: Partial<PageGeometry> & { rtl
   const { rtl = false, ...geometryOptions } = options;
   const g = resolveGeometry(geometryOptions);
   if (shots.length < 1 || shots.length > 6) {
-    throw new InputError('A page holds 1 to 6 panels.', { operatorMessage: `layoutPage got ${shots.length} shots` });
+    throw new InputError('A page holds 1 to 6 panels.', {
+      operatorMessage: `layoutPage got ${shots.length} shots`,
+    });
   }
 
   let best: number[] = [shots.length];
@@ -146,7 +166,10 @@ export function layoutPage(shots: Shot[], options: Partial<PageGeometry> & { rtl
   let y = g.margin;
   rowShots.forEach((row, r) => {
     const h = heights[r] ?? 0;
-    const widths = split(innerW - (row.length - 1) * g.gutter, row.map((s) => WIDTH_WEIGHT[s]));
+    const widths = split(
+      innerW - (row.length - 1) * g.gutter,
+      row.map((s) => WIDTH_WEIGHT[s]),
+    );
     let x = g.margin;
     for (const w of widths) {
       // Right-to-left pages are the mirror image: the first frame of a row sits at the right.

@@ -63,7 +63,11 @@ function thoughtTrail(s: ShapeInput, tip: { x: number; y: number }): { x: number
   const angle = Math.atan2((tip.y - s.cy) / s.ry, (tip.x - s.cx) / s.rx);
   const [ex, ey] = ellipsePoint(s, angle, 1.2);
   const base = s.size * 0.55;
-  return [0.15, 0.55, 0.9].map((t, i) => ({ x: ex + (tip.x - ex) * t, y: ey + (tip.y - ey) * t, r: base * (1 - i * 0.28) }));
+  return [0.15, 0.55, 0.9].map((t, i) => ({
+    x: ex + (tip.x - ex) * t,
+    y: ey + (tip.y - ey) * t,
+    r: base * (1 - i * 0.28),
+  }));
 }
 
 export function balloonShapeSvg(s: ShapeInput): string {
@@ -88,12 +92,18 @@ export function balloonShapeSvg(s: ShapeInput): string {
     );
   }
   const body = parts.join('');
-  const outline = body.replace(/stroke-width="([\d.]+)" data-bridge="1"/g, (_, w: string) => `stroke-width="${f(Number(w) + 2 * stroke)}"`);
+  const outline = body.replace(
+    /stroke-width="([\d.]+)" data-bridge="1"/g,
+    (_, w: string) => `stroke-width="${f(Number(w) + 2 * stroke)}"`,
+  );
   const fill = body.replace(/ data-bridge="1"/g, '');
   const dash = s.kind === 'whisper' ? ` stroke-dasharray="${f(s.size * 0.5)} ${f(s.size * 0.35)}"` : '';
   const trail = s.kind === 'thought' && s.tail ? thoughtTrail(s, s.tail) : [];
   const trailSvg = trail
-    .map((c) => `<circle cx="${f(c.x)}" cy="${f(c.y)}" r="${f(c.r)}" fill="#fff" stroke="#111" stroke-width="${f(stroke * 0.8)}"/>`)
+    .map(
+      (c) =>
+        `<circle cx="${f(c.x)}" cy="${f(c.y)}" r="${f(c.r)}" fill="#fff" stroke="#111" stroke-width="${f(stroke * 0.8)}"/>`,
+    )
     .join('');
   return [
     trailSvg,
@@ -106,7 +116,12 @@ export function balloonShapeSvg(s: ShapeInput): string {
  * SFX lettering: Bangers in a warm yellow with a thick black outline (the glyph alpha dilated), tilted
  * a little so it reads as sound, not as a label.
  */
-export async function sfxImage(text: string, size: number, angle: number, scale: number): Promise<RenderedText> {
+export async function sfxImage(
+  text: string,
+  size: number,
+  angle: number,
+  scale: number,
+): Promise<RenderedText> {
   const glyphs = await renderText(text, { role: 'shout', size, color: '#ffd21f' });
   const outline = Math.max(2, Math.round(size * 0.07 * Math.min(1.5, scale + 0.3)));
   const pad = outline + 2;
@@ -117,7 +132,11 @@ export async function sfxImage(text: string, size: number, angle: number, scale:
     .raw()
     .toBuffer({ resolveWithObject: true });
   const size2 = { width: padded.info.width, height: padded.info.height };
-  const alpha = await sharp(padded.data, { raw: { ...size2, channels: 4 } }).extractChannel(3).dilate(outline).raw().toBuffer();
+  const alpha = await sharp(padded.data, { raw: { ...size2, channels: 4 } })
+    .extractChannel(3)
+    .dilate(outline)
+    .raw()
+    .toBuffer();
   const outlineInk = await sharp({ create: { ...size2, channels: 3, background: '#111111' } })
     .joinChannel(alpha, { raw: { ...size2, channels: 1 } })
     .raw()

@@ -142,17 +142,31 @@ interface Area {
   scale: number;
 }
 
-async function measure(item: Item, size: number, area: Area, cache: Map<string, RenderedText>): Promise<Measured | null> {
+async function measure(
+  item: Item,
+  size: number,
+  area: Area,
+  cache: Map<string, RenderedText>,
+): Promise<Measured | null> {
   const font = fontFor(item.kind);
   const px = Math.round(size * font.sizeFactor);
   const text = item.text.toUpperCase();
-  const style = { role: font.role, size: px, color: font.color, align: item.kind === 'caption' ? 'left' : 'centre' } as const;
+  const style = {
+    role: font.role,
+    size: px,
+    color: font.color,
+    align: item.kind === 'caption' ? 'left' : 'centre',
+  } as const;
   const key = (w: number | undefined) => `${item.kind}|${px}|${w ?? '-'}|${text}`;
   const render = async (wrapWidth?: number) => {
     const k = key(wrapWidth);
     let r = cache.get(k);
     if (!r) {
-      r = await renderText(text, { ...style, lineSpacing: Math.round(px * 0.08), ...(wrapWidth ? { wrapWidth } : {}) });
+      r = await renderText(text, {
+        ...style,
+        lineSpacing: Math.round(px * 0.08),
+        ...(wrapWidth ? { wrapWidth } : {}),
+      });
       cache.set(k, r);
     }
     return r;
@@ -176,10 +190,13 @@ async function measure(item: Item, size: number, area: Area, cache: Map<string, 
   // Oval balloons: the smallest ellipse around a w×h text block has radii w/√2, h/√2; aim for a block
   // about twice as wide as tall so the ovals look like balloons, not pills or towers.
   const extra = item.kind === 'thought' ? 0.2 : item.kind === 'shout' ? 0.24 : 0;
-  const maxRx = (area.inner.width / 2) * 0.92 / (1 + extra);
+  const maxRx = ((area.inner.width / 2) * 0.92) / (1 + extra);
   const maxTextW = Math.floor((maxRx - pad) * Math.SQRT2);
   if (maxTextW < px * 3) return null;
-  const lines = Math.max(1, Math.round(Math.sqrt(line.width / ((item.kind === 'shout' ? 1.6 : 2.5) * lineHeight))));
+  const lines = Math.max(
+    1,
+    Math.round(Math.sqrt(line.width / ((item.kind === 'shout' ? 1.6 : 2.5) * lineHeight))),
+  );
   const wrap = Math.min(maxTextW, Math.ceil(line.width / lines) + px);
   const img = line.width <= wrap ? line : await render(wrap);
   if (img.width > maxTextW) return null;
@@ -197,7 +214,12 @@ const SIDE_X: Record<FramePosition, number> = { left: 0.22, centre: 0.5, right: 
  * direction, each a little lower than the one before, then the next shelf below. A lone item on a shelf
  * leans toward its speaker's side. Works in "reading space" (LTR) and mirrors for RTL.
  */
-function place(items: Measured[], area: Area, rtl: boolean, speakerSide: (s: string | null) => FramePosition | null): Placed[] | null {
+function place(
+  items: Measured[],
+  area: Area,
+  rtl: boolean,
+  speakerSide: (s: string | null) => FramePosition | null,
+): Placed[] | null {
   const { inner } = area;
   const gap = Math.round(14 * area.scale);
   const stagger = Math.round(inner.height * 0.035);
@@ -296,7 +318,9 @@ export async function letterFrame(
   const speakerSide = (s: string | null) => (s ? (sides.get(s.toLowerCase()) ?? null) : null);
 
   let items: Item[] = [
-    ...(panel.caption ? [{ kind: 'caption' as const, speaker: null, text: panel.caption, continued: false }] : []),
+    ...(panel.caption
+      ? [{ kind: 'caption' as const, speaker: null, text: panel.caption, continued: false }]
+      : []),
     ...panel.balloons.map((b) => ({ kind: b.kind, speaker: b.speaker, text: b.text, continued: false })),
   ];
   const cache = new Map<string, RenderedText>();
@@ -319,14 +343,28 @@ export async function letterFrame(
     // Still too big at the smallest legible size: split the wordiest balloon that can still be split.
     let target = -1;
     items.forEach((it, i) => {
-      if (it.kind !== 'caption' && countWords(it.text) >= 4 && (target < 0 || countWords(it.text) > countWords(items[target]!.text))) target = i;
+      if (
+        it.kind !== 'caption' &&
+        countWords(it.text) >= 4 &&
+        (target < 0 || countWords(it.text) > countWords(items[target]!.text))
+      )
+        target = i;
     });
     if (target < 0) break;
     const [a, b] = splitText(items[target]!.text);
     const orig = items[target]!;
-    items = [...items.slice(0, target), { ...orig, text: a }, { ...orig, text: b, continued: true }, ...items.slice(target + 1)];
+    items = [
+      ...items.slice(0, target),
+      { ...orig, text: a },
+      { ...orig, text: b, continued: true },
+      ...items.slice(target + 1),
+    ];
   }
-  if (!fitted) throw new LetteringError(frame.index, `${items.length} items do not fit a ${frame.width}x${frame.height} frame`);
+  if (!fitted)
+    throw new LetteringError(
+      frame.index,
+      `${items.length} items do not fit a ${frame.width}x${frame.height} frame`,
+    );
 
   const balloons: PlacedBalloon[] = [];
   const svg: string[] = [];
@@ -343,8 +381,26 @@ export async function letterFrame(
     let tail: { x: number; y: number } | null = null;
     if (p.kind !== 'caption' && !p.continued) tail = tailTip(p, frame, inner, speakerSide(p.speaker));
     const bridgeFrom = p.continued && previous ? { x: previous.cx, y: previous.cy } : null;
-    svg.push(balloonShapeSvg({ kind: p.kind, cx: p.cx, cy: p.cy, rx: p.rx, ry: p.ry, box, tail, bridgeFrom, scale, size: p.size }));
-    overlays.push({ input: p.image.data, raw: { width: p.image.width, height: p.image.height, channels: 4 }, left: textBox.x, top: textBox.y });
+    svg.push(
+      balloonShapeSvg({
+        kind: p.kind,
+        cx: p.cx,
+        cy: p.cy,
+        rx: p.rx,
+        ry: p.ry,
+        box,
+        tail,
+        bridgeFrom,
+        scale,
+        size: p.size,
+      }),
+    );
+    overlays.push({
+      input: p.image.data,
+      raw: { width: p.image.width, height: p.image.height, channels: 4 },
+      left: textBox.x,
+      top: textBox.y,
+    });
     balloons.push({
       panelIndex: frame.index,
       kind: p.kind,
@@ -413,7 +469,12 @@ async function placeSfx(
       const box = { x: Math.round(x), y: Math.round(bottom), width: img.width, height: img.height };
       if (taken.some((b) => intersects(b.box, box))) continue;
       return {
-        overlay: { input: img.data, raw: { width: img.width, height: img.height, channels: 4 }, left: box.x, top: box.y },
+        overlay: {
+          input: img.data,
+          raw: { width: img.width, height: img.height, channels: 4 },
+          left: box.x,
+          top: box.y,
+        },
         balloon: {
           panelIndex: frame.index,
           kind: 'sfx',

@@ -66,7 +66,12 @@ export async function assemblePage(input: AssemblePageInput): Promise<AssembledP
   await verifyFonts();
   const scale = g.width / 1988;
 
-  const letteringOptions = { rtl: input.rtl ?? false, scale, border: g.border, maxCoverage: input.maxCoverage };
+  const letteringOptions = {
+    rtl: input.rtl ?? false,
+    scale,
+    border: g.border,
+    maxCoverage: input.maxCoverage,
+  };
   const letterPage = async () => {
     const first = await Promise.all(frames.map((f, i) => letterFrame(f, panels[i]!, letteringOptions)));
     // One lettering size for the whole page, as a letterer would: re-letter frames that got a bigger
@@ -74,7 +79,9 @@ export async function assemblePage(input: AssemblePageInput): Promise<AssembledP
     const uniform = Math.min(...first.map((l) => l.baseSize));
     return Promise.all(
       first.map((l, i) =>
-        l.baseSize > uniform + 0.01 ? letterFrame(frames[i]!, panels[i]!, { ...letteringOptions, startSize: uniform }) : l,
+        l.baseSize > uniform + 0.01
+          ? letterFrame(frames[i]!, panels[i]!, { ...letteringOptions, startSize: uniform })
+          : l,
       ),
     );
   };
@@ -89,11 +96,17 @@ export async function assemblePage(input: AssemblePageInput): Promise<AssembledP
     left: frames[i]!.x,
     top: frames[i]!.y,
   }));
-  frames.forEach((f, i) => overlays.push({ input: frameOverlaySvg(f, g.border, letterings[i]!.svg), left: f.x, top: f.y }));
+  frames.forEach((f, i) =>
+    overlays.push({ input: frameOverlaySvg(f, g.border, letterings[i]!.svg), left: f.x, top: f.y }),
+  );
   for (const l of letterings) overlays.push(...l.overlays);
 
   if (input.pageNumber !== undefined) {
-    const num = await renderText(String(input.pageNumber), { role: 'label', size: Math.round(30 * scale), color: '#555555' });
+    const num = await renderText(String(input.pageNumber), {
+      role: 'label',
+      size: Math.round(30 * scale),
+      color: '#555555',
+    });
     const top = g.height - Math.round(g.margin / 2 + num.height / 2);
     if (top > g.height - g.margin) {
       overlays.push({
@@ -105,7 +118,9 @@ export async function assemblePage(input: AssemblePageInput): Promise<AssembledP
     }
   }
 
-  const png = await sharp({ create: { width: g.width, height: g.height, channels: 3, background: '#ffffff' } })
+  const png = await sharp({
+    create: { width: g.width, height: g.height, channels: 3, background: '#ffffff' },
+  })
     .composite(overlays)
     .png(PAGE_PNG_OPTIONS)
     .toBuffer();

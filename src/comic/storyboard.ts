@@ -38,7 +38,12 @@ const X_OF: Record<Position, number> = { left: 0.25, centre: 0.5, right: 0.75 };
 
 function horizonFor(f: Framing, angle: string): number | null {
   if (f.horizon === null) return null;
-  const shift = angle === 'from-above' || angle === 'birds-eye' ? -0.18 : angle === 'from-below' || angle === 'worms-eye' ? 0.16 : 0;
+  const shift =
+    angle === 'from-above' || angle === 'birds-eye'
+      ? -0.18
+      : angle === 'from-below' || angle === 'worms-eye'
+        ? 0.16
+        : 0;
   return Math.min(0.9, Math.max(0.12, f.horizon + shift));
 }
 
@@ -79,26 +84,38 @@ function backdropSvg(w: number, h: number, horizon: number | null, shot: string,
   const rand = rng(seed);
   if (horizon !== null) {
     const y = h * horizon;
-    parts.push(`<line x1="0" y1="${y.toFixed(1)}" x2="${w}" y2="${y.toFixed(1)}" stroke="${SOFT}" stroke-width="${Math.max(1.5, h / 400).toFixed(1)}"/>`);
+    parts.push(
+      `<line x1="0" y1="${y.toFixed(1)}" x2="${w}" y2="${y.toFixed(1)}" stroke="${SOFT}" stroke-width="${Math.max(1.5, h / 400).toFixed(1)}"/>`,
+    );
     if (shot === 'establishing' || shot === 'wide') {
       // A blocked-in skyline on the horizon.
       let x = 0;
       while (x < w) {
         const bw = w * (0.04 + rand() * 0.07);
         const bh = h * (0.04 + rand() * (shot === 'establishing' ? 0.18 : 0.1));
-        parts.push(`<rect x="${x.toFixed(1)}" y="${(y - bh).toFixed(1)}" width="${bw.toFixed(1)}" height="${bh.toFixed(1)}" fill="#e2dccd" stroke="${SOFT}" stroke-width="1.5"/>`);
+        parts.push(
+          `<rect x="${x.toFixed(1)}" y="${(y - bh).toFixed(1)}" width="${bw.toFixed(1)}" height="${bh.toFixed(1)}" fill="#e2dccd" stroke="${SOFT}" stroke-width="1.5"/>`,
+        );
         x += bw + w * rand() * 0.05;
       }
     }
     // Perspective lines toward a vanishing point on the horizon.
     for (const vx of [-0.4, 0.2, 0.8, 1.4]) {
-      parts.push(`<line x1="${(w / 2).toFixed(1)}" y1="${y.toFixed(1)}" x2="${(w * vx).toFixed(1)}" y2="${h}" stroke="#d6cfbe" stroke-width="1.5"/>`);
+      parts.push(
+        `<line x1="${(w / 2).toFixed(1)}" y1="${y.toFixed(1)}" x2="${(w * vx).toFixed(1)}" y2="${h}" stroke="#d6cfbe" stroke-width="1.5"/>`,
+      );
     }
   }
   return parts.join('');
 }
 
-async function fitText(text: string, size: number, wrapWidth: number, maxHeight: number, role: 'label' | 'dialogue'): Promise<RenderedText> {
+async function fitText(
+  text: string,
+  size: number,
+  wrapWidth: number,
+  maxHeight: number,
+  role: 'label' | 'dialogue',
+): Promise<RenderedText> {
   for (let s = size; ; s = Math.floor(s * 0.88)) {
     const r = await renderText(text, { role, size: s, wrapWidth, align: 'left', color: '#2b2b2b' });
     if ((r.height <= maxHeight && r.width <= wrapWidth) || s <= 10) return r;
@@ -108,7 +125,9 @@ async function fitText(text: string, size: number, wrapWidth: number, maxHeight:
 export async function renderStoryboardPanel(input: RenderRecipe): Promise<Buffer> {
   const parsed = RenderRecipe.safeParse(input);
   if (!parsed.success) {
-    throw new InputError('That panel recipe is not valid.', { operatorMessage: `storyboard recipe: ${parsed.error.message}` });
+    throw new InputError('That panel recipe is not valid.', {
+      operatorMessage: `storyboard recipe: ${parsed.error.message}`,
+    });
   }
   const recipe = parsed.data;
   const { width: w, height: h } = recipe;
@@ -154,7 +173,13 @@ export async function renderStoryboardPanel(input: RenderRecipe): Promise<Buffer
 
   // Setting and action in words, on a card across the bottom.
   const noteWidth = w - 4 * pad;
-  const note = await fitText(`${brief.setting}\n→ ${brief.action}`, Math.round(32 * u), noteWidth, Math.round(h * 0.24), 'label');
+  const note = await fitText(
+    `${brief.setting}\n→ ${brief.action}`,
+    Math.round(32 * u),
+    noteWidth,
+    Math.round(h * 0.24),
+    'label',
+  );
   const noteTop = h - pad - note.height - pad;
   boxes.push(
     `<rect x="${pad}" y="${noteTop}" width="${w - 2 * pad}" height="${note.height + pad}" fill="#fffdf7" fill-opacity="0.92" stroke="${PENCIL}" stroke-width="${(2 * u).toFixed(1)}"/>`,
@@ -165,12 +190,20 @@ export async function renderStoryboardPanel(input: RenderRecipe): Promise<Buffer
   for (const f of figures) {
     const img = await renderText(f.name, { role: 'dialogue', size: Math.round(30 * u), color: '#2b2b2b' });
     const below = f.headY + f.r * 7.3;
-    const y = Math.round(below + img.height < noteTop - pad / 2 ? below : Math.min(f.headY + f.r * 1.2, noteTop - img.height - pad));
+    const y = Math.round(
+      below + img.height < noteTop - pad / 2
+        ? below
+        : Math.min(f.headY + f.r * 1.2, noteTop - img.height - pad),
+    );
     const x = Math.round(Math.min(w - pad - img.width, Math.max(pad, f.x - img.width / 2)));
     nameTags.push({ img, x, y });
-    boxes.push(`<rect x="${x - 8 * u}" y="${y - 4 * u}" width="${img.width + 16 * u}" height="${img.height + 8 * u}" rx="${(4 * u).toFixed(1)}" fill="#fffdf7" stroke="${SOFT}" stroke-width="${(1.5 * u).toFixed(1)}"/>`);
+    boxes.push(
+      `<rect x="${x - 8 * u}" y="${y - 4 * u}" width="${img.width + 16 * u}" height="${img.height + 8 * u}" rx="${(4 * u).toFixed(1)}" fill="#fffdf7" stroke="${SOFT}" stroke-width="${(1.5 * u).toFixed(1)}"/>`,
+    );
   }
-  const boxSvg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">${boxes.join('')}</svg>`);
+  const boxSvg = Buffer.from(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">${boxes.join('')}</svg>`,
+  );
   overlays.push({ input: boxSvg, left: 0, top: 0 });
   const raw = (r: RenderedText, left: number, top: number): OverlayOptions => ({
     input: r.data,
@@ -182,8 +215,5 @@ export async function renderStoryboardPanel(input: RenderRecipe): Promise<Buffer
   overlays.push(raw(note, 2 * pad, noteTop + Math.round(pad / 2)));
   for (const t of nameTags) overlays.push(raw(t.img, t.x, t.y));
 
-  return sharp(Buffer.from(svg))
-    .composite(overlays)
-    .png({ compressionLevel: 9 })
-    .toBuffer();
+  return sharp(Buffer.from(svg)).composite(overlays).png({ compressionLevel: 9 }).toBuffer();
 }
