@@ -321,6 +321,41 @@ describe('runner with ComfyUI', () => {
     expect((await postJobs()).filter((p) => (p.data as { kind: string }).kind === 'panel')).toHaveLength(1);
   });
 
+  it('ComfyUI unreachable: the job is retried with backoff and completes once ComfyUI is back', async () => {
+    await setup();
+    await startRunner();
+    const [payload] = await makeRenders(1);
+    const down = fake!.restart({ downMs: 700 }); // the port closes now and reopens after 700 ms
+    const job = await enqueue(payload!, 20);
+    await down;
+    const done = await settledJob(renderQueue(), job.id);
+    expect(await done.getState()).toBe('completed');
+    expect(done.attemptsMade).toBeGreaterThanOrEqual(1); // at least one attempt failed while it was down
+    expect((await renderRow(payload!.renderId)).status).toBe('done');
+  });
+
+  it('uploads the ControlNet control image from the store and passes the name ComfyUI returned', async () => {
+    await setup();
+    await fake!.close();
+    fake = await startFakeComfyUI({ objectInfoPath: false, loraDir, controlnets: ['cn_lineart.safetensors'] });
+    await startRunner();
+    const control = await sharp({ create: { width: 256, height: 320, channels: 3, background: '#ffffff' } }).png().toBuffer();
+    await store.put('control/pose.png', control);
+    const [base] = await makeRenders(1);
+    const recipe = RenderRecipe.parse({
+      ...base!.recipe,
+      controlNet: { model: 'cn_lineart.safetensors', imageKey: 'control/pose.png', strength: 0.7, startPercent: 0, endPercent: 0.8 },
+    });
+    await database.db.update(renders).set({ recipe }).where(eq(renders.id, base!.renderId));
+    const done = await settledJob(renderQueue(), (await enqueue({ ...base!, recipe })).id);
+    expect(await done.getState()).toBe('completed');
+
+    const graph = fake!.received.at(-1)?.prompt as Record<string, { class_type: string; inputs: Record<string, unknown> }>;
+    const loadImage = Object.values(graph).find((n) => n.class_type === 'LoadImage');
+    expect(loadImage?.inputs.image).toMatch(/^comicmaster\/[0-9a-f]{24}\.png$/);
+    expect(existsSync(join(fake!.dataDir, 'input', String(loadImage?.inputs.image)))).toBe(true);
+  });
+
   it('a render already done completes its duplicate job without rendering again', async () => {
     await setup();
     await startRunner();
