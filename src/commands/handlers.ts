@@ -1,0 +1,7 @@
+/** Every command's implementation, by name; the router dispatches to these. */
+import { comicHandler } from './comic-handler.ts';
+import type { CommandHandler } from './handler.ts';
+import { queueHandler } from './queue-handler.ts';
+import { runnerHandler } from './runner-handler.ts';
+
+export const commandHandlers: readonly CommandHandler[] = [comicHandler, queueHandler, runnerHandler];
