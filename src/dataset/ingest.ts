@@ -216,14 +216,16 @@ class Ingestion {
     const budget = { remaining: zipLimits.maxTotalBytes };
     try {
       for (const entry of reader.entries) {
-        if (entry.isDirectory || isClutter(entry.name)) continue;
         const source = `${archive}:${entry.name}`;
-        if (!this.mayLook(archive)) return;
+        // Unsafe names first: a name like "..\\evil.png" must be reported, not skipped as a dot-file.
         const unsafe = unsafeEntryName(entry.name);
         if (unsafe) {
+          if (!this.mayLook(archive)) return;
           this.refuse(source, 'zip_unsafe_path', `refused: an unsafe path in the archive (${unsafe})`);
           continue;
         }
+        if (entry.isDirectory || isClutter(entry.name)) continue;
+        if (!this.mayLook(archive)) return;
         if (this.full()) {
           this.refuseOverCount(source);
           continue;
