@@ -79,28 +79,46 @@ async function assemblePdf(
   return doc.save();
 }
 
+/** A PDF's bytes beyond its images: page objects, metadata, cross-reference table. Generous. */
+const PDF_OVERHEAD_BYTES = 4096;
+
 export async function buildPdf(pages: PdfPage[], input: PdfOptions): Promise<PdfResult> {
   const options = PdfOptions.parse(input);
-  const pngs = pages.map((p) => ({ data: p.png, format: 'png' as const }));
-  const asPng = await assemblePdf(pages, pngs, options);
-  if (options.maxBytes === undefined || asPng.length <= options.maxBytes) {
-    return { bytes: asPng, fits: true, imageFormat: 'png', jpegQuality: null };
+  const { maxBytes } = options;
+  const pngBytes = pages.reduce((n, p) => n + p.png.length, 0);
+  // pdf-lib re-deflates PNG pixel data, so the PNG version is about the size of the PNG files: when
+  // those alone are well over the budget, skip straight to JPEG.
+  let smallest: PdfResult | null = null;
+  if (maxBytes === undefined || pngBytes <= maxBytes * 1.1) {
+    const asPng = await assemblePdf(pages, pages.map((p) => ({ data: p.png, format: 'png' as const })), options);
+    if (maxBytes === undefined || asPng.length <= maxBytes) return { bytes: asPng, fits: true, imageFormat: 'png', jpegQuality: null };
+    smallest = { bytes: asPng, fits: false, imageFormat: 'png', jpegQuality: null };
   }
 
-  let smallest: PdfResult = { bytes: asPng, fits: false, imageFormat: 'png', jpegQuality: null };
-  for (const quality of JPEG_QUALITY_LADDER) {
+  // Decode each page once; every quality on the ladder encodes from the same pixels.
+  const decoded = await Promise.all(
+    pages.map((p) => sharp(p.png).flatten({ background: '#ffffff' }).raw().toBuffer({ resolveWithObject: true })),
+  );
+  for (const [step, quality] of JPEG_QUALITY_LADDER.entries()) {
     const jpegs = await Promise.all(
-      pages.map(async (p) => ({
-        data: await sharp(p.png).flatten({ background: '#ffffff' }).jpeg({ quality, mozjpeg: true }).toBuffer(),
+      decoded.map(async ({ data, info }) => ({
+        data: await sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } })
+          .jpeg({ quality, chromaSubsampling: '4:2:0' })
+          .toBuffer(),
         format: 'jpeg' as const,
       })),
     );
+    const estimate = jpegs.reduce((n, j) => n + j.data.length, 0) + PDF_OVERHEAD_BYTES * pages.length;
+    const last = step === JPEG_QUALITY_LADDER.length - 1;
+    // Assembling is cheap for JPEG, but skip it when the images alone cannot fit (except at the end,
+    // where the caller still gets the smallest file we can make).
+    if (maxBytes !== undefined && estimate > maxBytes * 1.05 && !last) continue;
     const bytes = await assemblePdf(pages, jpegs, options);
-    log().debug({ quality, bytes: bytes.length, maxBytes: options.maxBytes }, 'pdf re-encoded as jpeg');
-    if (bytes.length < smallest.bytes.length) smallest = { bytes, fits: false, imageFormat: 'jpeg', jpegQuality: quality };
-    if (bytes.length <= options.maxBytes) return { bytes, fits: true, imageFormat: 'jpeg', jpegQuality: quality };
+    log().debug({ quality, bytes: bytes.length, maxBytes }, 'pdf re-encoded as jpeg');
+    if (maxBytes === undefined || bytes.length <= maxBytes) return { bytes, fits: true, imageFormat: 'jpeg', jpegQuality: quality };
+    if (!smallest || bytes.length < smallest.bytes.length) smallest = { bytes, fits: false, imageFormat: 'jpeg', jpegQuality: quality };
   }
-  return smallest;
+  return smallest!;
 }
 
 /** The PDF of a local comic, with its title, logline and the member as author. */
