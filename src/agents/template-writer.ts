@@ -9,7 +9,16 @@ import {
   type Shot,
 } from './script-schema.ts';
 import { parseScriptRequest, type ScriptRequestInput } from './script-request.ts';
-import { ARCHETYPES, BUILD, EYES, FALLBACK_SETTINGS, HAIR, OUTFIT, PALETTE, type Archetype } from './template/lexicon.ts';
+import {
+  ARCHETYPES,
+  BUILD,
+  EYES,
+  FALLBACK_SETTINGS,
+  HAIR,
+  OUTFIT,
+  PALETTE,
+  type Archetype,
+} from './template/lexicon.ts';
 import {
   beatsOf,
   bare,
@@ -70,7 +79,12 @@ function neutralLook(seed: number, noun: string | null): string[] {
   ];
 }
 
-function characterFromMention(mention: Mention, index: number, storySeed: number, taken: Set<string>): Character {
+function characterFromMention(
+  mention: Mention,
+  index: number,
+  storySeed: number,
+  taken: Set<string>,
+): Character {
   const { archetype, noun } = mention;
   let name = mention.name;
   if (!name && archetype?.nicknames) {
@@ -82,7 +96,11 @@ function characterFromMention(mention: Mention, index: number, storySeed: number
   }
   if (!name && noun) name = `The ${nounTitle(noun)}`;
   name ??= index === 0 ? 'The Hero' : `Stranger ${index + 1}`;
-  const role = noun ? withArticle([...mention.adjectives, noun].join(' ')) : index === 0 ? 'protagonist' : 'supporting character';
+  const role = noun
+    ? withArticle([...mention.adjectives, noun].join(' '))
+    : index === 0
+      ? 'protagonist'
+      : 'supporting character';
   const appearance = [
     ...(archetype ? archetype.appearance : neutralLook(hash(name) ^ storySeed, noun)),
     ...lookTags(mention.adjectives),
@@ -147,27 +165,43 @@ function sentence(text: string, end = '.'): string {
 
 /** Narration, at most CAPTION_MAX_WORDS words, cut so it never ends on a dangling word. */
 function narration(text: string): string {
+  if (!/[\p{L}\p{N}]/u.test(text)) return '';
   const ws = words(text);
   if (ws.length <= CAPTION_MAX_WORDS) return sentence(text);
-  return `${capitalise(endOnAWord(ws.slice(0, CAPTION_MAX_WORDS)).join(' ').replace(/[,;:]+$/u, ''))}…`;
+  return `${capitalise(
+    endOnAWord(ws.slice(0, CAPTION_MAX_WORDS))
+      .join(' ')
+      .replace(/[,;:]+$/u, ''),
+  )}…`;
 }
 
 /** The beat with its characters called by name ("a retired robot" → "Robo", "its" → "Robo's"). */
-function beatWithNames(beat: Beat, index: number, beats: readonly Beat[], cast: readonly Character[]): string {
+function beatWithNames(
+  beat: Beat,
+  index: number,
+  beats: readonly Beat[],
+  cast: readonly Character[],
+): string {
   let text = beat.text;
   for (const c of cast) {
     if (!c.noun) continue;
     const noun = c.noun.replace(/\s+/g, '\\s+');
+    // "her rival Jonas" → "Jonas", not "Jonas Jonas".
+    const name = c.member.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     text = text.replace(
-      new RegExp(`\\b(?:a|an|the|one|my|his|her|its|their)\\s+(?:[\\p{Ll}-]+\\s+){0,2}?${noun}\\b`, 'iu'),
+      new RegExp(
+        `\\b(?:(?:a|an|the|one|my|his|her|its|their)\\s+(?:[\\p{Ll}-]+\\s+){0,2}?)?${noun}(?:\\s+${name})?\\b`,
+        'iu',
+      ),
       c.ref,
     );
   }
-  const previousSubject = cast.find((c) => c.beat >= 0 && c.beat === index - 1) ?? cast.find((c) => c.beat === 0);
+  const previousSubject =
+    cast.find((c) => c.beat >= 0 && c.beat === index - 1) ?? cast.find((c) => c.beat === 0);
   if (index > 0 && previousSubject && beats[index - 1]) {
     text = text
-      .replace(/^(?:its|his|her|their)\s+/iu, `${previousSubject.ref}'s `)
-      .replace(/^(?:it|he|she|they)\s+/iu, `${previousSubject.ref} `);
+      .replace(/^(?:its|his|her)\s+/iu, `${previousSubject.ref}'s `)
+      .replace(/^(?:it|he|she)\s+/iu, `${previousSubject.ref} `);
   }
   return text;
 }
@@ -188,7 +222,7 @@ function beatCaption(beat: Beat, index: number, beats: readonly Beat[], cast: re
   void beats;
   void cast;
   const text = beat.text;
-  const lead = beat.link ? opener[beat.link] ?? '' : '';
+  const lead = beat.link ? (opener[beat.link] ?? '') : '';
   // "But The old map…" reads wrong: a little first word goes lower case after the opener.
   const firstWord = /^(?:a|an|the|its|his|her|their|it|he|she|they|one|every|some)\b/iu.test(text);
   return narration(lead ? `${lead}${firstWord ? text.charAt(0).toLowerCase() + text.slice(1) : text}` : text);
@@ -197,7 +231,8 @@ function beatCaption(beat: Beat, index: number, beats: readonly Beat[], cast: re
 // ---------------------------------------------------------------------------------------------
 // The arc
 
-type SlotKind = 'establish' | 'intro' | 'beat' | 'tension' | 'resolution' | 'reaction' | 'detail' | 'conversation';
+type SlotKind =
+  'establish' | 'intro' | 'beat' | 'tension' | 'resolution' | 'reaction' | 'detail' | 'conversation';
 
 interface Slot {
   kind: SlotKind;
@@ -213,14 +248,21 @@ function coreSlots(beats: readonly Beat[], cast: readonly Character[], total: nu
   const introPriority = (i: number) => 4 + i * 2;
   const introsFor = (beat: number) =>
     cast.forEach((c, i) => {
-      if (c.beat === beat || (beat === 0 && c.beat < 0)) slots.push({ kind: 'intro', priority: introPriority(i), character: c });
+      if (c.beat === beat || (beat === 0 && c.beat < 0))
+        slots.push({ kind: 'intro', priority: introPriority(i), character: c });
     });
   introsFor(0);
-  for (let b = 1; b < beats.length; b++) {
-    slots.push({ kind: 'beat', priority: b === 1 ? 2 : 3 + b * 2, beat: b });
+  // With three beats or more, the last one is the ending: the resolution panel tells it.
+  const ending = beats.length >= 3 ? beats.length - 1 : null;
+  const middle = ending ?? beats.length;
+  for (let b = 1; b < middle; b++) {
+    // The story's own beats come before invented moments: the turn first, then the rest in order.
+    slots.push({ kind: 'beat', priority: b === 1 ? 2 : 2 + b / 100, beat: b });
     introsFor(b);
   }
-  slots.push({ kind: 'tension', priority: 3 }, { kind: 'resolution', priority: 1 });
+  slots.push({ kind: 'tension', priority: 3 });
+  if (ending !== null) introsFor(ending);
+  slots.push({ kind: 'resolution', priority: 1, ...(ending !== null ? { beat: ending } : {}) });
   if (slots.length <= total) return slots;
   const kept = new Set([...slots].sort((a, b) => a.priority - b.priority).slice(0, total));
   return slots.filter((s) => kept.has(s));
@@ -243,7 +285,8 @@ function arrange(core: readonly Slot[], total: number): Slot[] {
     const g = gapIndexes.indexOf(i);
     if (g < 0) return;
     const count = Math.floor((fillers * (g + 1)) / gaps) - Math.floor((fillers * g) / gaps);
-    for (let k = 0; k < count; k++) out.push({ kind: kinds[made++ % kinds.length] ?? 'reaction', priority: 99 });
+    for (let k = 0; k < count; k++)
+      out.push({ kind: kinds[made++ % kinds.length] ?? 'reaction', priority: 99 });
   });
   // A one-slot core (a single panel story) takes its fillers after it.
   while (out.length < total) out.push({ kind: kinds[made++ % kinds.length] ?? 'reaction', priority: 99 });
@@ -287,6 +330,8 @@ function timeline(story: string): [string, string][] {
 
 interface Voice {
   place: Place;
+  /** A story about a fight ends on a challenge, not a thank-you. */
+  conflict: boolean;
   /** Every balloon and caption already used, so nothing is said twice. */
   used: Set<string>;
 }
@@ -342,26 +387,46 @@ const lines = {
     ]),
   introduce: (c: Character, v: Voice) =>
     fresh(v, [
-      c.member.name.startsWith('The ') ? (c.noun ? `Just ${c.member.role}, passing through.` : null) : `The name’s ${c.member.name}.`,
+      c.member.name.startsWith('The ')
+        ? c.noun
+          ? `Just ${c.member.role}, passing through.`
+          : null
+        : `The name’s ${c.member.name}.`,
       'I didn’t catch your name.',
     ]),
   arrives: (c: Character, v: Voice) =>
-    fresh(v, [c.archetype?.greeting, 'Excuse me... where am I?', 'Hello? Anyone here?', 'Sorry to barge in.']),
+    fresh(v, [
+      c.archetype?.greeting,
+      'Excuse me... where am I?',
+      'Hello? Anyone here?',
+      'Sorry to barge in.',
+    ]),
   surprise: (c: Character, other: Character | undefined, v: Voice) =>
     fresh(v, [
-      other?.noun ? `A real ${other.noun}?!` : null,
+      other?.archetype && other.member.name.startsWith('The ') ? `A real ${other.noun}?!` : null,
+      other?.archetype && !other.member.name.startsWith('The ')
+        ? `${other.member.name}... a real ${other.noun}?!`
+        : null,
       c.archetype?.exclaim,
       other ? `${other.member.name}?!` : null,
       'No way!',
       'I don’t believe it!',
     ]),
-  worry: (c: Character, v: Voice) =>
+  worry: (v: Voice) =>
     fresh(v, [
-      'I wasn’t expecting company.',
-      'This changes everything.',
+      'Wait... what was that?',
+      'Did something just move?',
       'Stay calm. Stay calm.',
-      c.archetype?.exclaim,
       'Could this be real?',
+    ]),
+  soloEnding: (v: Voice) =>
+    fresh(v, [
+      v.place.serving && foodWord(v.place)
+        ? `Best ${foodWord(v.place)} ${placeWords(v.place) ?? 'ever'}.`
+        : null,
+      'Not a bad day, all things considered.',
+      'I could get used to this.',
+      'Tomorrow, we do it all again.',
     ]),
   reassure: (v: Voice) =>
     fresh(v, [
@@ -372,6 +437,7 @@ const lines = {
     ]),
   thanks: (v: Voice) =>
     fresh(v, [
+      v.conflict ? 'This isn’t over.' : null,
       v.place.serving && foodWord(v.place) && placeWords(v.place)
         ? `Best ${foodWord(v.place)} ${placeWords(v.place)}!`
         : null,
@@ -380,25 +446,48 @@ const lines = {
       'I’m glad I found this place.',
     ]),
   closing: (v: Voice) =>
-    fresh(v, ['Come back any time.', 'Same time tomorrow?', 'Take care out there, friend.', 'You know where to find me.']),
+    fresh(v, [
+      v.conflict ? 'We’ll see about that.' : null,
+      'Come back any time.',
+      'Same time tomorrow?',
+      'Take care out there, friend.',
+      'You know where to find me.',
+    ]),
   /** A thought for a quiet panel; before anyone else shows up, nothing has happened yet. */
   reaction: (v: Voice, company: boolean) =>
-    fresh(v, company ? [
-      'What a strange day.',
-      'Something tells me this is only the start.',
-      'I knew this day would come.',
-      'Breathe. Just breathe.',
-      'Where did that come from?',
-      'Not now... not today.',
-    ] : ['Quiet again today.', 'Maybe today someone will come.', 'Everything in its place.', 'I love this time of day.', 'Patience. Patience.']),
+    fresh(
+      v,
+      company
+        ? [
+            'What a strange day.',
+            'Something tells me this is only the start.',
+            'I knew this day would come.',
+            'Breathe. Just breathe.',
+            'Where did that come from?',
+            'Not now... not today.',
+          ]
+        : [
+            'Quiet again today.',
+            'Maybe today someone will come.',
+            'Everything in its place.',
+            'I love this time of day.',
+            'Patience. Patience.',
+          ],
+    ),
 };
 
 /** Question and answer pairs for a two-shot conversation; each pair is used once. */
 function conversationPairs(v: Voice): [string, string][] {
   const where = v.place.where;
   const pairs: [string | null, string | null][] = [
-    ['Where am I, exactly?', where ? `${capitalise(placeWords(v.place) ?? where)}. You’re safe here.` : 'Somewhere safe. Rest.'],
-    [v.place.serving ? 'What’s good here?' : null, v.place.serving ? `Try ${v.place.serving}. Trust me.` : null],
+    [
+      'Where am I, exactly?',
+      where ? `${capitalise(placeWords(v.place) ?? where)}. You’re safe here.` : 'Somewhere safe. Rest.',
+    ],
+    [
+      v.place.serving ? 'What’s good here?' : null,
+      v.place.serving ? `Try ${v.place.serving}. Trust me.` : null,
+    ],
     ['How long have you been here?', 'Longer than I can remember.'],
     ['Is this seat taken?', 'It is now.'],
     ['What brings you all this way?', 'I’m not sure anymore.'],
@@ -441,7 +530,7 @@ function transitionCaption(v: Voice, index: number): string | null {
 
 function freshCaption(v: Voice, candidates: readonly (string | null | undefined)[]): string | null {
   for (const c of candidates) {
-    if (c && !v.used.has(`caption:${c.toLowerCase()}`)) {
+    if (c && /[\p{L}\p{N}]/u.test(c) && !v.used.has(`caption:${c.toLowerCase()}`)) {
       v.used.add(`caption:${c.toLowerCase()}`);
       return c;
     }
@@ -473,7 +562,11 @@ const POSITIONS: Record<number, PanelCharacter['position'][]> = {
   3: ['left', 'centre', 'right'],
 };
 
-function stage(chars: readonly Character[], pose: (c: Character, i: number) => string, face: (c: Character, i: number) => string): PanelCharacter[] {
+function stage(
+  chars: readonly Character[],
+  pose: (c: Character, i: number) => string,
+  face: (c: Character, i: number) => string,
+): PanelCharacter[] {
   const shown = chars.slice(0, 3);
   const positions = POSITIONS[shown.length] ?? ['centre'];
   return shown.map((c, i) => ({
@@ -526,10 +619,17 @@ function draftPanel(slot: Slot, index: number, total: number, scene: Scene, firs
       const intros = scene.cast.length > 0 && total > 4;
       return {
         ...framing(total === 1 ? 'wide' : 'establishing', pick(['birds-eye', 'eye-level'] as const, index)),
-        action: clip(`Wide view of ${scene.setting}. ${sentence(beatNames(0))}`, 40, 240),
+        action: clip(
+          `Wide view of ${scene.setting}. ${/[\p{L}\p{N}]/u.test(beatNames(0)) ? sentence(beatNames(0)) : ''}`,
+          40,
+          240,
+        ),
         characters: stage(
           chars,
-          () => (place.venue ? `standing small in the doorway of ${place.venue}` : 'standing small in the distance'),
+          () =>
+            place.venue
+              ? `standing small in the doorway of ${place.venue}`
+              : 'standing small in the distance',
           () => 'calm',
         ),
         // A single panel is the whole comic: it carries the first words too.
@@ -548,19 +648,29 @@ function draftPanel(slot: Slot, index: number, total: number, scene: Scene, firs
         ...framing(host ? 'medium' : 'cowboy', host ? 'eye-level' : 'over-the-shoulder'),
         action: clip(
           host
-            ? `${capitalise(c.ref)}, ${c.member.role}, ${place.venue ? `busy behind the counter of ${place.venue}` : 'at the heart of the story'}`
+            ? `${capitalise(c.ref)}${c.noun ? `, ${c.member.role},` : ''} ${place.venue ? `busy behind the counter of ${place.venue}` : placeWords(place) ? `going about the day ${placeWords(place)}` : 'going about the day'}`
             : `${capitalise(c.ref)}, ${c.member.role}, meets ${hero?.ref ?? 'a stranger'} for the first time`,
           40,
           240,
         ),
         characters: stage(
           chars,
-          (x) => (x === c ? (host ? (place.venue ? 'wiping the counter' : 'stepping forward') : 'stepping into view') : 'turning to look'),
+          (x) =>
+            x === c
+              ? host
+                ? place.venue
+                  ? 'wiping the counter'
+                  : 'stepping forward'
+                : 'stepping into view'
+              : 'turning to look',
           (x) => (x === c ? (host ? 'content smile' : 'wide-eyed, uncertain') : 'curious'),
         ),
         balloons: host
           ? say(c, lines.soloIntro(c, voice))
-          : [...(hero ? say(hero, lines.hostGreets(hero, voice)) : []), ...say(c, lines.introduce(c, voice) ?? lines.arrives(c, voice))],
+          : [
+              ...(hero ? say(hero, lines.hostGreets(hero, voice)) : []),
+              ...say(c, lines.introduce(c, voice) ?? lines.arrives(c, voice)),
+            ],
         caption: firstOnPage ? transitionCaption(voice, index) : null,
         sfx: null,
       };
@@ -569,7 +679,10 @@ function draftPanel(slot: Slot, index: number, total: number, scene: Scene, firs
       const b = slot.beat ?? 1;
       const beat = beats[b];
       const mentioned = present(b);
-      const chars = [...new Set([...(hero && !mentioned.includes(hero) ? [hero] : []), ...mentioned])].slice(0, 3);
+      const chars = [...new Set([...(hero && !mentioned.includes(hero) ? [hero] : []), ...mentioned])].slice(
+        0,
+        3,
+      );
       const arriving = newcomers(mentioned).filter((c) => c !== hero);
       const turn = b === 1;
       const balloons: Balloon[] = [];
@@ -577,13 +690,19 @@ function draftPanel(slot: Slot, index: number, total: number, scene: Scene, firs
       // The host answers here unless the newcomer has a panel of their own coming.
       if (hero && arriving.length > 0 && !arriving.some((c) => scene.introduced.has(c)))
         balloons.push(...say(hero, lines.hostGreets(hero, voice)));
-      if (balloons.length === 0 && chars[0]) balloons.push(...say(chars[0], lines.reaction(voice, true), 'thought'));
+      if (balloons.length === 0 && chars[0])
+        balloons.push(...say(chars[0], lines.reaction(voice, true), 'thought'));
       return {
         ...framing(turn ? 'full' : 'medium', turn ? 'eye-level' : 'over-the-shoulder'),
         action: clip(sentence(beatNames(b)), 40, 240) || 'The story turns.',
         characters: stage(
           chars,
-          (c) => (arriving.includes(c) ? (place.venue ? 'standing in the doorway' : 'stepping into view') : 'looking up'),
+          (c) =>
+            arriving.includes(c)
+              ? place.venue
+                ? 'standing in the doorway'
+                : 'stepping into view'
+              : 'looking up',
           (c) => (arriving.includes(c) ? 'lost and weary' : 'surprised'),
         ),
         balloons,
@@ -605,8 +724,18 @@ function draftPanel(slot: Slot, index: number, total: number, scene: Scene, firs
           40,
           240,
         ),
-        characters: stage(chars, () => 'leaning in, frozen mid-motion', () => (shout ? 'shocked, eyes wide' : 'worried')),
-        balloons: speaker ? (shout ? say(speaker, shout, 'shout') : say(speaker, lines.worry(speaker, voice), 'thought')) : [],
+        characters: stage(
+          chars,
+          () => 'leaning in, frozen mid-motion',
+          () => (shout ? 'shocked, eyes wide' : 'worried'),
+        ),
+        balloons: speaker
+          ? shout
+            ? say(speaker, shout, 'shout')
+            : speaker.archetype?.exclaim
+              ? say(speaker, fresh(voice, [speaker.archetype.exclaim]), 'shout')
+              : say(speaker, lines.worry(voice), 'thought')
+          : [],
         caption: firstOnPage ? transitionCaption(voice, index) : null,
         sfx: null,
       };
@@ -620,31 +749,52 @@ function draftPanel(slot: Slot, index: number, total: number, scene: Scene, firs
         balloons.push(...say(other, lines.thanks(voice)));
         if (balloons.length < 2) balloons.push(...say(hero, lines.closing(voice)));
       } else if (hero) {
-        balloons.push(...say(hero, lines.thanks(voice), 'thought'));
+        balloons.push(...say(hero, lines.soloEnding(voice), 'thought'));
       }
+      const ending = slot.beat !== undefined ? beats[slot.beat] : undefined;
       return {
         ...framing(total > 2 ? 'wide' : 'full', 'eye-level'),
         action: clip(
-          place.serving && other
-            ? `${capitalise(hero?.ref ?? 'Everyone')} and ${other.ref} share ${place.serving} as the day ends`
-            : `${capitalise(chars.map((c) => c.ref).join(' and ') || 'The scene')}, at peace at last, in ${scene.setting}`,
+          ending && slot.beat !== undefined
+            ? sentence(beatNames(slot.beat))
+            : place.serving && other
+              ? `${capitalise(hero?.ref ?? 'Everyone')} and ${other.ref} share ${place.serving} as the day ends`
+              : `${capitalise(chars.map((c) => c.ref).join(' and ') || 'The scene')}, at peace at last, in ${scene.setting}`,
           40,
           240,
         ),
-        characters: stage(chars, (c, i) => (i === 0 ? 'leaning on the counter' : 'sitting, relaxed'), () => 'warm smile'),
+        characters: stage(
+          chars,
+          (c, i) => (i === 0 ? 'leaning on the counter' : 'sitting, relaxed'),
+          () => 'warm smile',
+        ),
         balloons: balloons.slice(0, LIMITS.balloonsPerPanel),
-        caption: firstOnPage || total > 4 ? freshCaption(voice, ['And that was only the beginning.', 'The end... for now.']) : null,
+        caption:
+          ending && slot.beat !== undefined
+            ? freshCaption(voice, [beatCaption(ending, slot.beat, beats, cast)])
+            : firstOnPage || total > 4
+              ? freshCaption(voice, ['And that was only the beginning.', 'The end... for now.'])
+              : null,
         sfx: place.serving && other ? sfxOnce(scene, 'SLURP!') : null,
       };
     }
     case 'reaction': {
       const c = onStage[index % Math.max(1, onStage.length)];
       const thought = lines.reaction(voice, onStage.length > 1);
-      const mood = pick(['lost in thought', 'taking it all in', 'a flicker of worry', 'a small, private smile'] as const, index);
+      const mood = pick(
+        ['lost in thought', 'taking it all in', 'a flicker of worry', 'a small, private smile'] as const,
+        index,
+      );
       return {
         ...framing('close-up', pick(['eye-level', 'dutch', 'from-above'] as const, index)),
         action: clip(`Reaction close-up: ${c?.ref ?? 'a face'}, ${mood}`, 40, 240),
-        characters: c ? stage([c], () => 'still, head tilted', () => pick(['pensive', 'startled', 'hopeful'] as const, index)) : [],
+        characters: c
+          ? stage(
+              [c],
+              () => 'still, head tilted',
+              () => pick(['pensive', 'startled', 'hopeful'] as const, index),
+            )
+          : [],
         balloons: c && thought ? say(c, thought, 'thought') : [],
         caption: firstOnPage ? transitionCaption(voice, index) : null,
         sfx: null,
@@ -689,7 +839,11 @@ function draftPanel(slot: Slot, index: number, total: number, scene: Scene, firs
           40,
           240,
         ),
-        characters: stage(chars, (c) => (c === b ? 'leaning on one elbow' : 'hands together'), (c) => (c === b ? 'gentle smile' : 'curious')),
+        characters: stage(
+          chars,
+          (c) => (c === b ? 'leaning on one elbow' : 'hands together'),
+          (c) => (c === b ? 'gentle smile' : 'curious'),
+        ),
         balloons,
         caption: firstOnPage ? transitionCaption(voice, index) : null,
         sfx: null,
@@ -702,7 +856,9 @@ function draftPanel(slot: Slot, index: number, total: number, scene: Scene, firs
 function fitWords(panel: Drafted): Drafted {
   const count = (t: string) => words(t).length;
   let balloons = panel.balloons.slice(0, LIMITS.balloonsPerPanel);
-  let caption = panel.caption ? clip(panel.caption, Math.min(CAPTION_MAX_WORDS + 1, LIMITS.wordsPerCaption), 240) : null;
+  let caption = panel.caption
+    ? clip(panel.caption, Math.min(CAPTION_MAX_WORDS + 1, LIMITS.wordsPerCaption), 240)
+    : null;
   const total = () => balloons.reduce((n, b) => n + count(b.text), 0) + count(caption ?? '');
   while (total() > LIMITS.wordsPerPanel && balloons.length > 0) balloons = balloons.slice(0, -1);
   if (total() > LIMITS.wordsPerPanel) caption = null;
@@ -722,7 +878,8 @@ function deriveTitle(place: Place, cast: readonly Character[], beats: readonly B
   if (place.venueWords && hero?.noun) {
     return titleCase(`${hero.member.role}'s ${place.venueWords}`);
   }
-  if (place.where && /^the\s/iu.test(place.where) && words(place.where).length <= 4) return titleCase(place.where);
+  if (place.where && /^the\s/iu.test(place.where) && words(place.where).length <= 4)
+    return titleCase(place.where);
   const nouns = cast.filter((c) => c.noun && !c.member.name.startsWith('Stranger')).slice(0, 2);
   if (nouns.length === 2) return titleCase(`The ${nouns[0]?.noun ?? ''} and the ${nouns[1]?.noun ?? ''}`);
   if (hero && !hero.member.name.startsWith('The ') && hero.member.name !== 'The Hero' && place.where)
@@ -746,7 +903,12 @@ export function writeTemplateScript(input: ScriptRequestInput): ComicScript {
 
   const beats = beatsOf(request.story);
   const cast = buildCast(beats, request.cast ?? [], storySeed);
-  const characterNouns = new Set(cast.map((c) => c.noun).filter((n): n is string => n !== null).map((n) => bare(n.split(' ').pop() ?? n)));
+  const characterNouns = new Set(
+    cast
+      .map((c) => c.noun)
+      .filter((n): n is string => n !== null)
+      .map((n) => bare(n.split(' ').pop() ?? n)),
+  );
   const place = placeOf(request.story, characterNouns);
   let setting = place.setting || pick(FALLBACK_SETTINGS, storySeed);
   if (request.styleHint) setting = clip(`${setting}, ${request.styleHint}`, 30, 160);
@@ -757,7 +919,13 @@ export function writeTemplateScript(input: ScriptRequestInput): ComicScript {
     place,
     setting,
     times: timeline(request.story),
-    voice: { place, used: new Set() },
+    voice: {
+      place,
+      conflict: /\b(?:fight|fights|battle|rival|villain|attack|war|duel|steal|steals|enemy|enemies)\b/iu.test(
+        request.story,
+      ),
+      used: new Set(),
+    },
     sfxUsed: new Set(),
     seen: new Set(),
     introduced: new Set(),
@@ -769,15 +937,28 @@ export function writeTemplateScript(input: ScriptRequestInput): ComicScript {
     const firstOnPage = index % panelsPerPage === 0;
     const drafted = fitWords(draftPanel(slot, index, total, scene, firstOnPage));
     for (const c of drafted.characters) scene.seen.add(c.name);
-    const [time, lighting] = pick(scene.times, Math.floor((index * scene.times.length) / Math.max(1, total))) ?? ['day', 'clear daylight'];
+    const [time, lighting] = pick(
+      scene.times,
+      Math.floor((index * scene.times.length) / Math.max(1, total)),
+    ) ?? ['day', 'clear daylight'];
     return { ...drafted, setting: scene.setting, time, lighting };
   });
 
   const script = {
     title: deriveTitle(place, cast, beats),
-    logline: clip(beats.map((b) => sentence(b.text)).slice(0, 3).join(' '), 45, 300) || 'A short comic.',
+    logline:
+      clip(
+        beats
+          .map((b) => sentence(b.text))
+          .slice(0, 3)
+          .join(' '),
+        45,
+        300,
+      ) || 'A short comic.',
     cast: cast.map((c) => c.member),
-    pages: Array.from({ length: pages }, (_, p) => ({ panels: panels.slice(p * panelsPerPage, (p + 1) * panelsPerPage) })),
+    pages: Array.from({ length: pages }, (_, p) => ({
+      panels: panels.slice(p * panelsPerPage, (p + 1) * panelsPerPage),
+    })),
   };
   // The schema is the contract; a template bug must surface here, not three stages later.
   return ComicScript.parse(script);

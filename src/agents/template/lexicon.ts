@@ -125,7 +125,10 @@ export const ARCHETYPES: readonly Archetype[] = [
   { noun: 'soldier', appearance: ['soldier', 'olive uniform', 'helmet', 'buzz cut'], exclaim: 'Take cover!' },
   { noun: 'student', appearance: ['student', 'school uniform', 'backpack', 'short black hair'] },
   { noun: 'teacher', appearance: ['teacher', 'round glasses', 'cardigan', 'hair in a bun'] },
-  { noun: 'vampire', appearance: ['pale vampire', 'slicked-back black hair', 'red eyes', 'high-collared cape'] },
+  {
+    noun: 'vampire',
+    appearance: ['pale vampire', 'slicked-back black hair', 'red eyes', 'high-collared cape'],
+  },
   { noun: 'mermaid', appearance: ['mermaid', 'teal fish tail', 'long red hair', 'seashell necklace'] },
   {
     noun: 'cowboy',
@@ -147,11 +150,52 @@ export const ARCHETYPES: readonly Archetype[] = [
  * astronaut" is about the astronaut.)
  */
 export const PEOPLE = [
-  'baker', 'farmer', 'sailor', 'fisherman', 'nurse', 'doctor', 'mechanic', 'librarian', 'musician',
-  'painter', 'artist', 'writer', 'poet', 'grandmother', 'grandma', 'grandfather', 'grandpa', 'kid', 'child',
-  'stranger', 'traveller', 'traveler', 'hero', 'villain', 'thief', 'hunter', 'monk', 'priest', 'inventor',
-  'explorer', 'captain', 'pilot', 'barista', 'waiter', 'waitress', 'courier', 'rival', 'giant',
-  'troll', 'elf', 'dwarf', 'fairy', 'zombie', 'monster', 'spy', 'keeper',
+  'baker',
+  'farmer',
+  'sailor',
+  'fisherman',
+  'nurse',
+  'doctor',
+  'mechanic',
+  'librarian',
+  'musician',
+  'painter',
+  'artist',
+  'writer',
+  'poet',
+  'grandmother',
+  'grandma',
+  'grandfather',
+  'grandpa',
+  'kid',
+  'child',
+  'stranger',
+  'traveller',
+  'traveler',
+  'hero',
+  'villain',
+  'thief',
+  'hunter',
+  'monk',
+  'priest',
+  'inventor',
+  'explorer',
+  'captain',
+  'pilot',
+  'barista',
+  'waiter',
+  'waitress',
+  'courier',
+  'rival',
+  'giant',
+  'troll',
+  'elf',
+  'dwarf',
+  'fairy',
+  'zombie',
+  'monster',
+  'spy',
+  'keeper',
 ] as const;
 
 /** Places that are settings, never characters, even when capitalised mid-sentence. */
@@ -255,10 +299,31 @@ export const FALLBACK_SETTINGS = [
 ] as const;
 
 /** Neutral looks for people the lexicon does not know. */
-export const HAIR = ['short black hair', 'long red hair', 'messy brown hair', 'silver ponytail', 'blonde bob cut', 'curly dark hair'];
+export const HAIR = [
+  'short black hair',
+  'long red hair',
+  'messy brown hair',
+  'silver ponytail',
+  'blonde bob cut',
+  'curly dark hair',
+];
 export const EYES = ['green eyes', 'brown eyes', 'grey eyes', 'amber eyes', 'blue eyes', 'hazel eyes'];
-export const BUILD = ['slim build', 'athletic build', 'tall and lanky', 'broad shoulders', 'short and stocky', 'wiry build'];
-export const OUTFIT = ['leather jacket', 'long trench coat', 'knitted sweater', 'canvas overalls', 'hooded cloak', 'work apron'];
+export const BUILD = [
+  'slim build',
+  'athletic build',
+  'tall and lanky',
+  'broad shoulders',
+  'short and stocky',
+  'wiry build',
+];
+export const OUTFIT = [
+  'leather jacket',
+  'long trench coat',
+  'knitted sweater',
+  'canvas overalls',
+  'hooded cloak',
+  'work apron',
+];
 export const PALETTE = [
   'red and black palette',
   'teal and orange palette',

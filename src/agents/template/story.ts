@@ -134,7 +134,21 @@ export interface Mention {
 
 const ARCHETYPE_BY_NOUN = new Map(ARCHETYPES.map((a) => [a.noun, a]));
 const PEOPLE_NOUNS = new Set<string>(PEOPLE);
-const DETERMINERS = new Set(['a', 'an', 'the', 'my', 'his', 'her', 'its', 'their', 'our', 'your', 'one', 'this', 'that']);
+const DETERMINERS = new Set([
+  'a',
+  'an',
+  'the',
+  'my',
+  'his',
+  'her',
+  'its',
+  'their',
+  'our',
+  'your',
+  'one',
+  'this',
+  'that',
+]);
 
 function isCapitalisedWord(token: string): boolean {
   const word = token.replace(/^[^\p{L}]+|[^\p{L}]+$/gu, '').replace(/['’]s$/u, '');
@@ -150,7 +164,8 @@ function nounAt(tokens: readonly string[], i: number): { noun: string; length: n
   const one = bare(tokens[i] ?? '');
   const two = `${one} ${bare(tokens[i + 1] ?? '')}`;
   const endsClause = (t: string | undefined) => t !== undefined && /[,.;:!?]$/u.test(t);
-  if (!endsClause(tokens[i]) && (ARCHETYPE_BY_NOUN.has(two) || PEOPLE_NOUNS.has(two))) return { noun: two, length: 2 };
+  if (!endsClause(tokens[i]) && (ARCHETYPE_BY_NOUN.has(two) || PEOPLE_NOUNS.has(two)))
+    return { noun: two, length: 2 };
   if (ARCHETYPE_BY_NOUN.has(one) || PEOPLE_NOUNS.has(one)) return { noun: one, length: 1 };
   return null;
 }
@@ -235,7 +250,8 @@ export function mentionsIn(beats: readonly Beat[]): Mention[] {
         const next = tokens[i + noun.length] ?? '';
         const endsHere = /[,.;:!?]$/u.test(tokens[i + noun.length - 1] ?? '');
         // "her rival Jonas", "detective Mara": the name and the noun are one character.
-        const named = !endsHere && isCapitalisedWord(next) && names.has(cleanName(next)) ? cleanName(next) : null;
+        const named =
+          !endsHere && isCapitalisedWord(next) && names.has(cleanName(next)) ? cleanName(next) : null;
         const mention: Mention = {
           name: named,
           archetype: ARCHETYPE_BY_NOUN.get(noun.noun) ?? null,
@@ -316,14 +332,32 @@ export function placeOf(story: string, characterNouns: ReadonlySet<string>): Pla
   const searchFrom = venueMatch ? venueMatch.index + venueMatch[0].length : 0;
   for (const fromIndex of venueMatch ? [searchFrom, 0] : [0]) {
     const rest = text.slice(fromIndex);
-    const named = /\b(on|in|at|to|near|inside)\s+((?:the\s+)?\p{Lu}[\p{L}'’-]*(?:\s+\p{Lu}[\p{L}'’-]*){0,2})/u.exec(rest);
-    const common = /\b(on|in|at|inside|near)\s+((?:the|a|an)\s+[\p{L}'’-]+(?:\s+[\p{L}'’-]+){0,2})/iu.exec(rest);
-    const candidates = [named, common].filter((m): m is RegExpExecArray => m !== null).sort((a, b) => a.index - b.index);
+    const named =
+      /\b(on|in|at|to|near|inside)\s+((?:the\s+)?\p{Lu}[\p{L}'’-]*(?:\s+\p{Lu}[\p{L}'’-]*){0,2})/u.exec(rest);
+    const common =
+      /\b(on|in|at|inside|near)\s+((?:the|a|an|his|her|their|its|my|our)\s+[\p{L}'’-]+(?:\s+[\p{L}'’-]+){0,2})/iu.exec(
+        rest,
+      );
+    // A famous place named without a preposition ("searches Tokyo") still says where we are.
+    const known = new RegExp(`(^|\\s)()(\\p{Lu}[\\p{L}]+)(?=[\\s,.;:!?]|$)`, 'gu');
+    let bareKnown: RegExpExecArray | null = null;
+    for (let m = known.exec(rest); m; m = known.exec(rest)) {
+      if (KNOWN_PLACES.has((m[3] ?? '').toLowerCase())) {
+        bareKnown = m;
+        break;
+      }
+    }
+    const knownAsPlace = bareKnown
+      ? Object.assign([bareKnown[0], 'in', bareKnown[3] ?? ''], { index: bareKnown.index, input: rest })
+      : null;
+    const candidates = [named, common, knownAsPlace]
+      .filter((m): m is RegExpExecArray => m !== null)
+      .sort((a, b) => a.index - b.index);
     for (const m of candidates) {
       const phrase = trimPhrase(m[2] ?? '');
       const head = bare(phrase.split(' ').pop() ?? '');
       if (phrase === '' || characterNouns.has(head) || VENUES.has(head)) continue;
-      where = phrase;
+      where = phrase.replace(/^(?:his|her|their|its|my|our)\s/iu, 'the ');
       preposition = (m[1] ?? '').toLowerCase();
       break;
     }
@@ -333,7 +367,9 @@ export function placeOf(story: string, characterNouns: ReadonlySet<string>): Pla
   const venueHead = venueMatch?.[2]?.toLowerCase() ?? '';
   const venueModifiers = (venueWords ?? '').split(' ').slice(0, -1);
   // A venue with no adjective gets "small": a noodle bar is a place, a small noodle bar is a picture.
-  const looked = venueModifiers.some((w) => LOOK_ADJECTIVES[w] !== undefined || /(?:y|ed|ful|ous|ish)$/u.test(w));
+  const looked = venueModifiers.some(
+    (w) => LOOK_ADJECTIVES[w] !== undefined || /(?:y|ed|ful|ous|ish)$/u.test(w),
+  );
   const venuePhrase = venueWords ? `${looked ? '' : 'small '}${venueWords}` : null;
   const food = venueModifiers.map((w) => FOODS[w]).find((f) => f !== undefined) ?? null;
   const storyFood =
@@ -366,14 +402,31 @@ function trimPhrase(phrase: string): string {
     kept.push(token.replace(/[,.;:!?]+$/u, ''));
     if (/[,.;:!?]$/u.test(token)) break;
   }
-  return kept.join(' ').replace(/['’]s$/u, '').trim();
+  return kept
+    .join(' ')
+    .replace(/['’]s$/u, '')
+    .trim();
 }
 
 export function withArticle(phrase: string): string {
   return `${/^[aeiou]/iu.test(phrase) ? 'an' : 'a'} ${phrase}`;
 }
 
-const SMALL_TITLE_WORDS = new Set(['a', 'an', 'the', 'of', 'on', 'in', 'at', 'to', 'and', 'or', 'for', 'by', 'with']);
+const SMALL_TITLE_WORDS = new Set([
+  'a',
+  'an',
+  'the',
+  'of',
+  'on',
+  'in',
+  'at',
+  'to',
+  'and',
+  'or',
+  'for',
+  'by',
+  'with',
+]);
 
 /** Title case that keeps little words small ("The Noodle Bar on Mars"). */
 export function titleCase(text: string): string {
@@ -392,7 +445,8 @@ export function endOnAWord(ws: string[]): string[] {
   const out = [...ws];
   while (out.length > 1) {
     const last = bare(out[out.length - 1] ?? '');
-    if (FUNCTION_WORDS.has(last) || LOOK_ADJECTIVES[last] !== undefined || last === '') out.pop();
+    // Two letters or fewer is almost always a little word, in English or not ("à", "de", "of").
+    if (FUNCTION_WORDS.has(last) || LOOK_ADJECTIVES[last] !== undefined || last.length <= 2) out.pop();
     else break;
   }
   return out;
