@@ -8,8 +8,16 @@ import { listPages } from '../src/db/pages.ts';
 import { listPanels, setPanelMessageId } from '../src/db/panels.ts';
 import { rendersOfComic } from '../src/db/renders.ts';
 import { comics as comicsTable, panels, styles } from '../src/db/schema.ts';
+import { InputError } from '../src/errors.ts';
 import { artifactKeys } from '../src/store/keys.ts';
-import { createPipelineHarness, eventually, postJobs, startPipelineWorkers, TEST_GEOMETRY, type PipelineHarness } from './helpers/pipeline.ts';
+import {
+  createPipelineHarness,
+  eventually,
+  postJobs,
+  startPipelineWorkers,
+  TEST_GEOMETRY,
+  type PipelineHarness,
+} from './helpers/pipeline.ts';
 
 const GUILD = '111111111111111111';
 const CHANNEL = '211111111111111111';
@@ -25,7 +33,11 @@ afterAll(async () => {
   await h?.close();
 });
 
-function request(userId: string, overrides: Partial<StartComicInput['options']> = {}, guildId = GUILD): StartComicInput {
+function request(
+  userId: string,
+  overrides: Partial<StartComicInput['options']> = {},
+  guildId = GUILD,
+): StartComicInput {
   return {
     guildId,
     channelId: CHANNEL,
@@ -74,8 +86,14 @@ describe('a comic from the row to its pages', () => {
         ]);
         for (const page of pages) {
           const image = await sharp(await h.store.getBuffer(page.artifactKey!)).metadata();
-          expect([image.format, image.width, image.height]).toEqual(['png', TEST_GEOMETRY.width, TEST_GEOMETRY.height]);
-          const storyboard = await sharp(await h.store.getBuffer(artifactKeys.storyboardPage(comic.id, page.number))).metadata();
+          expect([image.format, image.width, image.height]).toEqual([
+            'png',
+            TEST_GEOMETRY.width,
+            TEST_GEOMETRY.height,
+          ]);
+          const storyboard = await sharp(
+            await h.store.getBuffer(artifactKeys.storyboardPage(comic.id, page.number)),
+          ).metadata();
           expect([storyboard.width, storyboard.height]).toEqual([TEST_GEOMETRY.width, TEST_GEOMETRY.height]);
         }
 
@@ -121,16 +139,65 @@ describe('a comic from the row to its pages', () => {
   );
 });
 
+describe('when a render fails for good', () => {
+  it(
+    'the page is not assembled, the comic fails and the channel hears why',
+    async () => {
+      const workers = await startPipelineWorkers(h.deps, {
+        onRender: (job) => {
+          if (job.pageNumber === 1 && job.panelNumber === 2)
+            throw new InputError('The render was refused by ComfyUI.');
+        },
+      });
+      try {
+        const comic = await started(request('u-render-fails', { pages: 1, panelsPerPage: 2 }));
+        const failed = await eventually(async () => {
+          const row = await getComic(h.deps.db, comic.id);
+          return row?.status === 'failed' ? row : undefined;
+        });
+        expect(failed.error).toMatch(/renders failed/);
+        const posts = await postsOf(comic.id);
+        expect(posts.filter((p) => p.kind === 'failed')).toEqual([
+          {
+            kind: 'failed',
+            comicId: comic.id,
+            userMessage: expect.stringContaining('Page 1 could not be drawn'),
+          },
+        ]);
+        expect(posts.filter((p) => p.kind === 'page')).toHaveLength(0);
+        const renders = await rendersOfComic(h.deps.db, comic.id);
+        expect(renders.map((r) => [r.panelNumber, r.render.status])).toEqual([
+          [1, 'done'],
+          [2, 'failed'],
+        ]);
+        expect((await listPages(h.deps.db, comic.id)).map((p) => p.status)).toEqual(['failed']);
+      } finally {
+        await workers.close();
+      }
+    },
+    SLOW,
+  );
+});
+
 describe('starting a comic', () => {
   it('refuses past the per-user and per-guild limits, and bad requests, with a reason', async () => {
     const guild = '311111111111111111';
     const first = await started({ ...request('u-limit', {}, guild), limits: { perUser: 1, perGuild: 2 } });
 
-    const again = await startComic(h.deps, { ...request('u-limit', {}, guild), limits: { perUser: 1, perGuild: 2 } });
-    expect(again).toEqual({ ok: false, reason: expect.stringContaining('You already have 1 comic in the making') });
+    const again = await startComic(h.deps, {
+      ...request('u-limit', {}, guild),
+      limits: { perUser: 1, perGuild: 2 },
+    });
+    expect(again).toEqual({
+      ok: false,
+      reason: expect.stringContaining('You already have 1 comic in the making'),
+    });
 
     await started({ ...request('u-other', {}, guild), limits: { perUser: 1, perGuild: 2 } });
-    const third = await startComic(h.deps, { ...request('u-third', {}, guild), limits: { perUser: 1, perGuild: 2 } });
+    const third = await startComic(h.deps, {
+      ...request('u-third', {}, guild),
+      limits: { perUser: 1, perGuild: 2 },
+    });
     expect(third).toEqual({ ok: false, reason: expect.stringContaining('This server already has 2 comics') });
 
     const empty = await startComic(h.deps, { ...request('u-empty', {}, guild), prompt: '   ' });
@@ -139,16 +206,24 @@ describe('starting a comic', () => {
     expect(tooMany).toEqual({ ok: false, reason: expect.stringContaining('pages must be between 1 and 8') });
 
     // Refusals queued nothing: only the two accepted comics of this guild have script jobs.
-    const other = await startComic(h.deps, { ...request('u-fourth', {}, guild), limits: { perUser: 1, perGuild: 2 } });
+    const other = await startComic(h.deps, {
+      ...request('u-fourth', {}, guild),
+      limits: { perUser: 1, perGuild: 2 },
+    });
     expect(other.ok).toBe(false);
     const scripts = await h.producer.queue('script').getJobs(['wait']);
-    const inGuild = await Promise.all(scripts.map(async (j) => (await getComic(h.deps.db, j!.data.comicId))?.guildId));
+    const inGuild = await Promise.all(
+      scripts.map(async (j) => (await getComic(h.deps.db, j!.data.comicId))?.guildId),
+    );
     expect(inGuild.filter((g) => g === guild)).toHaveLength(2);
     expect(scripts.map((j) => j?.data.comicId)).toContain(first.id);
 
     // Cancelling frees a slot in the guild.
     expect((await cancelComic(h.deps, first.id, 'u-limit')).cancelled).toBe(true);
-    const now = await startComic(h.deps, { ...request('u-fourth', {}, guild), limits: { perUser: 1, perGuild: 2 } });
+    const now = await startComic(h.deps, {
+      ...request('u-fourth', {}, guild),
+      limits: { perUser: 1, perGuild: 2 },
+    });
     expect(now.ok).toBe(true);
     for (const comic of await h.deps.db.select().from(comicsTable).where(eq(comicsTable.guildId, guild))) {
       await cancelComic(h.deps, comic.id, comic.userId);
@@ -176,7 +251,11 @@ describe('starting a comic', () => {
         expect(failed.error).toMatch(/style inkwash/);
         const posts = await postsOf(comic.id);
         expect(posts.filter((p) => p.kind === 'failed')).toEqual([
-          { kind: 'failed', comicId: comic.id, userMessage: expect.stringContaining('“inkwash” is not available') },
+          {
+            kind: 'failed',
+            comicId: comic.id,
+            userMessage: expect.stringContaining('“inkwash” is not available'),
+          },
         ]);
         expect(await listPages(h.deps.db, comic.id)).toHaveLength(0);
       } finally {
@@ -268,7 +347,9 @@ describe('idempotency, rerolls and cancelling', () => {
           { kind: 'page', comicId: comic.id, pageNumber: 1 },
           { kind: 'page', comicId: comic.id, pageNumber: 1 },
         ]);
-        const panelPosts = (await postsOf(comic.id)).filter((p) => p.kind === 'panel' && p.renderId === newRenderId);
+        const panelPosts = (await postsOf(comic.id)).filter(
+          (p) => p.kind === 'panel' && p.renderId === newRenderId,
+        );
         expect(panelPosts).toHaveLength(1);
 
         // Once it landed, the panel can be rerolled again.
@@ -323,7 +404,9 @@ describe('idempotency, rerolls and cancelling', () => {
         expect((await getComic(h.deps.db, comic.id))?.status).toBe('cancelled');
         const renders = await rendersOfComic(h.deps.db, comic.id);
         expect(renders.every((r) => r.render.status === 'cancelled')).toBe(true);
-        const pendingAssembly = await h.producer.queue('assemble-page').getJobs(['waiting-children', 'wait', 'active']);
+        const pendingAssembly = await h.producer
+          .queue('assemble-page')
+          .getJobs(['waiting-children', 'wait', 'active']);
         expect(pendingAssembly.filter((j) => j?.data.comicId === comic.id)).toHaveLength(0);
         const posts = await postsOf(comic.id);
         expect(posts.filter((p) => p.kind === 'page' || p.kind === 'panel')).toHaveLength(0);

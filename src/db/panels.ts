@@ -50,8 +50,16 @@ export async function getPanelByMessageId(db: Db, messageId: string): Promise<Pa
 }
 
 /** The bot posted the panel's own message: record it, so a 🔁 on it finds the panel. */
-export async function setPanelMessageId(db: Db, panelId: string, messageId: string): Promise<PanelRow | undefined> {
-  const [row] = await db.update(panels).set({ discordMessageId: messageId }).where(eq(panels.id, panelId)).returning();
+export async function setPanelMessageId(
+  db: Db,
+  panelId: string,
+  messageId: string,
+): Promise<PanelRow | undefined> {
+  const [row] = await db
+    .update(panels)
+    .set({ discordMessageId: messageId })
+    .where(eq(panels.id, panelId))
+    .returning();
   return row;
 }
 

@@ -85,11 +85,17 @@ export function startTestRenderWorker(
     async (payload: RenderJob) => {
       await options.onRender?.(payload);
       const [row] = await deps.db.select().from(renders).where(eq(renders.id, payload.renderId));
-      if (!row || (row.status !== 'queued' && row.status !== 'running')) return { skipped: row?.status ?? 'missing' };
+      if (!row || (row.status !== 'queued' && row.status !== 'running'))
+        return { skipped: row?.status ?? 'missing' };
       await markRenderRunning(deps.db, payload.renderId, options.runnerId ?? 'test-runner');
       const [image] = await renderer.render(payload.recipe);
       if (!image) throw new Error('storyboard renderer returned nothing');
-      const key = artifactKeys.render(payload.comicId, payload.pageNumber, payload.panelNumber, payload.attempt);
+      const key = artifactKeys.render(
+        payload.comicId,
+        payload.pageNumber,
+        payload.panelNumber,
+        payload.attempt,
+      );
       await deps.store.put(key, image.png);
       const finished = await finishRender(deps.db, payload.renderId, key);
       if (!finished) return { skipped: 'finished elsewhere or cancelled' };
@@ -127,7 +133,10 @@ export async function postJobs(producer: JobProducer): Promise<PostJob[]> {
 }
 
 /** Polls until `check` returns a value other than undefined/false; the test's own timeout bounds it. */
-export async function eventually<T>(check: () => Promise<T | undefined | false>, intervalMs = 50): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false>,
+  intervalMs = 50,
+): Promise<T> {
   for (;;) {
     const value = await check();
     if (value !== undefined && value !== false) return value;

@@ -23,7 +23,8 @@ export type AssembleOutcome =
 /** How often an assembly starts over because a reroll landed while it was lettering the page. */
 const MAX_REASSEMBLIES = 3;
 
-const renderIdsKey = (rows: Array<{ render: { id: string } | null }>) => rows.map((r) => r.render?.id ?? '-').join(',');
+const renderIdsKey = (rows: Array<{ render: { id: string } | null }>) =>
+  rows.map((r) => r.render?.id ?? '-').join(',');
 
 /**
  * The `assemble-page` job: letter a page from its panels' current renders and store it.
@@ -42,7 +43,9 @@ export async function processAssembleJob(
   const logger = pipelineLogger(deps, 'assemble-worker').child({ comicId, pageNumber, jobId: job.id });
   const comic = await getComic(deps.db, comicId);
   if (!comic) {
-    throw new InputError('That comic no longer exists.', { operatorMessage: `assemble job for missing comic ${comicId}` });
+    throw new InputError('That comic no longer exists.', {
+      operatorMessage: `assemble job for missing comic ${comicId}`,
+    });
   }
   if (comic.status === 'cancelled' || comic.status === 'failed') {
     return { kind: 'skipped', reason: `comic is ${comic.status}` };
@@ -62,7 +65,9 @@ export async function processAssembleJob(
   for (let round = 0; round < MAX_REASSEMBLIES; round++) {
     const rows = await panelsWithCurrentRenders(deps.db, comicId, pageNumber);
     if (rows.length !== layout.frames.length) {
-      throw new Error(`page ${comicId}/${pageNumber} has ${rows.length} panels for ${layout.frames.length} frames`);
+      throw new Error(
+        `page ${comicId}/${pageNumber} has ${rows.length} panels for ${layout.frames.length} frames`,
+      );
     }
     const missing = rows.filter((r) => r.render === null || r.render.artifactKey === null);
     if (missing.length > 0) {
@@ -78,7 +83,9 @@ export async function processAssembleJob(
       rtl: layout.rtl,
       pageNumber,
     });
-    const encoded = await encodeUnderLimit(assembled.png, { maxBytes: deps.uploadLimitBytes ?? DISCORD_UPLOAD_LIMIT });
+    const encoded = await encodeUnderLimit(assembled.png, {
+      maxBytes: deps.uploadLimitBytes ?? DISCORD_UPLOAD_LIMIT,
+    });
     const key = artifactKeys.page(comicId, pageNumber);
 
     // A reroll that landed meanwhile makes this page stale: letter it again with the newer panel.
@@ -91,10 +98,20 @@ export async function processAssembleJob(
     }
 
     await markPageDone(deps.db, comicId, pageNumber, key);
-    await deps.producer.enqueue('post', { kind: 'page', comicId, pageNumber }, { jobId: jobIds.postPage(String(job.id)) });
+    await deps.producer.enqueue(
+      'post',
+      { kind: 'page', comicId, pageNumber },
+      { jobId: jobIds.postPage(String(job.id)) },
+    );
     const comicDone = await finishComicIfComplete(deps, comicId);
     logger.info({ bytes: encoded.data.length, format: encoded.format, comicDone }, 'page assembled');
-    return { kind: 'assembled', artifactKey: key, bytes: encoded.data.length, format: encoded.format, comicDone };
+    return {
+      kind: 'assembled',
+      artifactKey: key,
+      bytes: encoded.data.length,
+      format: encoded.format,
+      comicDone,
+    };
   }
   // Rerolls keep landing: each of them has its own assembly queued, which will show the newest.
   return { kind: 'skipped', reason: 'panels kept changing; a later assembly letters the page' };

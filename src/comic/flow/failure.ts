@@ -25,5 +25,9 @@ export async function failComic(deps: PipelineDeps, comicId: string, error: unkn
   const row = await setComicStatus(deps.db, comicId, 'failed', { error: operatorCause(error) });
   if (!row) return;
   const userMessage = userMessageOf(error).slice(0, 1_800);
-  await deps.producer.enqueue('post', { kind: 'failed', comicId, userMessage }, { jobId: jobIds.postFailed(comicId) });
+  await deps.producer.enqueue(
+    'post',
+    { kind: 'failed', comicId, userMessage },
+    { jobId: jobIds.postFailed(comicId) },
+  );
 }

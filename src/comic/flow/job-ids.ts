@@ -12,7 +12,8 @@ export const jobIds = {
   assembleReroll: (comicId: string, page: number, panel: number, attempt: number) =>
     `assemble-${comicId}-p${page}-panel${panel}-a${attempt}`,
   /** Re-enqueued by the resume sweep; `key` names the work it stands for, so a second sweep adds nothing. */
-  assembleResume: (comicId: string, page: number, key: string) => `assemble-${comicId}-p${page}-resume-${key}`,
+  assembleResume: (comicId: string, page: number, key: string) =>
+    `assemble-${comicId}-p${page}-resume-${key}`,
   postStoryboard: (comicId: string) => `post-storyboard-${comicId}`,
   /** One page post per assembly job: a retried assembly posts its page once. */
   postPage: (assembleJobId: string) => `post-page-${assembleJobId}`,

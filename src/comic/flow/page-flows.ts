@@ -33,7 +33,10 @@ export class PageFlows {
     connection: QueueConnection,
     private readonly logger: Logger,
   ) {
-    this.flowProducer = new FlowProducer({ connection: connection.options('producer'), prefix: connection.prefix });
+    this.flowProducer = new FlowProducer({
+      connection: connection.options('producer'),
+      prefix: connection.prefix,
+    });
     this.flowProducer.on('error', (err) => logger.warn({ err }, 'flow producer connection error'));
   }
 
@@ -46,14 +49,21 @@ export class PageFlows {
       const child = parsePayload('render', render);
       if (!child.ok) throw new JobPayloadError(`renders[${index}]: ${child.reason}`);
       if (child.payload.comicId !== flow.comicId || child.payload.pageNumber !== flow.pageNumber) {
-        throw new JobPayloadError(`renders[${index}] does not belong to comic ${flow.comicId} page ${flow.pageNumber}`);
+        throw new JobPayloadError(
+          `renders[${index}] does not belong to comic ${flow.comicId} page ${flow.pageNumber}`,
+        );
       }
       const opts: JobsOptions = {
         jobId: jobIds.render(child.payload.renderId),
         priority: child.payload.interactive ? RENDER_PRIORITY.interactive : RENDER_PRIORITY.batch,
         ignoreDependencyOnFailure: true,
       };
-      return { name: 'render', queueName: 'render', data: child.payload, opts: jobOptionsFor('render', opts) };
+      return {
+        name: 'render',
+        queueName: 'render',
+        data: child.payload,
+        opts: jobOptionsFor('render', opts),
+      };
     });
 
     await this.ready();
@@ -86,11 +96,17 @@ export class PageFlows {
       await Promise.race([
         readiness,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`Redis not ready after ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+          timer = setTimeout(
+            () => reject(new Error(`Redis not ready after ${READY_TIMEOUT_MS} ms`)),
+            READY_TIMEOUT_MS,
+          );
         }),
       ]);
     } catch (cause) {
-      throw new UpstreamError('redis', QUEUE_UNAVAILABLE, { cause, operatorMessage: 'Redis is not reachable' });
+      throw new UpstreamError('redis', QUEUE_UNAVAILABLE, {
+        cause,
+        operatorMessage: 'Redis is not reachable',
+      });
     } finally {
       clearTimeout(timer);
     }

@@ -27,11 +27,14 @@ export async function pendingWork(producer: JobProducer): Promise<PendingWork> {
     pendingJobs(producer, 'render'),
     pendingJobs(producer, 'assemble-page'),
   ]);
-  const field = (job: Job, name: string): unknown => (job.data as Record<string, unknown> | undefined)?.[name];
+  const field = (job: Job, name: string): unknown =>
+    (job.data as Record<string, unknown> | undefined)?.[name];
   return {
     scripts: new Set(scripts.map((j) => String(field(j, 'comicId')))),
     renders: new Set(renders.map((j) => String(field(j, 'renderId')))),
-    assemblies: new Set(assemblies.map((j) => pageKey(String(field(j, 'comicId')), Number(field(j, 'pageNumber'))))),
+    assemblies: new Set(
+      assemblies.map((j) => pageKey(String(field(j, 'comicId')), Number(field(j, 'pageNumber')))),
+    ),
   };
 }
 

@@ -9,7 +9,14 @@ import { jobIds } from './job-ids.ts';
 import { withPageFlows } from './page-flows.ts';
 
 export type RerollResult =
-  | { accepted: true; renderId: string; attempt: number; comicId: string; pageNumber: number; panelNumber: number }
+  | {
+      accepted: true;
+      renderId: string;
+      attempt: number;
+      comicId: string;
+      pageNumber: number;
+      panelNumber: number;
+    }
   | { accepted: false; reason: string };
 
 /**
@@ -24,7 +31,10 @@ export async function rerollPanel(
   deps: PipelineDeps,
   input: { panelMessageId: string; memberId: string },
 ): Promise<RerollResult> {
-  const logger = pipelineLogger(deps, 'reroll').child({ panelMessageId: input.panelMessageId, memberId: input.memberId });
+  const logger = pipelineLogger(deps, 'reroll').child({
+    panelMessageId: input.panelMessageId,
+    memberId: input.memberId,
+  });
   const panel = await getPanelByMessageId(deps.db, input.panelMessageId);
   if (!panel) return { accepted: false, reason: 'That message is not a comic panel.' };
   const comic = await getComic(deps.db, panel.comicId);
@@ -56,7 +66,9 @@ export async function rerollPanel(
         comicId: comic.id,
         pageNumber,
         parentJobId: jobIds.assembleReroll(comic.id, pageNumber, panelNumber, attempt),
-        renders: [{ renderId, comicId: comic.id, pageNumber, panelNumber, attempt, recipe, interactive: true }],
+        renders: [
+          { renderId, comicId: comic.id, pageNumber, panelNumber, attempt, recipe, interactive: true },
+        ],
       }),
     );
   } catch (error) {

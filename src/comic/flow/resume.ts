@@ -18,7 +18,8 @@ export interface ResumeReport {
   finished: number;
 }
 
-const shortHash = (parts: string[]) => createHash('sha256').update(parts.join(',')).digest('hex').slice(0, 16);
+const shortHash = (parts: string[]) =>
+  createHash('sha256').update(parts.join(',')).digest('hex').slice(0, 16);
 
 /**
  * Start-up sweep of the bot or the runner: PostgreSQL says what every unfinished comic still owes;
@@ -79,7 +80,11 @@ async function resumeRendering(
         interactive: o.render.attempt > 0,
       }));
       for (const r of renders) await clearFinishedJob(deps.producer, 'render', jobIds.render(r.renderId));
-      const parentJobId = jobIds.assembleResume(comic.id, page.number, shortHash(renders.map((r) => r.renderId)));
+      const parentJobId = jobIds.assembleResume(
+        comic.id,
+        page.number,
+        shortHash(renders.map((r) => r.renderId)),
+      );
       await clearFinishedJob(deps.producer, 'assemble-page', parentJobId);
       await flows.add({ comicId: comic.id, pageNumber: page.number, parentJobId, renders });
       report.renders += renders.length;
@@ -89,7 +94,11 @@ async function resumeRendering(
     if (pending.assemblies.has(pageKey(comic.id, page.number))) continue;
     // Every panel rendered, the page not lettered, and no assembly queued: that is what is owed.
     const current = await panelsWithCurrentRenders(deps.db, comic.id, page.number);
-    const jobId = jobIds.assembleResume(comic.id, page.number, shortHash(current.map((c) => c.render?.id ?? '-')));
+    const jobId = jobIds.assembleResume(
+      comic.id,
+      page.number,
+      shortHash(current.map((c) => c.render?.id ?? '-')),
+    );
     await clearFinishedJob(deps.producer, 'assemble-page', jobId);
     await deps.producer.enqueue('assemble-page', { comicId: comic.id, pageNumber: page.number }, { jobId });
     report.assemblies++;
@@ -98,13 +107,18 @@ async function resumeRendering(
   // Every page lettered but the comic not marked done (a crash between the two): finish it.
   if (await allPagesDone(deps.db, comic.id)) {
     if (await setComicStatus(deps.db, comic.id, 'done')) {
-      await deps.producer.enqueue('post', { kind: 'status', comicId: comic.id }, { jobId: jobIds.postDone(comic.id) });
+      await deps.producer.enqueue(
+        'post',
+        { kind: 'status', comicId: comic.id },
+        { jobId: jobIds.postDone(comic.id) },
+      );
       report.finished++;
     }
   }
 }
 
-export type CancelResult = { cancelled: true; comic: Comic; renders: number } | { cancelled: false; reason: string };
+export type CancelResult =
+  { cancelled: true; comic: Comic; renders: number } | { cancelled: false; reason: string };
 
 /**
  * `/comic cancel`: by the comic's owner, or by a member the bot found to have Manage Messages
@@ -121,7 +135,10 @@ export async function cancelComic(
   const comic = await getComic(deps.db, comicId);
   if (!comic) return { cancelled: false, reason: 'There is no comic with that id.' };
   if (comic.userId !== byUserId && !options.asModerator) {
-    return { cancelled: false, reason: 'Only the member who started that comic, or someone with Manage Messages, can cancel it.' };
+    return {
+      cancelled: false,
+      reason: 'Only the member who started that comic, or someone with Manage Messages, can cancel it.',
+    };
   }
   const row = await setComicStatus(deps.db, comicId, 'cancelled');
   if (!row) return { cancelled: false, reason: `That comic is already ${comic.status}.` };

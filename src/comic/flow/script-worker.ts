@@ -51,7 +51,9 @@ export async function processScriptJob(
   const logger = pipelineLogger(deps, 'script-worker').child({ comicId: payload.comicId });
   const comic = await getComic(deps.db, payload.comicId);
   if (!comic) {
-    throw new InputError('That comic no longer exists.', { operatorMessage: `script job for missing comic ${payload.comicId}` });
+    throw new InputError('That comic no longer exists.', {
+      operatorMessage: `script job for missing comic ${payload.comicId}`,
+    });
   }
   if (comic.status !== 'scripting' && comic.status !== 'rendering') {
     logger.info({ status: comic.status }, 'comic is no longer waiting for its script; nothing to do');
@@ -95,12 +97,22 @@ export async function processScriptJob(
   );
 
   await renderStoryboard(deps, comic.id, script, layouts, recipes, logger);
-  await deps.producer.enqueue('post', { kind: 'storyboard', comicId: comic.id }, { jobId: jobIds.postStoryboard(comic.id) });
+  await deps.producer.enqueue(
+    'post',
+    { kind: 'storyboard', comicId: comic.id },
+    { jobId: jobIds.postStoryboard(comic.id) },
+  );
 
   // A cancel may have landed while the script was written: queue no GPU work for a cancelled comic.
   const current = await getComic(deps.db, comic.id);
   if (!current || (current.status !== 'scripting' && current.status !== 'rendering')) {
-    return { skipped: `comic is ${current?.status ?? 'gone'}`, writer, notes, pages: pageRows.length, panels: panelRows.length };
+    return {
+      skipped: `comic is ${current?.status ?? 'gone'}`,
+      writer,
+      notes,
+      pages: pageRows.length,
+      panels: panelRows.length,
+    };
   }
 
   await queuePageFlows(deps, comic.id, pageRows, panelRows, recipes, logger);
@@ -142,7 +154,9 @@ async function createPagesAndPanels(
     ),
   );
   if (pageRows.length !== script.pages.length) {
-    throw new Error(`comic ${comic.id} has ${pageRows.length} page rows for a ${script.pages.length}-page script`);
+    throw new Error(
+      `comic ${comic.id} has ${pageRows.length} page rows for a ${script.pages.length}-page script`,
+    );
   }
   return { pageRows, panelRows };
 }
@@ -204,7 +218,12 @@ async function queuePageFlows(
         });
       }
       if (renders.length > 0) {
-        await flows.add({ comicId, pageNumber: page.number, parentJobId: jobIds.assembleInitial(comicId, page.number), renders });
+        await flows.add({
+          comicId,
+          pageNumber: page.number,
+          parentJobId: jobIds.assembleInitial(comicId, page.number),
+          renders,
+        });
       } else {
         // Every render already landed (the job crashed after the flow ran): the assembly is what is owed.
         await deps.producer.enqueue(
@@ -228,7 +247,10 @@ export function createScriptWorker(deps: PipelineDeps, options: { concurrency?: 
         return await processScriptJob(deps, payload, signal);
       } catch (error) {
         if (isLastAttempt(job, error)) {
-          logger.error({ comicId: payload.comicId, err: error }, 'script job failed for good; failing the comic');
+          logger.error(
+            { comicId: payload.comicId, err: error },
+            'script job failed for good; failing the comic',
+          );
           await failComic(deps, payload.comicId, error);
         }
         throw error;

@@ -51,7 +51,10 @@ export async function startComic(deps: PipelineDeps, raw: StartComicInput): Prom
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
-    return { ok: false, reason: `That comic request is not valid: ${where}${first?.message ?? 'unknown problem'}.` };
+    return {
+      ok: false,
+      reason: `That comic request is not valid: ${where}${first?.message ?? 'unknown problem'}.`,
+    };
   }
   const input = parsed.data;
 
@@ -89,13 +92,17 @@ export async function startComic(deps: PipelineDeps, raw: StartComicInput): Prom
   const comic = created.comic;
   try {
     // Stored before the script job exists, so the worker always sees it; a missing flag reads as safe.
-    const withSafety = input.options.safe ? comic : ((await setComicOutputSafety(deps.db, comic.id, false)) ?? comic);
+    const withSafety = input.options.safe
+      ? comic
+      : ((await setComicOutputSafety(deps.db, comic.id, false)) ?? comic);
     await deps.producer.enqueue('script', { comicId: comic.id }, { jobId: jobIds.script(comic.id) });
     logger.info({ comicId: comic.id, guildId: input.guildId, userId: input.userId }, 'comic started');
     return { ok: true, comic: withSafety };
   } catch (error) {
     // Nothing will make this comic: free the member's slot and say so.
-    await setComicStatus(deps.db, comic.id, 'failed', { error: `could not queue the script: ${String(error)}` });
+    await setComicStatus(deps.db, comic.id, 'failed', {
+      error: `could not queue the script: ${String(error)}`,
+    });
     logger.error({ comicId: comic.id, err: error }, 'could not queue the script job');
     return { ok: false, reason: userMessageOf(error) };
   }

@@ -50,7 +50,10 @@ export async function renderStoryboardPages(input: {
     });
     const encoded = await encodeUnderLimit(page.png, { maxBytes: input.maxBytes });
     await input.store.put(key, encoded.data, { contentType: `image/${encoded.format}` });
-    input.logger.debug({ comicId: input.comicId, pageNumber, bytes: encoded.data.length }, 'storyboard page stored');
+    input.logger.debug(
+      { comicId: input.comicId, pageNumber, bytes: encoded.data.length },
+      'storyboard page stored',
+    );
   }
   return keys;
 }

@@ -46,9 +46,12 @@ export async function resolveComicStyle(
       ),
     );
   if (!row || row.loraArtifactKey === null) {
-    throw new InputError(`The style “${options.style}” is not available on this server (any more). Pick another one.`, {
-      operatorMessage: `comic ${comic.id}: style ${options.style} of guild ${comic.guildId} not found or not ready`,
-    });
+    throw new InputError(
+      `The style “${options.style}” is not available on this server (any more). Pick another one.`,
+      {
+        operatorMessage: `comic ${comic.id}: style ${options.style} of guild ${comic.guildId} not found or not ready`,
+      },
+    );
   }
   const fileName = row.loraArtifactKey.split('/').pop() ?? `${row.name}.safetensors`;
   return {
