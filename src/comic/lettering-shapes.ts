@@ -70,13 +70,22 @@ function thoughtTrail(s: ShapeInput, tip: { x: number; y: number }): { x: number
   }));
 }
 
-export function balloonShapeSvg(s: ShapeInput): string {
+/** Outline-pass and fill-pass SVG; a frame draws every outline first, then every fill, so joined shapes merge. */
+export interface ShapeSvg {
+  outline: string;
+  fill: string;
+}
+
+export function balloonShapeSvg(s: ShapeInput): ShapeSvg {
   const stroke = 4.5 * s.scale * (s.kind === 'shout' ? 1.4 : 1);
   const parts: string[] = []; // geometry, drawn as outline pass then fill pass
   if (s.kind === 'caption') {
     const { x, y, width, height } = s.box;
     const inset = stroke / 2;
-    return `<rect x="${f(x + inset)}" y="${f(y + inset)}" width="${f(width - stroke)}" height="${f(height - stroke)}" fill="#fff4b8" stroke="#111" stroke-width="${f(stroke)}"/>`;
+    return {
+      outline: '',
+      fill: `<rect x="${f(x + inset)}" y="${f(y + inset)}" width="${f(width - stroke)}" height="${f(height - stroke)}" fill="#fff4b8" stroke="#111" stroke-width="${f(stroke)}"/>`,
+    };
   }
   if (s.kind === 'shout') parts.push(`<polygon points="${starPoints(s)}"/>`);
   else parts.push(`<ellipse cx="${f(s.cx)}" cy="${f(s.cy)}" rx="${f(s.rx)}" ry="${f(s.ry)}"/>`);
@@ -105,11 +114,10 @@ export function balloonShapeSvg(s: ShapeInput): string {
         `<circle cx="${f(c.x)}" cy="${f(c.y)}" r="${f(c.r)}" fill="#fff" stroke="#111" stroke-width="${f(stroke * 0.8)}"/>`,
     )
     .join('');
-  return [
-    trailSvg,
-    `<g fill="#111" stroke="#111" stroke-width="${f(stroke * 2)}" stroke-linejoin="round"${dash}>${outline}</g>`,
-    `<g fill="#fff" stroke="#fff" stroke-width="0">${fill.replace(/<line /g, '<line stroke="#fff" ')}</g>`,
-  ].join('');
+  return {
+    outline: `<g fill="#111" stroke="#111" stroke-width="${f(stroke * 2)}" stroke-linejoin="round"${dash}>${outline}</g>`,
+    fill: `<g fill="#fff" stroke="#fff" stroke-width="0">${fill.replace(/<line /g, '<line stroke="#fff" ')}</g>${trailSvg}`,
+  };
 }
 
 /**

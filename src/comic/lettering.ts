@@ -253,8 +253,13 @@ function place(
       const side = it.kind === 'caption' ? null : speakerSide(it.speaker);
       // Reading-space side: on an RTL page the image's left is the reading end.
       const u = side === null ? 0 : rtl ? 1 - SIDE_X[side] : SIDE_X[side];
-      let x = row.length === 1 && it.kind !== 'caption' && side ? inner.x + inner.width * u - w / 2 : cursor;
-      if (row.length > 1 && i === row.length - 1 && it.kind !== 'caption') x = inner.x + inner.width - w; // spread the shelf
+      let x =
+        row.length === 1 && it.kind !== 'caption' && !it.continued && side
+          ? inner.x + inner.width * u - w / 2
+          : cursor;
+      // Spread the shelf, except a continuation, which stays next to the balloon it continues.
+      if (row.length > 1 && i === row.length - 1 && it.kind !== 'caption' && !it.continued)
+        x = inner.x + inner.width - w;
       x = Math.max(cursor, Math.min(x, inner.x + inner.width - after - w));
       const y = top + (it.kind === 'caption' ? 0 : i * stagger);
       const cxReading = x + it.extX;
@@ -367,7 +372,8 @@ export async function letterFrame(
     );
 
   const balloons: PlacedBalloon[] = [];
-  const svg: string[] = [];
+  const outlines: string[] = [];
+  const fills: string[] = [];
   const overlays: OverlayOptions[] = [];
   let previous: Placed | null = null;
   for (const p of fitted) {
@@ -381,20 +387,20 @@ export async function letterFrame(
     let tail: { x: number; y: number } | null = null;
     if (p.kind !== 'caption' && !p.continued) tail = tailTip(p, frame, inner, speakerSide(p.speaker));
     const bridgeFrom = p.continued && previous ? { x: previous.cx, y: previous.cy } : null;
-    svg.push(
-      balloonShapeSvg({
-        kind: p.kind,
-        cx: p.cx,
-        cy: p.cy,
-        rx: p.rx,
-        ry: p.ry,
-        box,
-        tail,
-        bridgeFrom,
-        scale,
-        size: p.size,
-      }),
-    );
+    const shape = balloonShapeSvg({
+      kind: p.kind,
+      cx: p.cx,
+      cy: p.cy,
+      rx: p.rx,
+      ry: p.ry,
+      box,
+      tail,
+      bridgeFrom,
+      scale,
+      size: p.size,
+    });
+    outlines.push(shape.outline);
+    fills.push(shape.fill);
     overlays.push({
       input: p.image.data,
       raw: { width: p.image.width, height: p.image.height, channels: 4 },
@@ -423,7 +429,12 @@ export async function letterFrame(
       balloons.push(sfx.balloon);
     }
   }
-  return { balloons, svg: svg.join('\n'), overlays, baseSize: fitted.length ? baseSize : startSize };
+  return {
+    balloons,
+    svg: outlines.join('') + fills.join(''),
+    overlays,
+    baseSize: fitted.length ? baseSize : startSize,
+  };
 }
 
 /** The tail points from the balloon toward the speaker's side of the frame, a short way down. */
