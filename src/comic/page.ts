@@ -31,7 +31,7 @@ export async function cropIntoFrame(image: Buffer, frame: Frame): Promise<Buffer
   return sharp(image)
     .rotate()
     .resize(frame.width, frame.height, { fit: 'cover', position: sharp.strategy.attention })
-    .removeAlpha()
+    .flatten({ background: '#ffffff' })
     .raw()
     .toBuffer();
 }
