@@ -15,7 +15,12 @@ import {
 } from 'discord.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { resumeUnfinishedComics, startCpuWorkers, type CpuWorkers } from '../comic/flow/index.ts';
+import {
+  resumeUnfinishedComics,
+  startCpuWorkers,
+  type CpuWorkers,
+  type PipelineDeps,
+} from '../comic/flow/index.ts';
 import { commandHandlers } from '../commands/handlers.ts';
 import type { AppConfig } from '../config/env.ts';
 import { openDatabase } from '../db/client.ts';
@@ -50,6 +55,8 @@ export interface RunBotOptions {
   /** At most one status edit per comic in this window (default 4 s). */
   statusIntervalMs?: number;
   postConcurrency?: number;
+  /** Page geometry and size limit for the in-process CPU workers (tests and the bench use small pages). */
+  pipeline?: Pick<PipelineDeps, 'geometry' | 'uploadLimitBytes'>;
 }
 
 export interface BotHandle {
@@ -96,6 +103,7 @@ export async function runBot(config: AppConfig, opts: RunBotOptions = {}): Promi
       client,
       uploadLimits: new UploadLimits(),
       redis,
+      ...opts.pipeline,
     };
 
     const router = createInteractionRouter(commandHandlers, deps);

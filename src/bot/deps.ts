@@ -5,14 +5,15 @@
 import type { Client } from 'discord.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { PipelineDeps } from '../comic/flow/index.ts';
 import type { AppConfig } from '../config/env.ts';
 import type { Db } from '../db/client.ts';
 import type { JobProducer, QueueConnection } from '../queue/index.ts';
 import type { ArtifactStore } from '../store/index.ts';
 import type { UploadLimits } from './upload-limits.ts';
 
-/** The dependencies of the comic flow (src/comic/flow): the bot hands it exactly these. */
-export interface FlowDeps {
+/** The dependencies of the comic flow (src/comic/flow), with the logger always present. */
+export interface FlowDeps extends PipelineDeps {
   db: Db;
   store: ArtifactStore;
   producer: JobProducer;
