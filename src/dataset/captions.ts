@@ -77,23 +77,34 @@ export function tagCaption(trigger: string, tags: string[], styleWords: readonly
 }
 
 /**
- * Natural-language caption: style phrases removed wherever they appear as words ("an anime style
- * drawing of a girl" → "a drawing of a girl" is not attempted; we remove the phrase and tidy), then the
- * trigger put first.
+ * Natural-language caption: style phrases removed wherever they appear as words, with the small
+ * repairs that keeps the sentence readable ("An anime illustration of a girl" → "A picture of a girl",
+ * "smiling, in monochrome" → "smiling"), then the trigger put first.
  */
 export function sentenceCaption(trigger: string, text: string, styleWords: readonly string[]): string {
+  const GAP = '\u0001';
   let cleaned = text.replace(/\s+/g, ' ').trim();
   // Longest phrases first, so "anime style" goes before "anime" leaves a stray "style".
   const phrases = [...styleWords].sort((a, b) => b.length - a.length);
   for (const phrase of phrases) {
     const pattern = new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegExp(phrase).replace(/ /g, '[\\s_-]+')}(?![\\p{L}\\p{N}])`, 'giu');
-    cleaned = cleaned.replace(pattern, ' ');
+    cleaned = cleaned.replace(pattern, GAP);
   }
   cleaned = cleaned
-    .replace(/\b(in an?|in the|an?)\s+(?=[,.;]|$)/gi, ' ') // "in a ." left behind by a removed phrase
+    // Runs of removed words (possibly joined by "and", "-" or commas) become one gap.
+    .replace(new RegExp(`${GAP}(?:[\\s,-]*(?:and\\s+)?${GAP})+`, 'g'), GAP)
+    // "An <gap> of a girl" → "A picture of a girl".
+    .replace(new RegExp(`\\b(an?|the)\\s+${GAP}\\s*(of|showing|depicting|with)\\b`, 'gi'), (_m, article: string, word: string) =>
+      `${article[0] === article[0]?.toUpperCase() ? 'A' : 'a'} picture ${word}`,
+    )
+    // "in <gap>", "in a <gap>", "as <gap>" carry no meaning once the style is gone.
+    .replace(new RegExp(`\\b(in|as|with|drawn in|done in)\\s+((an?|the)\\s+)?${GAP}`, 'gi'), GAP)
+    .replace(new RegExp(`\\b(an?|the)\\s+${GAP}`, 'gi'), GAP)
+    .replace(new RegExp(GAP, 'g'), ' ')
     .replace(/\s+([,.;:!?])/g, '$1')
-    .replace(/([,;:])\1+/g, '$1')
-    .replace(/,\s*\./g, '.')
+    .replace(/([,;:])(\s*[,;:])+/g, '$1')
+    .replace(/[,;:]\s*([.!?])/g, '$1')
+    .replace(/(^|[.!?]\s*)[.!?]+/g, '$1')
     .replace(/\s{2,}/g, ' ')
     .replace(/^[\s,.;:]+|[\s,;:]+$/g, '')
     .trim();
