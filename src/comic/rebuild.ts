@@ -137,6 +137,16 @@ export async function describeModels(
   return { files, note };
 }
 
+/** The hashes this box has for a list of model files. */
+export async function hashModelFiles(files: ManifestModelFile[], source: ModelHashSource): Promise<ManifestModels> {
+  const hashed: ManifestModelFile[] = [];
+  for (const file of files) {
+    const found = await source.hash(file.role, file.file);
+    hashed.push({ role: file.role, file: file.file, sha256: found.sha256, note: found.note });
+  }
+  return { files: hashed, note: null };
+}
+
 export interface ModelCheck {
   /** Files whose hash differs from the recorded one: the rebuild cannot match these pixels. */
   warnings: string[];
@@ -232,7 +242,12 @@ export async function rebuildComic(manifestPath: string, options: RebuildOptions
 
   const recipes = manifest.pages.flatMap((p) => p.panels.map((q) => q.recipe));
   const currentModels = await describeModels(renderer.kind, recipes, options.modelHashes);
-  const models = compareModels(manifest.models, currentModels);
+  // The recorded files are checked against this box whatever renders now: the question is whether
+  // the weights the comic was made with are the ones here.
+  const models = compareModels(
+    manifest.models,
+    options.modelHashes && manifest.models ? await hashModelFiles(manifest.models.files, options.modelHashes) : currentModels,
+  );
   warnings.push(...models.warnings);
   for (const w of warnings) say(`warning: ${w}`);
 
