@@ -103,7 +103,7 @@ function scoreTemplate(rows: number[], shots: Shot[]): number {
   let i = 0;
   for (const k of rows) {
     for (let j = 0; j < k; j++) score += shotFit(shots[i + j] ?? 'medium', k);
-    if (k === 3) score -= 1.2; // three frames in a row get narrow on a portrait page
+    if (k === 3) score -= 2.5; // three frames in a row get too narrow for lettering on a portrait page
     i += k;
   }
   // Portrait pages read best in 2–3 tiers; one giant frame row or four thin tiers only when shots ask.
