@@ -852,6 +852,24 @@ function draftPanel(slot: Slot, index: number, total: number, scene: Scene, firs
   }
 }
 
+/**
+ * Balloons are read left to right, so whoever speaks first stands on the left: otherwise the first
+ * balloon's tail crosses the panel to reach its speaker.
+ */
+function speakersLeftToRight(panel: Drafted): Drafted {
+  if (panel.characters.length < 2 || panel.balloons.length === 0) return panel;
+  const firstLine = (name: string) => {
+    const i = panel.balloons.findIndex((b) => b.speaker === name);
+    return i < 0 ? panel.balloons.length : i;
+  };
+  const ordered = panel.characters
+    .map((c, i) => ({ c, i }))
+    .sort((a, b) => firstLine(a.c.name) - firstLine(b.c.name) || a.i - b.i)
+    .map(({ c }) => c);
+  const positions = POSITIONS[ordered.length] ?? [];
+  return { ...panel, characters: ordered.map((c, i) => ({ ...c, position: positions[i] ?? c.position })) };
+}
+
 /** Keep a panel inside the word limits whatever the story: trim balloons, then the caption. */
 function fitWords(panel: Drafted): Drafted {
   const count = (t: string) => words(t).length;
@@ -935,7 +953,7 @@ export function writeTemplateScript(input: ScriptRequestInput): ComicScript {
 
   const panels: Panel[] = slots.map((slot, index) => {
     const firstOnPage = index % panelsPerPage === 0;
-    const drafted = fitWords(draftPanel(slot, index, total, scene, firstOnPage));
+    const drafted = speakersLeftToRight(fitWords(draftPanel(slot, index, total, scene, firstOnPage)));
     for (const c of drafted.characters) scene.seen.add(c.name);
     const [time, lighting] = pick(
       scene.times,

@@ -265,7 +265,15 @@ export function mentionsIn(beats: readonly Beat[]): Mention[] {
         i += noun.length - 1 + (named ? 1 : 0);
         continue;
       }
-      if (isCapitalisedWord(token) && names.has(cleanName(token))) {
+      // "Aiko, a shy student, …" names a person even at the start of a sentence.
+      const appositiveAhead =
+        /,$/u.test(token) &&
+        DETERMINERS.has(bare(tokens[i + 1] ?? '')) &&
+        [2, 3, 4].some((k) => nounAt(tokens, i + k) !== null);
+      const candidate = cleanName(token).toLowerCase();
+      const plainWord =
+        FUNCTION_WORDS.has(candidate) || NOT_NAMES.has(candidate) || KNOWN_PLACES.has(candidate);
+      if (isCapitalisedWord(token) && (names.has(cleanName(token)) || (appositiveAhead && !plainWord))) {
         const name = cleanName(token);
         if (already({ name, noun: null })) continue;
         // "Mara, a young witch, …": an apposition gives the name its noun.
