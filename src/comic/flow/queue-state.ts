@@ -11,10 +11,9 @@ export async function pendingJobs(producer: JobProducer, name: QueueName): Promi
   return (jobs as Array<Job | undefined>).filter((job): job is Job => job !== undefined);
 }
 
-/** What the queues still hold, by what it is for: comics awaiting a script, renders, page assemblies. */
+/** What the queues still hold, by what it is for: comics awaiting a script, page assemblies. */
 export interface PendingWork {
   scripts: Set<string>;
-  renders: Set<string>;
   /** `${comicId}/${pageNumber}` */
   assemblies: Set<string>;
 }
@@ -22,16 +21,14 @@ export interface PendingWork {
 export const pageKey = (comicId: string, pageNumber: number) => `${comicId}/${pageNumber}`;
 
 export async function pendingWork(producer: JobProducer): Promise<PendingWork> {
-  const [scripts, renders, assemblies] = await Promise.all([
+  const [scripts, assemblies] = await Promise.all([
     pendingJobs(producer, 'script'),
-    pendingJobs(producer, 'render'),
     pendingJobs(producer, 'assemble-page'),
   ]);
   const field = (job: Job, name: string): unknown =>
     (job.data as Record<string, unknown> | undefined)?.[name];
   return {
     scripts: new Set(scripts.map((j) => String(field(j, 'comicId')))),
-    renders: new Set(renders.map((j) => String(field(j, 'renderId')))),
     assemblies: new Set(
       assemblies.map((j) => pageKey(String(field(j, 'comicId')), Number(field(j, 'pageNumber')))),
     ),

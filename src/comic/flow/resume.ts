@@ -67,7 +67,13 @@ async function resumeRendering(
 
   for (const page of pages) {
     const owedHere = owed.filter((o) => o.pageNumber === page.number);
-    const lost = owedHere.filter((o) => !pending.renders.has(o.render.id));
+    // Asked per render, after reading the rows: a render queued since the sweep began is not "lost".
+    // A completed job counts as present (its runner has recorded, or is recording, the result).
+    const lost = [];
+    for (const o of owedHere) {
+      const state = await deps.producer.queue('render').getJobState(jobIds.render(o.render.id));
+      if (state === 'unknown' || state === 'failed') lost.push(o);
+    }
     if (lost.length > 0) {
       const renders: RenderJob[] = lost.map((o) => ({
         renderId: o.render.id,
@@ -86,8 +92,16 @@ async function resumeRendering(
         shortHash(renders.map((r) => r.renderId)),
       );
       await clearFinishedJob(deps.producer, 'assemble-page', parentJobId);
-      await flows.add({ comicId: comic.id, pageNumber: page.number, parentJobId, renders });
-      report.renders += renders.length;
+      try {
+        await flows.add({ comicId: comic.id, pageNumber: page.number, parentJobId, renders });
+        report.renders += renders.length;
+      } catch (error) {
+        // One page that cannot be re-queued must not keep the others from resuming; the next sweep retries.
+        pipelineLogger(deps, 'resume').error(
+          { comicId: comic.id, page: page.number, err: error },
+          'could not re-queue renders',
+        );
+      }
       continue;
     }
     if (owedHere.length > 0 || page.status === 'done' || page.status === 'failed') continue;
