@@ -803,6 +803,8 @@ function draftPanel(slot: Slot, index: number, total: number, scene: Scene, firs
     case 'detail': {
       const guest = onStage.find((c) => c !== hero);
       const serving = guest ? place.serving : null;
+      // Once the food is on the table, nobody asks what is good here.
+      if (serving) voice.used.add('what’s good here?');
       const c = hero;
       return {
         ...framing('extreme-close-up', 'from-above'),
