@@ -197,6 +197,15 @@ describe('runner with ComfyUI', () => {
       data: { kind: 'panel', comicId: payload!.comicId, pageNumber: 1, panelNumber: 1, renderId: payload!.renderId },
     });
     expect(await store.exists(artifactKeys.preview(payload!.renderId))).toBe(true);
+    // Progress goes through the job for the bot: step of max, and where the latest preview is.
+    // (Progress writes are fire-and-forget; wait for the last one rather than racing it.)
+    let progress = (await renderQueue().getJob(job.id!))?.progress as { step?: number; previewKey?: unknown };
+    while (progress.step !== 3) {
+      await new Promise((r) => setTimeout(r, 20));
+      progress = (await renderQueue().getJob(job.id!))?.progress as { step?: number; previewKey?: unknown };
+    }
+    expect(progress).toMatchObject({ step: 3, of: 3 });
+    expect(['string', 'undefined']).toContain(typeof progress.previewKey);
   });
 
   it('publishes presence with the GPU and models, and reports itself offline when ComfyUI is gone', async () => {

@@ -146,8 +146,11 @@ export function startRenderWorker(options: RenderWorkerOptions): RenderWorker {
     let lastPreviewAt = 0;
     let previewWrite: Promise<void> | undefined;
     let previewKey: string | undefined;
+    // The newest step seen: a preview stored late must not report an older step over a newer one.
+    let latest = { step: 0, of: 0 };
     const onProgress = (p: RenderProgress) => {
       const now = Date.now();
+      if (p.step >= latest.step) latest = { step: p.step, of: p.of };
       if (p.preview && !previewWrite && now - lastPreviewAt >= previewInterval) {
         lastPreviewAt = now;
         const key = artifactKeys.preview(renderId);
@@ -156,7 +159,7 @@ export function startRenderWorker(options: RenderWorkerOptions): RenderWorker {
           const jpeg = data.mime === 'image/jpeg' ? data.data : await sharp(data.data).jpeg({ quality: 85 }).toBuffer();
           await options.store.put(key, jpeg, { contentType: 'image/jpeg' });
           previewKey = key;
-          await job.updateProgress({ step: p.step, of: p.of, previewKey: key } satisfies RenderJobProgress);
+          await job.updateProgress({ ...latest, previewKey: key } satisfies RenderJobProgress);
         })()
           .catch((err: unknown) => jobLog.debug({ err }, 'preview not stored'))
           .finally(() => {
