@@ -68,7 +68,8 @@ export function buildProgram(): Command {
       if (!config.DISCORD_TOKEN) throw new InputError('DISCORD_TOKEN is not set: the bot token is needed to register commands.');
       const { registerCommands } = await import('./bot/register-commands.ts');
       const result = await registerCommands(config);
-      console.log(result.summary);
+      const where = result.scope === 'guild' ? `guild ${result.guildId}` : 'all guilds (global commands can take up to an hour to appear)';
+      console.log(`Registered /${result.names.join(', /')} for ${where}.`);
     });
 
   program
@@ -189,6 +190,37 @@ export function buildProgram(): Command {
         await renderer.close();
       }
     });
+
+  program
+    .command('dataset')
+    .description('training datasets for style LoRAs')
+    .command('prepare')
+    .description('check, de-duplicate, convert and caption images for LoRA training (kohya layout), with a report of what was refused and why')
+    .argument('<inputs...>', 'a zip, a folder, or image files')
+    .requiredOption('--trigger <word>', 'the trigger word the style is learned under (first in every caption)')
+    .requiredOption('--out <dir>', 'an empty or new folder; nothing is written outside it')
+    .addOption(new Option('--captions <mode>', 'how captions are written').choices(['none', 'wd14', 'llm']).default('none'))
+    .addOption(new Option('--caption-extension <ext>', 'caption file extension (pass the same to the trainer)').choices(['.txt', '.caption']).default('.txt'))
+    .option('--repeats <n>', 'kohya repeats, in the folder name <repeats>_<trigger>', integer('--repeats'), 10)
+    .addOption(new Option('--min-side-policy <policy>', 'images under 1024 px on the short side').choices(['upscale', 'refuse']).default('upscale'))
+    .option('--json', 'print the report as JSON', false)
+    .action(
+      async (
+        inputs: string[],
+        opts: { trigger: string; out: string; captions: 'none' | 'wd14' | 'llm'; captionExtension: '.txt' | '.caption'; repeats: number; minSidePolicy: 'upscale' | 'refuse'; json: boolean },
+      ) => {
+        const { captionSettingsFromConfig, prepareDataset } = await import('./dataset/prepare.ts');
+        const { formatReport } = await import('./dataset/report.ts');
+        const captioning = opts.captions === 'none' ? {} : captionSettingsFromConfig(loadConfig());
+        const report = await prepareDataset(
+          inputs,
+          { trigger: opts.trigger, out: opts.out, captions: opts.captions, captionExtension: opts.captionExtension, repeats: opts.repeats, minSidePolicy: opts.minSidePolicy },
+          { ...captioning, onProgress: opts.json ? undefined : (m) => console.error(m) },
+        );
+        console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
+        if (report.status === 'refused') process.exitCode = 1;
+      },
+    );
 
   return program;
 }
