@@ -180,16 +180,22 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
       refused,
       warnings,
     };
-    const counts = (accepted: number) => ({ lookedAt: ingested.lookedAt, accepted, refused: refused.length, duplicates: duplicates.length });
+    const counts = (prepared: number) => ({
+      lookedAt: ingested.lookedAt,
+      usable: kept.length,
+      prepared,
+      refused: refused.length,
+      duplicates: duplicates.length,
+    });
 
     if (kept.length < options.minImages) {
       const missing = options.minImages - kept.length;
       return {
-        ...base,
         status: 'refused',
         message:
           `Refused: only ${plural(kept.length, 'usable image')}, and a style needs at least ${options.minImages}. ` +
           `Add ${missing} more (${options.recommendedImages} or more is better).`,
+        ...base,
         accepted: [],
         counts: counts(0),
       };
@@ -259,9 +265,9 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
     prepared.forEach((p, i) => (p.caption = captions[i] ?? options.trigger));
 
     return {
-      ...base,
       status: 'prepared',
       message: `Prepared ${plural(prepared.length, 'image')} for the style "${options.trigger}" in ${out}.`,
+      ...base,
       imageFolder,
       accepted: prepared,
       counts: counts(prepared.length),

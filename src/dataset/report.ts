@@ -30,7 +30,8 @@ export interface DatasetReport {
   accepted: PreparedImage[];
   refused: Refusal[];
   warnings: string[];
-  counts: { lookedAt: number; accepted: number; refused: number; duplicates: number };
+  /** usable: passed every check and de-duplication; prepared: written (0 when refused). */
+  counts: { lookedAt: number; usable: number; prepared: number; refused: number; duplicates: number };
 }
 
 const MAX_LISTED_REFUSALS = 50;
@@ -39,7 +40,7 @@ const MAX_LISTED_REFUSALS = 50;
 export function formatReport(report: DatasetReport): string {
   const lines: string[] = [report.message, ''];
   lines.push(
-    `Looked at ${report.counts.lookedAt} file(s): ${report.counts.accepted} accepted, ${report.counts.refused} refused` +
+    `Looked at ${report.counts.lookedAt} file(s): ${report.counts.usable} usable, ${report.counts.refused} refused` +
       (report.counts.duplicates ? ` (${report.counts.duplicates} duplicate(s))` : '') +
       '.',
   );
