@@ -53,12 +53,25 @@ export function buildProgram(): Command {
   program
     .command('bot')
     .description('run the Discord bot, with the CPU workers (script writing, page assembly)')
-    .action(async () => notBuilt('bot'));
+    .action(async () => {
+      const config = loadConfig();
+      if (!config.DISCORD_TOKEN) throw new InputError('DISCORD_TOKEN is not set: the bot needs its token to log in.');
+      const { runBot } = await import('./bot/bot.ts');
+      const bot = await runBot(config);
+      console.error(`Bot is online as ${bot.client.user?.tag ?? 'the bot user'}. Ctrl-C (SIGTERM) stops it gracefully.`);
+      await bot.stopped;
+    });
 
   program
     .command('runner')
     .description('run the GPU runner for one GPU (storyboards when COMFYUI_URL is unset)')
-    .action(async () => notBuilt('runner'));
+    .action(async () => {
+      const config = loadConfig();
+      const { runRunner } = await import('./gpu/runner.ts');
+      const runner = await runRunner(config);
+      console.error(`Runner ${runner.runnerId} is up: ${runner.renderer.describe()}. Ctrl-C (SIGTERM) stops it gracefully.`);
+      await runner.stopped;
+    });
 
   program
     .command('register-commands')
@@ -99,6 +112,13 @@ export function buildProgram(): Command {
         await renderer.close();
       }
     });
+
+  program
+    .command('train')
+    .description('plan a LoRA training: the trainer config and exact command (not built yet)')
+    .argument('[args...]')
+    .allowUnknownOption()
+    .action(async () => notBuilt('train plan'));
 
   program
     .command('workflow')

@@ -4,7 +4,10 @@ import { InputError } from '../errors.ts';
 import { log } from '../log.ts';
 import { renderText, verifyFonts } from './fonts.ts';
 import { resolveGeometry, type Frame, type PageGeometry } from './layout.ts';
-import { letterFrame, type LetteringOptions, type PlacedBalloon } from './lettering.ts';
+import { LetteringError, letterFrame, type LetteringOptions, type PlacedBalloon } from './lettering.ts';
+
+/** Share of a frame balloons may cover before lettering asks for more room. */
+const DEFAULT_MAX_COVERAGE = 0.35;
 
 /** Fast, moderate compression: pages are re-encoded for upload by encodeUnderLimit anyway. */
 export const PAGE_PNG_OPTIONS = { compressionLevel: 2, adaptiveFiltering: false } as const;
@@ -72,15 +75,31 @@ export async function assemblePage(input: AssemblePageInput): Promise<AssembledP
     border: g.border,
     maxCoverage: input.maxCoverage,
   };
+  // A crowded panel in a narrow frame may not fit under the coverage cap. A comic must not fail for
+  // that: let its balloons cover more of that one frame (as a letterer would) before giving up.
+  const coverageSteps = [input.maxCoverage ?? DEFAULT_MAX_COVERAGE, 0.5, 0.65].filter(
+    (c, i, all) => i === 0 || c > all[0]!,
+  );
+  const letterWithFallback = async (f: Frame, i: number, options: LetteringOptions) => {
+    for (const [step, maxCoverage] of coverageSteps.entries()) {
+      try {
+        return await letterFrame(f, panels[i]!, { ...options, maxCoverage });
+      } catch (error) {
+        if (!(error instanceof LetteringError) || step === coverageSteps.length - 1) throw error;
+        log().debug({ panel: i + 1, maxCoverage }, 'lettering did not fit; allowing more coverage');
+      }
+    }
+    throw new Error('unreachable');
+  };
   const letterPage = async () => {
-    const first = await Promise.all(frames.map((f, i) => letterFrame(f, panels[i]!, letteringOptions)));
+    const first = await Promise.all(frames.map((f, i) => letterWithFallback(f, i, letteringOptions)));
     // One lettering size for the whole page, as a letterer would: re-letter frames that got a bigger
     // size than the most crowded frame could take.
     const uniform = Math.min(...first.map((l) => l.baseSize));
     return Promise.all(
       first.map((l, i) =>
         l.baseSize > uniform + 0.01
-          ? letterFrame(frames[i]!, panels[i]!, { ...letteringOptions, startSize: uniform })
+          ? letterWithFallback(frames[i]!, i, { ...letteringOptions, startSize: uniform })
           : l,
       ),
     );

@@ -581,6 +581,9 @@ export class ComfyClient {
       resolve = res;
       reject = rej;
     });
+    // ComfyUI can report an error before our POST /prompt has been answered; the rejection is
+    // observed below, once the submission returns, so it must not count as unhandled meanwhile.
+    done.catch(() => {});
     const run: RunTracker = {
       promptId,
       startedAtLocal: Date.now(),
