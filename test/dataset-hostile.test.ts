@@ -203,7 +203,8 @@ describe('hostile image files', () => {
     for (let i = 0; i < 2001; i++) await writeFile(join(folder, `${String(i).padStart(4, '0')}.png`), tiny);
     const before = listTree(dir);
 
-    const report = await prepareDataset([folder], { trigger: 'ohwx', out });
+    // At their own size (no upscaling) so the test spends its time on the limits, not on resizing.
+    const report = await prepareDataset([folder], { trigger: 'ohwx', out, targetShortSide: 300 });
 
     expect(report.counts.lookedAt).toBe(2000);
     expect(report.refused.filter((r) => r.code === 'over_count_limit')).toHaveLength(1700);

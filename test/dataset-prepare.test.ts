@@ -71,7 +71,7 @@ describe('preparation', () => {
     expect(formatReport(report)).toMatch(/Prepared 22 images for the style "ohwx"/);
   });
 
-  it('applies EXIF orientation, caps the long side and converts every format to PNG', async () => {
+  it('applies EXIF orientation, brings large images down to the target, caps the long side, converts to PNG', async () => {
     const dir = join(root, 'orient');
     await mkdir(dir);
     // Stored landscape 1500×1200 with orientation 6: it is a portrait once turned.
@@ -81,7 +81,7 @@ describe('preparation', () => {
     const report = await prepareDataset([dir], { trigger: 'ohwx', out, minImages: 2 });
 
     expect(report.status).toBe('prepared');
-    expect(await sizeOf(join(out, '10_ohwx', '0001.png'))).toEqual([1200, 1500]);
+    expect(await sizeOf(join(out, '10_ohwx', '0001.png'))).toEqual([1024, 1280]);
     expect(await sizeOf(join(out, '10_ohwx', '0002.png'))).toEqual([2048, 1024]);
     expect(report.warnings.some((w) => /upscaled/.test(w))).toBe(false);
   });

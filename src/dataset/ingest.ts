@@ -1,7 +1,6 @@
 import { lstat, open, readdir, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { inspectImage, type AcceptedFormat, type ImageLimits } from './images.ts';
-import { fingerprint, type Fingerprint } from './phash.ts';
 import { DEFAULT_ZIP_LIMITS, looksLikeZip, unsafeEntryName, ZipReader, ZipRefusal, type ZipLimits } from './zip.ts';
 
 /**
@@ -20,7 +19,7 @@ export interface IngestLimits extends ImageLimits {
   /** Bytes per file (for zip entries: inflated bytes). */
   maxFileBytes: number;
   zip: ZipLimits;
-  /** Images decoded at the same time while fingerprinting. */
+  /** Images decoded at the same time (2 suits a 2-core box: PNG encoding is single-threaded). */
   parallelism: number;
 }
 
@@ -68,7 +67,6 @@ export interface IngestedImage {
   /** EXIF orientation (1–8); 5–8 swap width and height when applied. */
   orientation: number;
   bytes: number;
-  fingerprint: Fingerprint;
 }
 
 export interface IngestResult {
@@ -88,19 +86,9 @@ function mb(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MB` : `${Math.ceil(bytes / 1024)} KB`;
 }
 
-interface Pending {
-  source: string;
-  path: string;
-  format: AcceptedFormat;
-  width: number;
-  height: number;
-  orientation: number;
-  bytes: number;
-}
-
 class Ingestion {
   readonly refused: Refusal[] = [];
-  readonly pending: Pending[] = [];
+  readonly pending: IngestedImage[] = [];
   lookedAt = 0;
   private staged = 0;
   private stoppedLooking = false;
@@ -284,30 +272,13 @@ export async function mapPool<T, R>(items: T[], parallelism: number, work: (item
   return results;
 }
 
-const FORMAT_NAMES: Record<AcceptedFormat, string> = { jpeg: 'JPEG', png: 'PNG', webp: 'WebP' };
-
 /**
- * Collects and checks every input. `stagingDir` must exist and lie inside the dataset's output folder.
- * Each accepted image is fully decoded once (to fingerprint it), which is where truncated and corrupt
- * files are caught.
+ * Collects and checks every input by its bytes and header. `stagingDir` must exist and lie inside the
+ * dataset's output folder. Pixels are not decoded here: preparation decodes each image once, and
+ * that is where truncated and corrupt files are caught.
  */
 export async function ingest(inputs: string[], stagingDir: string, limits: IngestLimits = DEFAULT_INGEST_LIMITS): Promise<IngestResult> {
   const ingestion = new Ingestion(limits, stagingDir);
   for (const input of inputs) await ingestion.addInput(input);
-
-  const refused = [...ingestion.refused];
-  const fingerprints = await mapPool(ingestion.pending, limits.parallelism, async (item) => {
-    try {
-      return await fingerprint(item.path, limits.maxPixels);
-    } catch {
-      return undefined;
-    }
-  });
-  const accepted: IngestedImage[] = [];
-  ingestion.pending.forEach((item, i) => {
-    const print = fingerprints[i];
-    if (print) accepted.push({ ...item, fingerprint: print });
-    else refused.push({ source: item.source, code: 'corrupt', reason: `truncated or corrupt ${FORMAT_NAMES[item.format]}` });
-  });
-  return { accepted, refused, lookedAt: ingestion.lookedAt };
+  return { accepted: ingestion.pending, refused: ingestion.refused, lookedAt: ingestion.lookedAt };
 }

@@ -24,27 +24,26 @@ export interface DuplicateThresholds {
 export const DEFAULT_DUPLICATE_THRESHOLDS: DuplicateThresholds = { maxHammingDistance: 6, maxMeanDifference: 16 };
 
 /**
- * Decodes the image fully (so a truncated or corrupt file throws here) with EXIF orientation applied,
- * and returns its fingerprint. `failOn: 'truncated'` refuses a cut-off file instead of padding it.
+ * The fingerprint of decoded pixels (8-bit raw, 1–4 channels): the caller has already paid for the
+ * decode (it is preparing the image anyway), so this only shrinks a buffer in memory.
  */
-export async function fingerprint(input: Buffer | string, maxPixels: number): Promise<Fingerprint> {
-  // One decode, straight to a small colour thumbnail (JPEG shrink-on-load makes this cheap); both
-  // the hash and the mean colour come from it.
+export async function fingerprintPixels(pixels: Buffer, width: number, height: number, channels: 1 | 2 | 3 | 4): Promise<Fingerprint> {
   const size = 32;
-  const thumb = await sharp(input, { limitInputPixels: maxPixels, failOn: 'truncated' })
-    .rotate()
+  const thumb = await sharp(pixels, { raw: { width, height, channels } })
     .flatten({ background: '#ffffff' })
     .resize(size, size, { fit: 'fill' })
     .toColourspace('srgb')
     .raw()
     .toBuffer();
+  const thumbChannels = thumb.length / (size * size);
   const mean: [number, number, number] = [0, 0, 0];
   for (let i = 0; i < size * size; i++) {
-    for (let c = 0; c < 3; c++) mean[c as 0 | 1 | 2] += (thumb[i * 3 + c] ?? 0) / (size * size);
+    for (let c = 0; c < 3; c++) mean[c as 0 | 1 | 2] += (thumb[i * thumbChannels + Math.min(c, thumbChannels - 1)] ?? 0) / (size * size);
   }
-  const grey = await sharp(thumb, { raw: { width: size, height: size, channels: 3 } })
+  const grey = await sharp(thumb, { raw: { width: size, height: size, channels: thumbChannels as 1 | 3 | 4 } })
     .greyscale()
     .resize(9, 8, { fit: 'fill' })
+    .extractChannel(0)
     .raw()
     .toBuffer();
   let dhash = 0n;

@@ -1,6 +1,6 @@
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type OutputInfo } from 'sharp';
 import { z } from 'zod';
 import type { AppConfig } from '../config/env.ts';
 import { InputError } from '../errors.ts';
@@ -14,14 +14,16 @@ import {
   type Wd14Settings,
 } from './captions.ts';
 import { DEFAULT_INGEST_LIMITS, ingest, mapPool, type IngestedImage, type IngestLimits, type Refusal } from './ingest.ts';
-import { DEFAULT_DUPLICATE_THRESHOLDS, isNearDuplicate, type DuplicateThresholds } from './phash.ts';
+import { DEFAULT_DUPLICATE_THRESHOLDS, fingerprintPixels, isNearDuplicate, type DuplicateThresholds, type Fingerprint } from './phash.ts';
 import type { DatasetReport, PreparedImage } from './report.ts';
+
+const FORMAT_NAMES = { jpeg: 'JPEG', png: 'PNG', webp: 'WebP' } as const;
 
 /**
  * From a pile of pictures to a kohya-ready folder: `<out>/<repeats>_<trigger>/NNNN.png` with one
- * caption file per image. Images are oriented (EXIF), converted to PNG, enlarged when their short side
- * is under the target (with a warning) and capped on the long side, but never cropped: kohya buckets
- * them by aspect ratio. Nothing is written outside `out`.
+ * caption file per image. Images are oriented (EXIF), converted to PNG, scaled so the short side is
+ * the target (enlarging ones under it, with a warning) and capped on the long side, but never cropped:
+ * kohya buckets them by aspect ratio. Nothing is written outside `out`.
  */
 
 export const MIN_STYLE_IMAGES = 20;
@@ -70,13 +72,23 @@ export function captionSettingsFromConfig(config: AppConfig): Pick<PrepareContex
   };
 }
 
+/** What removeDuplicates needs to know of an image. */
+export interface Fingerprinted {
+  source: string;
+  /** Original pixel count decides which twin is kept. */
+  width: number;
+  height: number;
+  bytes: number;
+  fingerprint: Fingerprint;
+}
+
 /** Keeps the larger of each group of near-duplicates; the others become refusals naming what was kept. */
-export function removeDuplicates(
-  images: IngestedImage[],
+export function removeDuplicates<T extends Fingerprinted>(
+  images: T[],
   thresholds: DuplicateThresholds = DEFAULT_DUPLICATE_THRESHOLDS,
-): { kept: IngestedImage[]; duplicates: Refusal[] } {
+): { kept: T[]; duplicates: Refusal[] } {
   const bySize = [...images].sort((a, b) => b.width * b.height - a.width * a.height || b.bytes - a.bytes);
-  const kept: IngestedImage[] = [];
+  const kept: T[] = [];
   const duplicates: Refusal[] = [];
   for (const image of bySize) {
     const twin = kept.find((k) => isNearDuplicate(k.fingerprint, image.fingerprint, thresholds));
@@ -101,7 +113,11 @@ function orientedSize(image: IngestedImage): { width: number; height: number } {
   return image.orientation >= 5 ? { width: image.height, height: image.width } : { width: image.width, height: image.height };
 }
 
-/** The output size: short side up to the target when smaller, long side down to the cap when larger. */
+/**
+ * The output size: the short side brought to the target (up, with a warning, or down), then the long
+ * side capped. Going down as well as up is deliberate: kohya trains on buckets of about target² pixels
+ * and resizes everything to them, so pixels beyond that only cost disk, decode and encode time.
+ */
 export function targetSize(
   width: number,
   height: number,
@@ -110,9 +126,9 @@ export function targetSize(
 ): { width: number; height: number; upscaled: boolean } {
   const short = Math.min(width, height);
   const long = Math.max(width, height);
-  let scale = short < targetShortSide ? targetShortSide / short : 1;
+  let scale = targetShortSide / short;
   if (long * scale > maxLongSide) scale = maxLongSide / long;
-  if (scale === 1) return { width, height, upscaled: false };
+  if (Math.abs(scale - 1) < 1e-9) return { width, height, upscaled: false };
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)), upscaled: scale > 1 };
 }
 
@@ -167,10 +183,6 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
         return false;
       });
     }
-    progress('Looking for duplicates…');
-    const { kept, duplicates } = removeDuplicates(usable, context.duplicateThresholds);
-    refused.push(...duplicates);
-
     const base = {
       trigger: options.trigger,
       outDir: out,
@@ -180,38 +192,19 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
       refused,
       warnings,
     };
-    const counts = (prepared: number) => ({
-      lookedAt: ingested.lookedAt,
-      usable: kept.length,
-      prepared,
-      refused: refused.length,
-      duplicates: duplicates.length,
+    const tooFew = (usableCount: number, duplicateCount: number): DatasetReport => ({
+      status: 'refused',
+      message:
+        `Refused: only ${plural(usableCount, 'usable image')}, and a style needs at least ${options.minImages}. ` +
+        `Add ${options.minImages - usableCount} more (${options.recommendedImages} or more is better).`,
+      ...base,
+      accepted: [],
+      counts: { lookedAt: ingested.lookedAt, usable: usableCount, prepared: 0, refused: refused.length, duplicates: duplicateCount },
     });
-
-    if (kept.length < options.minImages) {
-      const missing = options.minImages - kept.length;
-      return {
-        status: 'refused',
-        message:
-          `Refused: only ${plural(kept.length, 'usable image')}, and a style needs at least ${options.minImages}. ` +
-          `Add ${missing} more (${options.recommendedImages} or more is better).`,
-        ...base,
-        accepted: [],
-        counts: counts(0),
-      };
-    }
-    if (kept.length < options.recommendedImages) {
-      warnings.push(
-        `Only ${kept.length} images: a style can be trained from ${options.minImages}, but ${options.recommendedImages} or more give a steadier LoRA (${options.recommendedImages - kept.length} more would reach that).`,
-      );
-    }
-
-    const imageFolder = `${options.repeats}_${options.trigger}`;
-    const imageDir = join(out, imageFolder);
-    await mkdir(imageDir);
-    progress(`Preparing ${kept.length} images…`);
-    const prepared = await mapPool(kept, limits.parallelism, async (image, index) => {
-      const stem = String(index + 1).padStart(4, '0');
+    // Each image is decoded once: oriented, flattened, resized, fingerprinted from those pixels and
+    // written to the staging folder. Only after de-duplication do the kept ones get their NNNN names.
+    progress(`Preparing ${usable.length} images…`);
+    const decoded = await mapPool(usable, limits.parallelism, async (image, index) => {
       const oriented = orientedSize(image);
       const size = targetSize(oriented.width, oriented.height, options.targetShortSide, options.maxLongSide);
       let pipeline = sharp(image.path, { limitInputPixels: limits.maxPixels, failOn: 'truncated' })
@@ -221,18 +214,54 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
       if (size.width !== oriented.width || size.height !== oriented.height) {
         pipeline = pipeline.resize(size.width, size.height, { fit: 'fill', kernel: 'lanczos3' });
       }
+      let pixels: { data: Buffer; info: OutputInfo };
+      try {
+        pixels = await pipeline.raw().toBuffer({ resolveWithObject: true });
+      } catch {
+        return undefined;
+      }
+      const { width, height, channels } = pixels.info;
+      const staged = join(stagingDir, `prepared-${String(index).padStart(5, '0')}.png`);
       // Fast zlib settings: these files are read once by the trainer's latent cache, not shipped.
-      await pipeline.png({ compressionLevel: 3, adaptiveFiltering: false }).toFile(join(imageDir, `${stem}.png`));
-      const result: PreparedImage = {
+      await sharp(pixels.data, { raw: { width, height, channels } })
+        .png({ compressionLevel: 3, adaptiveFiltering: false })
+        .toFile(staged);
+      const fingerprint = await fingerprintPixels(pixels.data, width, height, channels);
+      return { ...image, fingerprint, staged, outWidth: width, outHeight: height, upscaledFrom: size.upscaled ? oriented : undefined };
+    });
+    const decodable = decoded.flatMap((item, i) => {
+      if (item) return [item];
+      const image = usable[i];
+      if (image) refused.push({ source: image.source, code: 'corrupt', reason: `truncated or corrupt ${FORMAT_NAMES[image.format]}` });
+      return [];
+    });
+
+    progress('Looking for duplicates…');
+    const { kept, duplicates } = removeDuplicates(decodable, context.duplicateThresholds);
+    refused.push(...duplicates);
+    if (kept.length < options.minImages) return tooFew(kept.length, duplicates.length);
+    if (kept.length < options.recommendedImages) {
+      warnings.push(
+        `Only ${kept.length} images: a style can be trained from ${options.minImages}, but ${options.recommendedImages} or more give a steadier LoRA (${options.recommendedImages - kept.length} more would reach that).`,
+      );
+    }
+
+    const imageFolder = `${options.repeats}_${options.trigger}`;
+    const imageDir = join(out, imageFolder);
+    await mkdir(imageDir);
+    const prepared: PreparedImage[] = [];
+    for (const [index, image] of kept.entries()) {
+      const stem = String(index + 1).padStart(4, '0');
+      await rename(image.staged, join(imageDir, `${stem}.png`));
+      prepared.push({
         source: image.source,
         file: `${imageFolder}/${stem}.png`,
-        width: size.width,
-        height: size.height,
+        width: image.outWidth,
+        height: image.outHeight,
         caption: options.trigger,
-        ...(size.upscaled ? { upscaledFrom: oriented } : {}),
-      };
-      return result;
-    });
+        ...(image.upscaledFrom ? { upscaledFrom: image.upscaledFrom } : {}),
+      });
+    }
 
     const upscaled = prepared.filter((p) => p.upscaledFrom);
     if (upscaled.length > 0) {
@@ -270,7 +299,7 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
       ...base,
       imageFolder,
       accepted: prepared,
-      counts: counts(prepared.length),
+      counts: { lookedAt: ingested.lookedAt, usable: kept.length, prepared: prepared.length, refused: refused.length, duplicates: duplicates.length },
     };
   } finally {
     await rm(stagingDir, { recursive: true, force: true });
