@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { z } from 'zod';
 import { InputError, UpstreamError } from '../errors.ts';
 import { log } from '../log.ts';
+import { mapPool } from './pool.ts';
 
 /**
  * Captions for a style LoRA. Whatever writes them (nobody, the WD14 tagger, a vision LLM), the rules
@@ -156,8 +157,8 @@ export async function captionWithLlm(
     timeout: settings.timeoutMs,
     maxRetries: 2,
   });
-  const captions: string[] = [];
-  for (const target of targets) {
+  // A few requests in flight: a local vision server queues them, a hosted one answers in parallel.
+  return mapPool(targets, 3, async (target) => {
     // Vision models see ~768 px anyway; a JPEG this size keeps the request small.
     const jpeg = await sharp(target.imagePath).resize(768, 768, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 85 }).toBuffer();
     let text: string;
@@ -187,9 +188,8 @@ export async function captionWithLlm(
     }
     const caption = sentenceCaption(trigger, text.split('\n')[0] ?? '', styleWords);
     await writeFile(target.captionPath, `${caption}\n`, 'utf8');
-    captions.push(caption);
-  }
-  return captions;
+    return caption;
+  });
 }
 
 export interface Wd14Settings {

@@ -13,8 +13,9 @@ import {
   type LlmCaptionSettings,
   type Wd14Settings,
 } from './captions.ts';
-import { DEFAULT_INGEST_LIMITS, ingest, mapPool, type IngestedImage, type IngestLimits, type Refusal } from './ingest.ts';
+import { DEFAULT_INGEST_LIMITS, ingest, type IngestedImage, type IngestLimits, type Refusal } from './ingest.ts';
 import { DEFAULT_DUPLICATE_THRESHOLDS, fingerprintPixels, isNearDuplicate, type DuplicateThresholds, type Fingerprint } from './phash.ts';
+import { mapPool } from './pool.ts';
 import type { DatasetReport, PreparedImage } from './report.ts';
 
 const FORMAT_NAMES = { jpeg: 'JPEG', png: 'PNG', webp: 'WebP' } as const;
