@@ -90,6 +90,8 @@ export const guildSettings = pgTable(
     /** Prompts used for evaluation grids of this guild's trainings; empty means the built-in set. */
     testPrompts: jsonb('test_prompts').$type<string[]>().notNull().default([]),
     nsfwPolicy: nsfwPolicy('nsfw_policy').notNull().default('block'),
+    /** Members with this role may start and cancel trainings (null: only Manage Guild may). */
+    trainerRoleId: text('trainer_role_id'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -305,6 +307,12 @@ export const trainings = pgTable(
     progress: jsonb('progress').$type<TrainingProgress>(),
     datasetKey: text('dataset_key'),
     error: text('error'),
+    /** The one message the bot edits with progress (and the loss chart). */
+    statusMessageId: text('status_message_id'),
+    /** Loss over steps, for the chart; one point per progress report the bot saw, steps increasing. */
+    lossHistory: jsonb('loss_history').$type<{ step: number; epoch: number; loss: number }[]>().notNull().default([]),
+    /** How many checkpoints the chart attached to the status message shows (a new one re-renders it). */
+    chartCheckpoints: integer('chart_checkpoints').notNull().default(0),
     /** When the vote closes by timer (null: closed by the trainer role). */
     votingClosesAt: timestamp('voting_closes_at', { withTimezone: true }),
     createdAt: createdAt(),
