@@ -22,6 +22,7 @@ import {
 import type { ComicScript, Panel as ScriptPanel } from '../agents/script-schema.ts';
 import type { RenderRecipe } from '../comic/recipe.ts';
 import type { CheckpointMetadata, ComicOptions, PageLayout, TrainingProgress } from './json.ts';
+import type { EvaluationRecord } from '../evaluation/record.ts';
 
 /**
  * The whole domain in one schema. PostgreSQL is the source of truth: a lost queue job must never lose
@@ -92,6 +93,10 @@ export const guildSettings = pgTable(
     nsfwPolicy: nsfwPolicy('nsfw_policy').notNull().default('block'),
     /** Members with this role may start and cancel trainings (null: only Manage Guild may). */
     trainerRoleId: text('trainer_role_id'),
+    /** How long a style vote stays open before its timer closes it. */
+    voteMinutes: integer('vote_minutes').notNull().default(1440),
+    /** Blind votes label checkpoints A, B, C… in a random order instead of by epoch. */
+    blindVotes: boolean('blind_votes').notNull().default(true),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -274,6 +279,8 @@ export const styles = pgTable(
       onDelete: 'set null',
     }),
     status: styleStatus('status').notNull().default('training'),
+    /** LoRA strength `/comic new` uses (the best-voted or best-measured strength of the evaluation). */
+    defaultStrength: real('default_strength').notNull().default(0.8),
     createdBy: text('created_by').notNull(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -315,6 +322,12 @@ export const trainings = pgTable(
     chartCheckpoints: integer('chart_checkpoints').notNull().default(0),
     /** When the vote closes by timer (null: closed by the trainer role). */
     votingClosesAt: timestamp('voting_closes_at', { withTimezone: true }),
+    /** Measures, blind labels and grid keys of the evaluation (null until it has run). */
+    evaluation: jsonb('evaluation').$type<EvaluationRecord>(),
+    /** Posted evaluation messages by part ("grid-1-1", "overview", "chart"): posting is idempotent. */
+    evaluationMessageIds: jsonb('evaluation_message_ids').$type<Record<string, string>>().notNull().default({}),
+    /** The vote message with one button per checkpoint; edited with the live tally. */
+    voteMessageId: text('vote_message_id'),
     createdAt: createdAt(),
     startedAt: timestamp('started_at', { withTimezone: true }),
     finishedAt: timestamp('finished_at', { withTimezone: true }),
