@@ -6,7 +6,20 @@ import { z } from 'zod';
  * (renders.recipe, jsonb), embedded in the output PNG, and turned into a ComfyUI graph by
  * src/gpu/workflow.ts — or drawn as a storyboard sketch when no ComfyUI is configured.
  */
-export const MODEL_FAMILIES = ['illustrious', 'noobai', 'flux'] as const;
+export const MODEL_FAMILIES = [
+  'illustrious',
+  'noobai',
+  'flux',
+  'flux-schnell',
+  'flux2',
+  'sdxl',
+  'pony',
+  'playground',
+  'sd35-large',
+  'sd35-medium',
+  // Experimental: refused unless ENABLE_EXPERIMENTAL_FAMILIES names them (see src/comic/families.ts).
+  'ponyv7',
+] as const;
 export const ModelFamily = z.enum(MODEL_FAMILIES);
 export type ModelFamily = z.infer<typeof ModelFamily>;
 
@@ -31,7 +44,24 @@ export const FluxModels = z.object({
   clipL: modelFile,
   vae: modelFile,
 });
-export const RecipeModels = z.discriminatedUnion('kind', [SdxlModels, FluxModels]);
+/** FLUX.2: one diffusion model, one Mistral text encoder (CLIPLoader type flux2), its own VAE. */
+export const Flux2Models = z.object({
+  kind: z.literal('flux2'),
+  unet: modelFile,
+  weightDtype: z.enum(['default', 'fp8_e4m3fn', 'fp8_e4m3fn_fast', 'fp8_e5m2']),
+  textEncoder: modelFile,
+  vae: modelFile,
+});
+/**
+ * SD 3.5: a checkpoint for the MMDiT and VAE; the text encoders come from TripleCLIPLoader when the
+ * checkpoint holds none (sd3.5_large.safetensors), or from the checkpoint itself when null.
+ */
+export const Sd3Models = z.object({
+  kind: z.literal('sd3'),
+  checkpoint: modelFile,
+  textEncoders: z.object({ clipL: modelFile, clipG: modelFile, t5: modelFile }).nullable(),
+});
+export const RecipeModels = z.discriminatedUnion('kind', [SdxlModels, FluxModels, Flux2Models, Sd3Models]);
 export type RecipeModels = z.infer<typeof RecipeModels>;
 
 export const LoraRef = z.object({
@@ -56,6 +86,22 @@ export const ControlNetRef = z.object({
   endPercent: z.number().min(0).max(1),
 });
 export type ControlNetRef = z.infer<typeof ControlNetRef>;
+
+export const ReferenceImage = z.object({
+  /** Artifact-store key of the reference image, uploaded through /upload/image. */
+  imageKey: z.string().min(1).max(512),
+  /** Whom or what it shows, for people reading the recipe. */
+  label: z.string().max(80),
+});
+export type ReferenceImage = z.infer<typeof ReferenceImage>;
+
+export const DrawnText = z.object({
+  kind: z.enum(['speech', 'thought', 'shout', 'whisper', 'caption', 'sfx']),
+  /** Who speaks (null for captions and sound effects). */
+  speaker: z.string().max(80).nullable(),
+  text: z.string().min(1).max(200),
+});
+export type DrawnText = z.infer<typeof DrawnText>;
 
 /** What the panel is, for the storyboard renderer and for people reading the recipe. */
 export const PanelBrief = z.object({
@@ -94,5 +140,15 @@ export const RenderRecipe = z.object({
   candidates: z.number().int().min(1).max(4),
   controlNet: ControlNetRef.nullable(),
   panel: PanelBrief,
+  /**
+   * FLUX.2 multi-reference conditioning (character sheets): each image is uploaded, encoded by the
+   * VAE and chained through ReferenceLatent. Absent on older recipes.
+   */
+  references: z.array(ReferenceImage).max(4).optional(),
+  /**
+   * Lettering the model paints itself (balloons set "drawn by the model"); the prompt already holds
+   * it, this keeps it on record. Only FLUX.2 renders legible text; absent on older recipes.
+   */
+  drawnText: z.array(DrawnText).max(8).optional(),
 });
 export type RenderRecipe = z.infer<typeof RenderRecipe>;
