@@ -162,27 +162,25 @@ export async function renderStoryboardPanel(input: RenderRecipe): Promise<Buffer
 
   const overlays: OverlayOptions[] = [];
   const pad = Math.round(24 * u);
-  const label = await renderText(
-    `P${brief.page}.${brief.panel} · ${brief.shot.replace(/-/g, ' ').toUpperCase()} · ${brief.angle.replace(/-/g, ' ')}`,
-    { role: 'dialogue', size: Math.round(36 * u), color: '#ffffff', align: 'left' },
-  );
-  const labelBox = { w: Math.min(w - 2 * pad, label.width + pad), h: label.height + Math.round(pad * 0.7) };
-  const boxes: string[] = [
-    `<rect x="${pad}" y="${pad}" width="${labelBox.w}" height="${labelBox.h}" rx="${(6 * u).toFixed(1)}" fill="${PENCIL}"/>`,
-  ];
-
-  // Setting and action in words, on a card across the bottom.
-  const noteWidth = w - 4 * pad;
+  // Pages crop each panel from its SDXL bucket into its frame, which can shave a few percent off
+  // either side: keep the words inside a safe area so they survive the crop.
+  const safeX = Math.max(pad, Math.round(w * 0.1));
+  const safeY = Math.max(pad, Math.round(h * 0.1));
+  // The shot, the setting and the action in words, on one card across the bottom: the top of the
+  // frame stays free for the page's captions and balloons.
+  const shotLine = `P${brief.page}.${brief.panel} · ${brief.shot.replace(/-/g, ' ')} · ${brief.angle.replace(/-/g, ' ')}`;
+  const boxes: string[] = [];
+  const noteWidth = w - 2 * safeX - 2 * pad;
   const note = await fitText(
-    `${brief.setting}\n→ ${brief.action}`,
+    `${shotLine.toUpperCase()}\n${brief.setting}\n→ ${brief.action}`,
     Math.round(32 * u),
     noteWidth,
     Math.round(h * 0.24),
     'label',
   );
-  const noteTop = h - pad - note.height - pad;
+  const noteTop = h - safeY - note.height - pad;
   boxes.push(
-    `<rect x="${pad}" y="${noteTop}" width="${w - 2 * pad}" height="${note.height + pad}" fill="#fffdf7" fill-opacity="0.92" stroke="${PENCIL}" stroke-width="${(2 * u).toFixed(1)}"/>`,
+    `<rect x="${safeX}" y="${noteTop}" width="${w - 2 * safeX}" height="${note.height + pad}" fill="#fffdf7" fill-opacity="0.92" stroke="${PENCIL}" stroke-width="${(2 * u).toFixed(1)}"/>`,
   );
 
   // Names under the figures (over the chin for close shots, where the body is off-frame).
@@ -195,7 +193,7 @@ export async function renderStoryboardPanel(input: RenderRecipe): Promise<Buffer
         ? below
         : Math.min(f.headY + f.r * 1.2, noteTop - img.height - pad),
     );
-    const x = Math.round(Math.min(w - pad - img.width, Math.max(pad, f.x - img.width / 2)));
+    const x = Math.round(Math.min(w - safeX - img.width, Math.max(safeX, f.x - img.width / 2)));
     nameTags.push({ img, x, y });
     boxes.push(
       `<rect x="${x - 8 * u}" y="${y - 4 * u}" width="${img.width + 16 * u}" height="${img.height + 8 * u}" rx="${(4 * u).toFixed(1)}" fill="#fffdf7" stroke="${SOFT}" stroke-width="${(1.5 * u).toFixed(1)}"/>`,
@@ -211,8 +209,7 @@ export async function renderStoryboardPanel(input: RenderRecipe): Promise<Buffer
     left: Math.max(0, Math.min(w - r.width, left)),
     top: Math.max(0, Math.min(h - r.height, top)),
   });
-  overlays.push(raw(label, pad + Math.round(pad / 2), pad + Math.round(pad * 0.35)));
-  overlays.push(raw(note, 2 * pad, noteTop + Math.round(pad / 2)));
+  overlays.push(raw(note, safeX + pad, noteTop + Math.round(pad / 2)));
   for (const t of nameTags) overlays.push(raw(t.img, t.x, t.y));
 
   return sharp(Buffer.from(svg)).composite(overlays).png({ compressionLevel: 9 }).toBuffer();
