@@ -90,8 +90,13 @@ export type ControlNetRef = z.infer<typeof ControlNetRef>;
 export const ReferenceImage = z.object({
   /** Artifact-store key of the reference image, uploaded through /upload/image. */
   imageKey: z.string().min(1).max(512),
-  /** Whom or what it shows, for people reading the recipe. */
+  /** Whom or what it shows, for people reading the recipe (a character's cast name). */
   label: z.string().max(80),
+  /**
+   * IPAdapter weight on SDXL-family graphs (ComfyUI_IPAdapter_plus): lower for wide shots, higher for
+   * close-ups. Absent: the family's own reference mechanism decides (FLUX.2 ReferenceLatent has none).
+   */
+  weight: z.number().min(0).max(1.5).optional(),
 });
 export type ReferenceImage = z.infer<typeof ReferenceImage>;
 
@@ -145,6 +150,12 @@ export const RenderRecipe = z.object({
    * VAE and chained through ReferenceLatent. Absent on older recipes.
    */
   references: z.array(ReferenceImage).max(4).optional(),
+  /**
+   * Set by the renderer on the copy embedded in the image: false when the recipe had references but
+   * its ComfyUI could not use them (no IPAdapter node pack), so the panel was drawn from text and
+   * LoRAs only. Absent when nothing was decided.
+   */
+  referencesApplied: z.boolean().optional(),
   /**
    * Lettering the model paints itself (balloons set "drawn by the model"); the prompt already holds
    * it, this keeps it on record. Only FLUX.2 renders legible text; absent on older recipes.
