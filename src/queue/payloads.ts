@@ -39,6 +39,13 @@ export const RenderJob = z.strictObject({
   recipe: RenderRecipe,
   /** A person is waiting on this render (a 🔁 re-roll); runners may serve it before batch work. */
   interactive: z.boolean(),
+  /**
+   * What the render is for, for the GPU scheduler (src/scheduling): a comic panel (default) or a cell
+   * of a training's evaluation grid, which nobody watches live and so goes after comic work.
+   */
+  purpose: z.enum(['comic', 'evaluation']).optional(),
+  /** Who asked (a Discord user id or similar), so the scheduler can share the GPU fairly by person. */
+  owner: z.string().min(1).max(64).optional(),
 });
 export type RenderJob = z.infer<typeof RenderJob>;
 
@@ -70,8 +77,21 @@ export const PostJob = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('status'), comicId: RowId }),
   /** The comic cannot be finished: tell the channel why, in words a user can act on. */
   z.strictObject({ kind: z.literal('failed'), comicId: RowId, userMessage: z.string().min(1).max(1_800) }),
+  /**
+   * A training moved (progress, a checkpoint saved, finished, cancelled): refresh its status message
+   * from trainings.progress; the bot throttles the edits and attaches a loss chart per new checkpoint.
+   */
+  z.strictObject({ kind: z.literal('training-status'), trainingId: RowId }),
+  /** A training failed: tell its owner why and what to do (the advice), and refresh its status. */
+  z.strictObject({ kind: z.literal('training-failed'), trainingId: RowId, userMessage: z.string().min(1).max(1_800) }),
 ]);
 export type PostJob = z.infer<typeof PostJob>;
+/** The post jobs about a training (the rest are about a comic and carry its comicId). */
+export type TrainingPostJob = Extract<PostJob, { kind: 'training-status' | 'training-failed' }>;
+export type ComicPostJob = Exclude<PostJob, TrainingPostJob>;
+export function isTrainingPostJob(job: PostJob): job is TrainingPostJob {
+  return job.kind === 'training-status' || job.kind === 'training-failed';
+}
 
 /** `train`: train the LoRA of a trainings row (its config, dataset and base model are on the row). */
 export const TrainJob = z.strictObject({

@@ -25,5 +25,7 @@ export const jobIds = {
 /**
  * Render priorities (BullMQ: 1 is the highest; jobs without a priority go before all prioritised
  * ones, so batch renders get a number too). A 🔁 reroll, which a person is waiting on, goes first.
+ * Priority 1 itself is reserved: the GPU scheduler (src/scheduling/dispatcher.ts) raises the one job
+ * it has chosen to 1 just before taking it, so nothing else may sit there.
  */
-export const RENDER_PRIORITY = { interactive: 1, batch: 100 } as const;
+export const RENDER_PRIORITY = { interactive: 2, batch: 100 } as const;
