@@ -1,5 +1,11 @@
 import type { Job, Worker } from 'bullmq';
 import { writeScript } from '../../agents/script-agent.ts';
+import {
+  characterLorasFor,
+  guildCharactersInScript,
+  loadComicCast,
+  withCharacterReferences,
+} from '../../characters/comic-cast.ts';
 import type { ComicScript } from '../../agents/script-schema.ts';
 import { getComic, setComicScript, setComicStatus } from '../../db/comics.ts';
 import { createPages, setPageStatus } from '../../db/pages.ts';
@@ -65,8 +71,15 @@ export async function processScriptJob(
   let notes: string[] = [];
   let writer = comic.writer;
   if (!script) {
+    // Guild characters the story names become the script's cast, their names and looks kept verbatim.
+    const { castMembers } = await loadComicCast(deps.db, comic.guildId, comic.prompt);
     const written = await writeScript(
-      { story: comic.prompt, pages: options.pages, panelsPerPage: options.panelsPerPage },
+      {
+        story: comic.prompt,
+        pages: options.pages,
+        panelsPerPage: options.panelsPerPage,
+        ...(castMembers.length > 0 ? { cast: castMembers } : {}),
+      },
       { config: deps.config, logger, ...(signal ? { signal } : {}) },
     );
     script = written.script;
@@ -79,20 +92,27 @@ export async function processScriptJob(
   const { style, family } = await resolveComicStyle(deps.db, comic, options);
   const { pageRows, panelRows } = await createPagesAndPanels(deps, comic, script, options.rtl);
   const layouts = pageRows.map(pageLayoutOf);
+  // The guild characters in the cast: their LoRAs and reference images go into the panels they are on.
+  const guildCast = await guildCharactersInScript(deps.db, comic.guildId, script);
 
   const recipes = layouts.map((layout, pageIndex) =>
     layout.frames.map((frame, panelIndex) =>
-      buildRecipe({
-        comicId: comic.id,
+      withCharacterReferences(
+        buildRecipe({
+          comicId: comic.id,
+          script,
+          page: pageIndex + 1,
+          panel: panelIndex + 1,
+          attempt: 0,
+          frame,
+          family,
+          style,
+          characterLoras: characterLorasFor(script, pageIndex + 1, panelIndex + 1, guildCast),
+          safe: options.safe,
+        }),
         script,
-        page: pageIndex + 1,
-        panel: panelIndex + 1,
-        attempt: 0,
-        frame,
-        family,
-        style,
-        safe: options.safe,
-      }),
+        guildCast,
+      ),
     ),
   );
 
