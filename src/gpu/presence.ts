@@ -25,6 +25,11 @@ export const RunnerPresence = z.object({
   online: z.boolean(),
   /** Why the runner cannot render right now (ComfyUI unreachable …), in words a user can read. */
   offlineReason: z.string().nullable(),
+  /**
+   * While a training holds this GPU (renders paused): when it is expected to end (ISO time), so the
+   * bot can show an ETA for renders only this runner can do. Null or absent otherwise.
+   */
+  trainingUntil: z.string().nullable().optional(),
   startedAt: z.string(),
   updatedAt: z.string(),
 });
