@@ -1,7 +1,8 @@
 /** Every command's implementation, by name; the router dispatches to these. */
+import { characterHandler } from './character-handler.ts';
 import { comicHandler } from './comic-handler.ts';
 import type { CommandHandler } from './handler.ts';
 import { queueHandler } from './queue-handler.ts';
 import { runnerHandler } from './runner-handler.ts';
 
-export const commandHandlers: readonly CommandHandler[] = [comicHandler, queueHandler, runnerHandler];
+export const commandHandlers: readonly CommandHandler[] = [comicHandler, queueHandler, runnerHandler, characterHandler];

@@ -3,6 +3,7 @@
  * removed here disappears from Discord on the next `comicmaster register-commands`.
  */
 import type { RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
+import { characterCommand } from './character.ts';
 import { comicCommand } from './comic.ts';
 import { queueCommand } from './queue.ts';
 import { runnerCommand } from './runner.ts';
@@ -15,10 +16,16 @@ export {
   StyleAutocompleteQuery,
 } from './comic.ts';
 export { queueCommand, QueueOptions } from './queue.ts';
+export {
+  characterCommand,
+  CharacterCreateOptions,
+  CharacterEditOptions,
+  CharacterNameOptions,
+} from './character.ts';
 export { runnerCommand, RunnerStatusOptions } from './runner.ts';
 export { optionValues, parseOptions, type OptionValues } from './options.ts';
 
-export const commands = [comicCommand, queueCommand, runnerCommand] as const;
+export const commands = [comicCommand, queueCommand, runnerCommand, characterCommand] as const;
 
 /** The JSON bodies Discord receives on registration. */
 export function commandBodies(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {

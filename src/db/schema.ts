@@ -35,7 +35,19 @@ import type { EvaluationRecord } from '../evaluation/record.ts';
 // ---------------------------------------------------------------------------------------------------
 // Enums
 
-export const modelFamily = pgEnum('model_family', ['illustrious', 'noobai', 'flux']);
+export const modelFamily = pgEnum('model_family', [
+  'illustrious',
+  'noobai',
+  'flux',
+  'flux-schnell',
+  'flux2',
+  'sdxl',
+  'pony',
+  'playground',
+  'sd35-large',
+  'sd35-medium',
+  'ponyv7',
+]);
 export const nsfwPolicy = pgEnum('nsfw_policy', ['block', 'nsfw_channels_only']);
 export const scriptWriter = pgEnum('script_writer', ['llm', 'template']);
 export const comicStatus = pgEnum('comic_status', [
