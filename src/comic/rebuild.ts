@@ -43,7 +43,14 @@ export function modelFilesOf(recipes: RenderRecipe[]): ModelFileRef[] {
   for (const recipe of recipes) {
     const m = recipe.models;
     if (m.kind === 'checkpoint') add('checkpoint', m.checkpoint);
-    else {
+    else if (m.kind === 'sd3') {
+      add('checkpoint', m.checkpoint);
+      if (m.textEncoders) for (const file of [m.textEncoders.clipL, m.textEncoders.clipG, m.textEncoders.t5]) add('clip', file);
+    } else if (m.kind === 'flux2') {
+      add('unet', m.unet);
+      add('clip', m.textEncoder);
+      add('vae', m.vae);
+    } else {
       add('unet', m.unet);
       add('clip', m.clipT5);
       add('clip', m.clipL);

@@ -104,7 +104,7 @@ export const DrawnText = z.object({
   kind: z.enum(['speech', 'thought', 'shout', 'whisper', 'caption', 'sfx']),
   /** Who speaks (null for captions and sound effects). */
   speaker: z.string().max(80).nullable(),
-  text: z.string().min(1).max(200),
+  text: z.string().min(1).max(240),
 });
 export type DrawnText = z.infer<typeof DrawnText>;
 
@@ -163,3 +163,8 @@ export const RenderRecipe = z.object({
   drawnText: z.array(DrawnText).max(8).optional(),
 });
 export type RenderRecipe = z.infer<typeof RenderRecipe>;
+
+/** The main weights file of a recipe (checkpoint or diffusion model), for logs, metadata and routing. */
+export function primaryModelFile(models: RecipeModels): string {
+  return models.kind === 'checkpoint' || models.kind === 'sd3' ? models.checkpoint : models.unet;
+}

@@ -15,6 +15,14 @@ const MODEL_LABELS: Record<(typeof MODEL_FAMILIES)[number], string> = {
   illustrious: 'Illustrious (anime, tag prompts)',
   noobai: 'NoobAI (anime, tag prompts)',
   flux: 'FLUX (natural-language prompts)',
+  'flux-schnell': 'FLUX.1 schnell (fast drafts)',
+  flux2: 'FLUX.2 dev (best prompt following, drawn lettering)',
+  sdxl: 'SDXL 1.0 base (general illustration)',
+  pony: 'Pony Diffusion V6 XL (cartoon/anime, tag prompts)',
+  playground: 'Playground v2.5 (vivid, painterly)',
+  'sd35-large': 'SD 3.5 Large (render only)',
+  'sd35-medium': 'SD 3.5 Medium (render only)',
+  ponyv7: 'Pony V7 / AuraFlow (experimental)',
 };
 
 export const comicCommand = new SlashCommandBuilder()

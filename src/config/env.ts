@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { config as loadDotenv } from 'dotenv';
 import { z } from 'zod';
+import { EXPERIMENTAL_FAMILY_NAMES } from '../comic/families.ts';
 
 /**
  * The whole environment the product reads, in one zod schema. Every name here is part of the
@@ -59,6 +60,12 @@ export const envSchema = z.object({
   AI_TOOLKIT_DIR: optionalString,
   TRAINER_PYTHON: z.string().trim().min(1).default('python3'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Comma-separated experimental model families to allow (ponyv7, hunyuan3); empty: none. */
+  ENABLE_EXPERIMENTAL_FAMILIES: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== ''))
+    .pipe(z.array(z.enum(EXPERIMENTAL_FAMILY_NAMES), { message: `expected a comma-separated list of ${EXPERIMENTAL_FAMILY_NAMES.join(', ')}` })),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -240,7 +240,7 @@ function quoteIfNeeded(value: string): string {
 export function a1111Parameters(recipe: RenderRecipe): string {
   const loraTags = recipe.loras.map((l) => `<lora:${baseName(l.name)}:${l.strength}>`).join(' ');
   const positive = loraTags ? `${recipe.positive}${recipe.positive ? ' ' : ''}${loraTags}` : recipe.positive;
-  const model = recipe.models.kind === 'checkpoint' ? recipe.models.checkpoint : recipe.models.unet;
+  const model = recipe.models.kind === 'checkpoint' || recipe.models.kind === 'sd3' ? recipe.models.checkpoint : recipe.models.unet;
   const fields: [string, string][] = [
     ['Steps', String(recipe.steps)],
     ['Sampler', A1111_SAMPLERS[recipe.sampler] ?? recipe.sampler],
