@@ -7,10 +7,6 @@ import { MODEL_FAMILIES } from './comic/recipe.ts';
 /** Thrown by commands that are part of the interface but not built yet: they say so and exit non-zero. */
 class NotBuiltYet extends Error {}
 
-function notBuilt(name: string): never {
-  throw new NotBuiltYet(`\`comicmaster ${name}\` is not built yet in this version.`);
-}
-
 function integer(name: string) {
   return (value: string): number => {
     if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`${name} must be a whole number.`);
@@ -115,10 +111,41 @@ export function buildProgram(): Command {
 
   program
     .command('train')
-    .description('plan a LoRA training: the trainer config and exact command (not built yet)')
-    .argument('[args...]')
-    .allowUnknownOption()
-    .action(async () => notBuilt('train plan'));
+    .description('LoRA training')
+    .command('plan')
+    .description('print the trainer config (kohya dataset TOML or ai-toolkit YAML) and the exact command, without running anything')
+    .argument('<dataset-dir>', 'a prepared dataset (`comicmaster dataset prepare --out`)')
+    .addOption(new Option('--base <base>', 'base model family').choices(['illustrious', 'noobai', 'flux']).makeOptionMandatory())
+    .requiredOption('--trigger <word>', 'the trigger word the style is learned under')
+    .option('--model <path>', 'base model file or Hugging Face id (default: the preset one)')
+    .option('--work-dir <dir>', 'where the config and the output would go (default: <dataset-dir>-train)')
+    .option('--repeats <n>', 'fixed kohya repeats instead of the chosen ones', integer('--repeats'))
+    .option('--epochs <n>', 'fixed kohya epochs instead of the chosen ones', integer('--epochs'))
+    .option('--steps <n>', 'fixed ai-toolkit steps instead of the chosen ones', integer('--steps'))
+    .option('--json', 'print the plan as JSON', false)
+    .action(
+      async (
+        datasetDir: string,
+        opts: { base: 'illustrious' | 'noobai' | 'flux'; trigger: string; model?: string; workDir?: string; repeats?: number; epochs?: number; steps?: number; json: boolean },
+      ) => {
+        const { planTraining, formatPlan } = await import('./training/plan.ts');
+        const config = loadConfig();
+        const plan = await planTraining({
+          datasetDir,
+          base: opts.base,
+          trigger: opts.trigger,
+          workDir: opts.workDir ?? `${datasetDir.replace(/\/+$/, '')}-train`,
+          python: config.TRAINER_PYTHON,
+          ...(opts.model ? { model: opts.model } : {}),
+          ...(config.SD_SCRIPTS_DIR ? { sdScriptsDir: config.SD_SCRIPTS_DIR } : {}),
+          ...(config.AI_TOOLKIT_DIR ? { aiToolkitDir: config.AI_TOOLKIT_DIR } : {}),
+          ...(opts.repeats ? { repeats: opts.repeats } : {}),
+          ...(opts.epochs ? { epochs: opts.epochs } : {}),
+          ...(opts.steps ? { steps: opts.steps } : {}),
+        });
+        console.log(opts.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
+      },
+    );
 
   program
     .command('workflow')
@@ -144,7 +171,7 @@ export function buildProgram(): Command {
   program
     .command('export')
     .description('export a local comic as a print PDF (300 dpi) or a CBZ with ComicInfo.xml')
-    .argument('<comic>', 'a comic folder written by `comicmaster comic`, or its manifest.json (comic ids from the database are not supported yet)')
+    .argument('<comic>', 'a comic folder written by `comicmaster comic`, its manifest.json, or the id of a comic made in Discord (read from the database and the artifact store)')
     .addOption(new Option('--format <format>', 'the file format').choices(['pdf', 'cbz']).makeOptionMandatory())
     .requiredOption('--out <file>', 'the file to write')
     .option('--writer <name>', 'who is credited as writer/author (default: ComicMaster)')
@@ -159,13 +186,25 @@ export function buildProgram(): Command {
         if (opts.maxBytes !== undefined && opts.maxBytes <= 0) throw new InputError('--max-bytes must be a positive number of bytes.');
         const { mkdir, writeFile } = await import('node:fs/promises');
         const { dirname, resolve } = await import('node:path');
+        const extra = { writer: opts.writer ?? null, genre: opts.genre ?? null, languageISO: opts.language ?? null };
+        const out = resolve(opts.out);
+        const fromDb = await import('./comic/export/from-db.ts');
+        if (fromDb.isComicId(target)) {
+          // A comic made in Discord: its rows are in the database, its pages in the artifact store.
+          const file = await fromDb.exportComicFromDatabaseToFile(loadConfig(), target, { ...extra, format: opts.format, out, maxBytes: opts.maxBytes });
+          const encoding = file.imageFormat === 'jpeg' ? `JPEG pages at quality ${file.jpegQuality}` : 'PNG pages';
+          console.log(`Wrote ${out}: ${file.pageCount} page(s), ${file.bytes.length} bytes, ${encoding}.`);
+          if (!file.fits) {
+            console.error(`The ${opts.format.toUpperCase()} does not fit in ${opts.maxBytes} bytes; the smallest version is at ${out}.`);
+            process.exitCode = 3;
+          }
+          return;
+        }
         const { loadComic } = await import('./comic/export/load.ts');
         const comic = await loadComic(target);
         for (const page of comic.pages.filter((p) => !p.matchesManifest)) {
           console.warn(`warning: page ${page.number} is not the file the manifest recorded (changed since the comic was made).`);
         }
-        const extra = { writer: opts.writer ?? null, genre: opts.genre ?? null, languageISO: opts.language ?? null };
-        const out = resolve(opts.out);
         await mkdir(dirname(out), { recursive: true });
         if (opts.format === 'cbz') {
           const { exportCbz } = await import('./comic/export/cbz.ts');
