@@ -20,7 +20,7 @@ import { encodeUnderLimit } from '../comic/encode.ts';
 import { getComic } from '../db/comics.ts';
 import type { Comic } from '../db/schema.ts';
 import { UpstreamError } from '../errors.ts';
-import { createWorker, type JobPayload, type PostJob } from '../queue/index.ts';
+import { createWorker, isTrainingPostJob, type JobPayload, type PostJob } from '../queue/index.ts';
 import { artifactKeys } from '../store/keys.ts';
 import type { BotDeps } from './deps.ts';
 import { KeyedLock } from './keyed-lock.ts';
@@ -34,6 +34,7 @@ import {
   setStatusMessageId,
 } from './messages-db.ts';
 import { readProgress, statusText } from './status-message.ts';
+import { TrainingPoster } from './training-poster.ts';
 import { REQUEST_LIMIT_BYTES } from './upload-limits.ts';
 
 export const REROLL_EMOJI = '🔁';
@@ -67,15 +68,19 @@ class PostHandler {
   private readonly lock = new KeyedLock();
   private readonly lastStatusEdit = new Map<string, number>();
   private readonly logger: Logger;
+  /** Training status messages and loss charts (src/bot/training-poster.ts). */
+  private readonly trainings: TrainingPoster;
 
   constructor(
     private readonly deps: BotDeps,
     private readonly statusIntervalMs: number,
   ) {
     this.logger = deps.logger.child({ component: 'poster' });
+    this.trainings = new TrainingPoster(deps, statusIntervalMs);
   }
 
   async handle(payload: PostJob, job: Job<JobPayload<'post'>>): Promise<void> {
+    if (isTrainingPostJob(payload)) return this.trainings.handle(payload, job);
     await this.lock.run(payload.comicId, async () => {
       const comic = await getComic(this.deps.db, payload.comicId);
       if (!comic?.channelId) {

@@ -10,7 +10,7 @@ import { finishRender, markRenderRunning } from '../../src/db/renders.ts';
 import { renders } from '../../src/db/schema.ts';
 import { StoryboardRenderer } from '../../src/gpu/storyboard-renderer.ts';
 import { createLogger } from '../../src/log.ts';
-import { PostJob, type RenderJob } from '../../src/queue/payloads.ts';
+import { isTrainingPostJob, PostJob, type ComicPostJob, type RenderJob } from '../../src/queue/payloads.ts';
 import { JobProducer } from '../../src/queue/producer.ts';
 import { createWorker } from '../../src/queue/worker.ts';
 import { LocalArtifactStore } from '../../src/store/local-store.ts';
@@ -124,12 +124,15 @@ export async function startPipelineWorkers(
   };
 }
 
-/** Every post job ever enqueued under the harness's prefix (the bot would consume these), validated. */
-export async function postJobs(producer: JobProducer): Promise<PostJob[]> {
+/** Every comic post job ever enqueued under the harness's prefix (the bot would consume these), validated. */
+export async function postJobs(producer: JobProducer): Promise<ComicPostJob[]> {
   const jobs = (await producer
     .queue('post')
     .getJobs(['wait', 'active', 'completed', 'failed', 'delayed', 'prioritized'])) as Array<Job | undefined>;
-  return jobs.filter((j): j is Job => j !== undefined).map((j) => PostJob.parse(j.data));
+  return jobs
+    .filter((j): j is Job => j !== undefined)
+    .map((j) => PostJob.parse(j.data))
+    .filter((p): p is ComicPostJob => !isTrainingPostJob(p));
 }
 
 /** Polls until `check` returns a value other than undefined/false; the test's own timeout bounds it. */

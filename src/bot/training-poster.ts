@@ -1,0 +1,185 @@
+/**
+ * The `post` jobs about trainings (`training-status`, `training-failed`), dispatched here by the
+ * poster. One status message per training, edited in place and throttled like a comic's: at most one
+ * edit per window, the updates in between coalesced into one delayed job so the last state lands.
+ * Every job first records the current loss reading into the history, throttled or not, so the chart
+ * keeps its detail. When a new checkpoint has been saved since the chart was last drawn, a fresh loss
+ * chart (PNG) replaces the message's attachment; other edits change the text and keep the chart.
+ *
+ * Idempotent by the database, like the comic poster: the status message id is stored right after the
+ * first post; a message deleted by someone is posted again (with the chart).
+ */
+import {
+  DiscordAPIError,
+  RESTJSONErrorCodes,
+  type AttachmentPayload,
+  type GuildTextBasedChannel,
+  type MessageEditOptions,
+} from 'discord.js';
+import type { Job } from 'bullmq';
+import { eq } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import { TrainingProgress } from '../db/json.ts';
+import { trainings, type Training } from '../db/schema.ts';
+import { UpstreamError } from '../errors.ts';
+import type { JobPayload, TrainingPostJob } from '../queue/index.ts';
+import { renderLossChart } from '../training/chart.ts';
+import type { BotDeps } from './deps.ts';
+import { KeyedLock } from './keyed-lock.ts';
+import {
+  lossPointOf,
+  readTrainingView,
+  recordLossPoint,
+  trainingInFlight,
+  trainingStatusText,
+  type TrainingView,
+} from './training-status.ts';
+
+export const LOSS_CHART_SIZE = { width: 960, height: 480 } as const;
+
+export class TrainingPoster {
+  private readonly lock = new KeyedLock();
+  private readonly lastStatusEdit = new Map<string, number>();
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly deps: BotDeps,
+    private readonly statusIntervalMs: number,
+  ) {
+    this.logger = deps.logger.child({ component: 'training-poster' });
+  }
+
+  async handle(payload: TrainingPostJob, job: Job<JobPayload<'post'>>): Promise<void> {
+    await this.lock.run(`training:${payload.trainingId}`, async () => {
+      const training = await this.training(payload.trainingId);
+      if (!training) {
+        this.logger.warn({ jobId: job.id, trainingId: payload.trainingId }, 'post job for a training that does not exist; skipped');
+        return;
+      }
+      if (payload.kind === 'training-status') await this.recordLoss(training);
+      const channel = await this.channelOf(training.channelId);
+      try {
+        if (payload.kind === 'training-failed') return await this.postFailure(training, channel, payload.userMessage);
+        return await this.postStatus(training, channel, job);
+      } catch (error) {
+        throw discordError(error, `posting ${payload.kind} of training ${training.id}`);
+      }
+    });
+  }
+
+  private async training(id: string): Promise<Training | undefined> {
+    const [row] = await this.deps.db.select().from(trainings).where(eq(trainings.id, id));
+    return row;
+  }
+
+  private async recordLoss(training: Training): Promise<void> {
+    const progress = training.progress ? TrainingProgress.safeParse(training.progress) : null;
+    const point = lossPointOf(progress?.success ? progress.data : null);
+    if (point) training.lossHistory = await recordLossPoint(this.deps.db, training.id, point);
+  }
+
+  private async channelOf(channelId: string): Promise<GuildTextBasedChannel> {
+    let channel;
+    try {
+      channel = await this.deps.client.channels.fetch(channelId);
+    } catch (error) {
+      throw discordError(error, `fetching channel ${channelId}`);
+    }
+    if (!channel?.isTextBased() || channel.isDMBased()) {
+      throw new UpstreamError('discord', 'The training channel is gone or is not a text channel.', {
+        retryable: false,
+        operatorMessage: `channel ${channelId} is not a guild text channel`,
+      });
+    }
+    return channel;
+  }
+
+  private async postStatus(training: Training, channel: GuildTextBasedChannel, job: Job<JobPayload<'post'>>): Promise<void> {
+    const coalesced = (job.opts.delay ?? 0) > 0;
+    const last = this.lastStatusEdit.get(training.id);
+    const now = Date.now();
+    if (training.statusMessageId && !coalesced && last !== undefined && now - last < this.statusIntervalMs) {
+      const due = last + this.statusIntervalMs;
+      await this.deps.producer.enqueue(
+        'post',
+        { kind: 'training-status', trainingId: training.id },
+        { jobId: `training-status-${training.id}-${due}`, delay: Math.max(1, due - now) },
+      );
+      return;
+    }
+    await this.writeStatus(training, channel);
+  }
+
+  private async postFailure(training: Training, channel: GuildTextBasedChannel, userMessage: string): Promise<void> {
+    await channel.send({
+      content: `<@${training.userId}> the training of **${training.name}** (\`${training.id}\`) failed: ${userMessage}`,
+      allowedMentions: { users: [training.userId] },
+    });
+    await this.writeStatus(training, channel, `Reason: ${userMessage}`);
+  }
+
+  private async writeStatus(training: Training, channel: GuildTextBasedChannel, note?: string): Promise<void> {
+    const view = await readTrainingView(this.deps.db, training, this.deps.producer.queue('train'));
+    const content = trainingStatusText(view, note);
+    const chartDue = view.checkpoints.length > training.chartCheckpoints;
+    this.lastStatusEdit.set(training.id, Date.now());
+
+    if (training.statusMessageId) {
+      try {
+        // Without `attachments`, an edit keeps the chart already on the message.
+        const edit: MessageEditOptions = chartDue
+          ? { content, files: [await this.chart(view)], attachments: [] }
+          : { content };
+        await channel.messages.edit(training.statusMessageId, edit);
+        if (chartDue) await this.setChartCheckpoints(training.id, view.checkpoints.length);
+        this.forgetWhenSettled(training);
+        return;
+      } catch (error) {
+        if (!(error instanceof DiscordAPIError && error.code === RESTJSONErrorCodes.UnknownMessage)) throw error;
+        this.logger.info({ trainingId: training.id, messageId: training.statusMessageId }, 'status message was deleted; posting it again');
+      }
+    }
+    const files = view.checkpoints.length > 0 ? [await this.chart(view)] : [];
+    const message = await channel.send({ content, files });
+    await this.deps.db
+      .update(trainings)
+      .set({ statusMessageId: message.id, chartCheckpoints: view.checkpoints.length })
+      .where(eq(trainings.id, training.id));
+    this.forgetWhenSettled(training);
+  }
+
+  private forgetWhenSettled(training: Training): void {
+    if (!trainingInFlight(training.status)) this.lastStatusEdit.delete(training.id);
+  }
+
+  private async setChartCheckpoints(trainingId: string, count: number): Promise<void> {
+    await this.deps.db.update(trainings).set({ chartCheckpoints: count }).where(eq(trainings.id, trainingId));
+  }
+
+  private async chart(view: TrainingView): Promise<AttachmentPayload> {
+    const png = await renderLossChart({
+      points: view.training.lossHistory,
+      checkpoints: view.checkpoints,
+      ...(view.progress?.totalSteps ? { totalSteps: view.progress.totalSteps } : {}),
+      title: `${view.training.name} · loss`,
+      ...LOSS_CHART_SIZE,
+    });
+    return { attachment: png, name: `loss-${view.training.id.slice(0, 8)}-e${view.checkpoints.at(-1)?.epoch ?? 0}.png` };
+  }
+}
+
+/** Discord refusing for good (403, 404) is not retried; anything else is, by the job's attempts. */
+function discordError(error: unknown, what: string): unknown {
+  if (error instanceof DiscordAPIError && error.status >= 400 && error.status < 500) {
+    const message =
+      error.status === 403
+        ? "I lost the permission to post in this channel, so I can't show the training's progress here."
+        : 'Discord refused a training status update.';
+    return new UpstreamError('discord', message, {
+      cause: error,
+      retryable: false,
+      operatorMessage: `${what}: Discord ${error.status} ${error.code}: ${error.message}`,
+    });
+  }
+  return error;
+}
