@@ -33,6 +33,14 @@ export interface WorkflowOptions {
   filenamePrefix: string;
   /** The name /upload/image returned for the recipe's control image; required when it has one. */
   controlImageName?: string;
+  /** The names /upload/image returned for the recipe's reference images, in order. */
+  referenceImageNames?: string[];
+  /**
+   * Set only by a runner whose ComfyUI has ComfyUI_IPAdapter_plus: which apply node it offers. With it
+   * (and `referenceImageNames`), SDXL-family graphs get an IPAdapter branch per reference image;
+   * without it they are drawn from text and LoRAs alone.
+   */
+  ipAdapterNode?: 'IPAdapterAdvanced' | 'IPAdapter';
 }
 
 export const NODE_IDS = {
@@ -55,6 +63,9 @@ export const NODE_IDS = {
   guider: '64',
   decode: '70',
   save: '80',
+  ipAdapterLoader: '90',
+  referenceImageBase: 91, // IPAdapter reference i → LoadImage String(91 + i); the recipe allows at most 4
+  ipAdapterApplyBase: 95, // IPAdapter reference i → apply node String(95 + i)
 } as const;
 
 const link = (id: string, output: number): Link => [id, output];
@@ -112,6 +123,48 @@ function addControlNet(
   return { positive: link(NODE_IDS.controlNetApply, 0), negative: link(NODE_IDS.controlNetApply, 1) };
 }
 
+/** The unified loader's preset: SDXL "PLUS" (ip-adapter-plus_sdxl_vit-h with CLIP ViT-H), strong enough for faces. */
+export const IPADAPTER_PRESET = 'PLUS (high strength)';
+
+/**
+ * The IPAdapter branch (ComfyUI_IPAdapter_plus): one IPAdapterUnifiedLoader (it finds the CLIP vision
+ * and IPAdapter models by preset), then per reference image a LoadImage and an apply node chained on
+ * the model before the sampler. Returns the model link to sample with (unchanged without the pack).
+ */
+function addIPAdapter(graph: ApiGraph, recipe: RenderRecipe, model: Link, opts: WorkflowOptions): Link {
+  const refs = recipe.references ?? [];
+  const names = opts.referenceImageNames ?? [];
+  if (refs.length === 0 || !opts.ipAdapterNode) return model;
+  if (names.length < refs.length) {
+    throw new ComicMasterError('workflow_reference_image_missing', 'The render could not be prepared (a character reference image is missing).', {
+      operatorMessage: `recipe has ${refs.length} reference image(s) but ${names.length} uploaded name(s) were given: upload them first`,
+    });
+  }
+  graph[NODE_IDS.ipAdapterLoader] = {
+    class_type: 'IPAdapterUnifiedLoader',
+    inputs: { model, preset: IPADAPTER_PRESET },
+    _meta: { title: 'IPAdapter loader' },
+  };
+  let current = link(NODE_IDS.ipAdapterLoader, 0);
+  const ipadapter = link(NODE_IDS.ipAdapterLoader, 1);
+  refs.forEach((ref, i) => {
+    const imageId = String(NODE_IDS.referenceImageBase + i);
+    const applyId = String(NODE_IDS.ipAdapterApplyBase + i);
+    graph[imageId] = { class_type: 'LoadImage', inputs: { image: names[i] }, _meta: { title: `Reference: ${ref.label}` } };
+    const inputs = { model: current, ipadapter, image: link(imageId, 0), weight: ref.weight ?? 0.6, start_at: 0, end_at: 1 };
+    graph[applyId] =
+      opts.ipAdapterNode === 'IPAdapter'
+        ? { class_type: 'IPAdapter', inputs: { ...inputs, weight_type: 'standard' }, _meta: { title: `IPAdapter: ${ref.label}` } }
+        : {
+            class_type: 'IPAdapterAdvanced',
+            inputs: { ...inputs, weight_type: 'linear', combine_embeds: 'concat', embeds_scaling: 'V only' },
+            _meta: { title: `IPAdapter: ${ref.label}` },
+          };
+    current = link(applyId, 0);
+  });
+  return current;
+}
+
 function saveNodes(graph: ApiGraph, samples: Link, vae: Link, prefix: string): void {
   graph[NODE_IDS.decode] = { class_type: 'VAEDecode', inputs: { samples, vae }, _meta: { title: 'VAE Decode' } };
   graph[NODE_IDS.save] = {
@@ -140,6 +193,7 @@ function sdxlGraph(recipe: RenderRecipe, models: { checkpoint: string }, opts: W
     model = link(id, 0);
     clip = link(id, 1);
   });
+  model = addIPAdapter(graph, recipe, model, opts);
   if (recipe.vPrediction) {
     graph[NODE_IDS.modelSampling] = {
       class_type: 'ModelSamplingDiscrete',
