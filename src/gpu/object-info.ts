@@ -101,6 +101,18 @@ export interface ComfyCapabilities {
 
 const first = (...lists: string[][]): string[] => lists.find((l) => l.length > 0) ?? [];
 
+/**
+ * The IPAdapter apply node a ComfyUI offers (ComfyUI_IPAdapter_plus), or null without the pack:
+ * IPAdapterAdvanced when present, else the simple IPAdapter; both need IPAdapterUnifiedLoader and
+ * CLIPVisionLoader.
+ */
+export function ipAdapterNodeOf(nodes: ReadonlySet<string>): 'IPAdapterAdvanced' | 'IPAdapter' | null {
+  if (!nodes.has('IPAdapterUnifiedLoader') || !nodes.has('CLIPVisionLoader')) return null;
+  if (nodes.has('IPAdapterAdvanced')) return 'IPAdapterAdvanced';
+  if (nodes.has('IPAdapter')) return 'IPAdapter';
+  return null;
+}
+
 export function capabilitiesFrom(info: ObjectInfo): ComfyCapabilities {
   const nodes = new Set(Object.keys(info));
   const has = (...names: string[]) => names.every((n) => nodes.has(n));
@@ -116,8 +128,9 @@ export function capabilitiesFrom(info: ObjectInfo): ComfyCapabilities {
     schedulers: first(comboOptions(info, 'KSampler', 'scheduler'), comboOptions(info, 'BasicScheduler', 'scheduler')),
     hasControlNet: has('ControlNetLoader', 'ControlNetApplyAdvanced', 'LoadImage'),
     hasFlux: has('UNETLoader', 'DualCLIPLoader', 'FluxGuidance', 'BasicGuider', 'SamplerCustomAdvanced', 'EmptySD3LatentImage'),
-    // ComfyUI_IPAdapter_plus is a custom node pack; its presence is optional.
-    hasIPAdapter: nodes.has('IPAdapterAdvanced') || nodes.has('IPAdapter') || nodes.has('IPAdapterUnifiedLoader'),
+    // ComfyUI_IPAdapter_plus is a custom node pack; its presence is optional. The graph needs its
+    // unified loader and an apply node; CLIPVisionLoader (core) is what the loader relies on.
+    hasIPAdapter: ipAdapterNodeOf(nodes) !== null,
   };
 }
 
