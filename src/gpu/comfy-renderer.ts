@@ -18,7 +18,15 @@ import { createArtifactStore } from '../store/local-store.ts';
 import type { ApiGraph as ProtocolGraph } from './comfy-protocol.ts';
 import { ComfyClient, ComfyPromptLostError, type ComfyClientOptions, type SystemStats } from './comfy-client.ts';
 import { installLora } from './lora-installer.ts';
-import { capabilitiesFrom, parseObjectInfo, validateWorkflow, WorkflowInvalidError, type ComfyCapabilities, type ObjectInfo } from './object-info.ts';
+import {
+  capabilitiesFrom,
+  ipAdapterNodeOf,
+  parseObjectInfo,
+  validateWorkflow,
+  WorkflowInvalidError,
+  type ComfyCapabilities,
+  type ObjectInfo,
+} from './object-info.ts';
 import { embedRecipe } from './png-metadata.ts';
 import type { PanelRenderer, RenderedImage, RenderProgress } from './renderer.ts';
 import { buildWorkflow } from './workflow.ts';
@@ -150,11 +158,13 @@ export class ComfyRenderer implements PanelRenderer {
     options: { onProgress?: (p: RenderProgress) => void; signal?: AbortSignal } = {},
   ): Promise<RenderedImage[]> {
     try {
-      const graph = await this.prepare(recipe);
+      const { graph, referencesApplied } = await this.prepare(recipe);
       const result = await this.runWithLostRetry(graph, options);
       this.markOnline();
+      // The embedded copy says whether the character references were used (see RenderRecipe).
+      const embedded = recipe.references?.length ? { ...recipe, referencesApplied } : recipe;
       return result.images.map((image) => {
-        const png = embedRecipe(image.data, recipe);
+        const png = embedRecipe(image.data, embedded);
         return { png, ...pngSize(png) };
       });
     } catch (err) {
@@ -179,14 +189,30 @@ export class ComfyRenderer implements PanelRenderer {
   }
 
   /** Build the graph and make it acceptable to this ComfyUI, installing missing LoRAs on the way. */
-  private async prepare(recipe: RenderRecipe): Promise<ReturnType<typeof buildWorkflow>> {
+  private async prepare(recipe: RenderRecipe): Promise<{ graph: ReturnType<typeof buildWorkflow>; referencesApplied: boolean }> {
     if (!this.objectInfo) await this.refresh();
     const controlImageName = recipe.controlNet ? await this.uploadControlImage(recipe.controlNet.imageKey) : undefined;
+    // Character references: FLUX.2 graphs take them natively; SDXL-family graphs need the IPAdapter
+    // node pack. Without it the panel is drawn from text and LoRAs, and the embedded recipe says so.
+    const references = recipe.references ?? [];
+    const ipAdapterNode = recipe.models.kind === 'checkpoint' ? ipAdapterNodeOf(new Set(Object.keys(this.objectInfoOrThrow()))) : null;
+    const useReferences = references.length > 0 && (recipe.models.kind === 'flux2' || ipAdapterNode !== null);
+    if (references.length > 0 && !useReferences) {
+      this.logger.warn(
+        { comicId: recipe.panel.comicId, page: recipe.panel.page, panel: recipe.panel.panel },
+        'ComfyUI has no IPAdapter node pack (ComfyUI_IPAdapter_plus): drawing this panel from text and LoRAs only',
+      );
+    }
+    const referenceImageNames = useReferences
+      ? await Promise.all(references.map((ref) => this.uploadControlImage(ref.imageKey)))
+      : undefined;
     const { comicId, page, panel, attempt } = recipe.panel;
     const pad = (n: number) => String(n).padStart(2, '0');
     const graph = buildWorkflow(recipe, {
       filenamePrefix: `comicmaster/${comicId}/p${pad(page)}-${pad(panel)}-a${attempt}`,
       ...(controlImageName ? { controlImageName } : {}),
+      ...(referenceImageNames ? { referenceImageNames } : {}),
+      ...(ipAdapterNode && useReferences ? { ipAdapterNode } : {}),
     });
 
     let problems = validateWorkflow(graph, this.objectInfoOrThrow(), this.runnerId);
@@ -200,7 +226,7 @@ export class ComfyRenderer implements PanelRenderer {
       problems = validateWorkflow(graph, this.objectInfoOrThrow(), this.runnerId);
     }
     if (problems.length > 0) throw new WorkflowInvalidError(this.runnerId, problems);
-    return graph;
+    return { graph, referencesApplied: useReferences };
   }
 
   private objectInfoOrThrow(): ObjectInfo {
@@ -221,7 +247,7 @@ export class ComfyRenderer implements PanelRenderer {
     return pending;
   }
 
-  /** Upload the control image; ComfyUI dedupes same-content uploads, and renames on a clash. */
+  /** Upload a control or reference image; ComfyUI dedupes same-content uploads, and renames on a clash. */
   private async uploadControlImage(key: string): Promise<string> {
     const data = await this.store.getBuffer(key);
     const name = `${createHash('sha256').update(data).digest('hex').slice(0, 24)}.png`;

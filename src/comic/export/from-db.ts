@@ -1,12 +1,15 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { ComicScript } from '../../agents/script-schema.ts';
+import type { AppConfig } from '../../config/env.ts';
+import { openDatabase, type Db } from '../../db/client.ts';
 import { getComic } from '../../db/comics.ts';
-import type { Db } from '../../db/client.ts';
 import { listPages } from '../../db/pages.ts';
 import type { Comic, PageRow } from '../../db/schema.ts';
 import { InputError } from '../../errors.ts';
-import { ArtifactNotFoundError, type ArtifactStore } from '../../store/index.ts';
+import { ArtifactNotFoundError, createArtifactStore, type ArtifactStore } from '../../store/index.ts';
 import { buildCbz, type CbzMetadata, type CbzResult, type ComicExportMetadata } from './cbz.ts';
 import { buildPdf, type PdfResult } from './pdf.ts';
 
@@ -208,4 +211,25 @@ export async function buildComicExport(
   }
   const pdf = await exportDbPdf(comic, extra);
   return { bytes: pdf.bytes, filename, format, pageCount, fits: pdf.fits, imageFormat: pdf.imageFormat, jpegQuality: pdf.jpegQuality };
+}
+
+/**
+ * `comicmaster export <id>` on the server: opens the configured database and artifact store, builds
+ * the file and writes it to `out`. No upload limit applies unless maxBytes is given.
+ */
+export async function exportComicFromDatabaseToFile(
+  config: AppConfig,
+  comicId: string,
+  options: ComicExportMetadata & { format: ExportFormat; out: string; maxBytes?: number },
+): Promise<ComicExportFile> {
+  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.dataDir });
+  try {
+    const comic = await loadComicFromDatabase(database.db, createArtifactStore(config), comicId);
+    const file = await buildComicExport(comic, options.format, options);
+    await mkdir(dirname(options.out), { recursive: true });
+    await writeFile(options.out, file.bytes);
+    return file;
+  } finally {
+    await database.close();
+  }
 }
