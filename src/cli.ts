@@ -7,10 +7,6 @@ import { MODEL_FAMILIES } from './comic/recipe.ts';
 /** Thrown by commands that are part of the interface but not built yet: they say so and exit non-zero. */
 class NotBuiltYet extends Error {}
 
-function notBuilt(name: string): never {
-  throw new NotBuiltYet(`\`comicmaster ${name}\` is not built yet in this version.`);
-}
-
 function integer(name: string) {
   return (value: string): number => {
     if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`${name} must be a whole number.`);
@@ -115,10 +111,41 @@ export function buildProgram(): Command {
 
   program
     .command('train')
-    .description('plan a LoRA training: the trainer config and exact command (not built yet)')
-    .argument('[args...]')
-    .allowUnknownOption()
-    .action(async () => notBuilt('train plan'));
+    .description('LoRA training')
+    .command('plan')
+    .description('print the trainer config (kohya dataset TOML or ai-toolkit YAML) and the exact command, without running anything')
+    .argument('<dataset-dir>', 'a prepared dataset (`comicmaster dataset prepare --out`)')
+    .addOption(new Option('--base <base>', 'base model family').choices(['illustrious', 'noobai', 'flux']).makeOptionMandatory())
+    .requiredOption('--trigger <word>', 'the trigger word the style is learned under')
+    .option('--model <path>', 'base model file or Hugging Face id (default: the preset one)')
+    .option('--work-dir <dir>', 'where the config and the output would go (default: <dataset-dir>-train)')
+    .option('--repeats <n>', 'fixed kohya repeats instead of the chosen ones', integer('--repeats'))
+    .option('--epochs <n>', 'fixed kohya epochs instead of the chosen ones', integer('--epochs'))
+    .option('--steps <n>', 'fixed ai-toolkit steps instead of the chosen ones', integer('--steps'))
+    .option('--json', 'print the plan as JSON', false)
+    .action(
+      async (
+        datasetDir: string,
+        opts: { base: 'illustrious' | 'noobai' | 'flux'; trigger: string; model?: string; workDir?: string; repeats?: number; epochs?: number; steps?: number; json: boolean },
+      ) => {
+        const { planTraining, formatPlan } = await import('./training/plan.ts');
+        const config = loadConfig();
+        const plan = await planTraining({
+          datasetDir,
+          base: opts.base,
+          trigger: opts.trigger,
+          workDir: opts.workDir ?? `${datasetDir.replace(/\/+$/, '')}-train`,
+          python: config.TRAINER_PYTHON,
+          ...(opts.model ? { model: opts.model } : {}),
+          ...(config.SD_SCRIPTS_DIR ? { sdScriptsDir: config.SD_SCRIPTS_DIR } : {}),
+          ...(config.AI_TOOLKIT_DIR ? { aiToolkitDir: config.AI_TOOLKIT_DIR } : {}),
+          ...(opts.repeats ? { repeats: opts.repeats } : {}),
+          ...(opts.epochs ? { epochs: opts.epochs } : {}),
+          ...(opts.steps ? { steps: opts.steps } : {}),
+        });
+        console.log(opts.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
+      },
+    );
 
   program
     .command('workflow')
