@@ -308,8 +308,9 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
     promptStyle: 'natural',
     models: { kind: 'checkpoint', checkpoint: 'pony-v7-base.safetensors' },
     vPrediction: false,
+    // ComfyUI's AuraFlow example: a plain checkpoint graph, euler with sgm_uniform, cfg about 3.5.
     sampler: 'euler',
-    scheduler: 'simple',
+    scheduler: 'sgm_uniform',
     steps: 30,
     cfg: 3.5,
     guidance: null,
@@ -317,8 +318,6 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
     safePositive: [],
     negative: ['blurry', 'lowres', 'deformed', 'watermark', 'text'],
     safeNegative: ['nsfw', 'nude', 'gore'],
-    // AuraFlow's default shift in ComfyUI's ModelSamplingAuraFlow.
-    samplingShift: 1.73,
     experimental: {
       reason:
         'Pony V7 runs on AuraFlow, whose ecosystem is still immature: few LoRAs, no ControlNets, and no trainer this project supports',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ComicMasterError } from '../errors.ts';
+import { familyProfile } from '../comic/families.ts';
 import type { RenderRecipe } from '../comic/recipe.ts';
 
 /**
@@ -33,14 +34,17 @@ export interface WorkflowOptions {
   filenamePrefix: string;
   /** The name /upload/image returned for the recipe's control image; required when it has one. */
   controlImageName?: string;
-  /** The names /upload/image returned for the recipe's reference images, in order. */
-  referenceImageNames?: string[];
   /**
    * Set only by a runner whose ComfyUI has ComfyUI_IPAdapter_plus: which apply node it offers. With it
    * (and `referenceImageNames`), SDXL-family graphs get an IPAdapter branch per reference image;
    * without it they are drawn from text and LoRAs alone.
    */
   ipAdapterNode?: 'IPAdapterAdvanced' | 'IPAdapter';
+  /**
+   * The names /upload/image returned for the recipe's reference images, in order; FLUX.2 graphs
+   * need one per reference (ReferenceLatent). Other families ignore them here.
+   */
+  referenceImageNames?: string[];
 }
 
 export const NODE_IDS = {
@@ -85,7 +89,16 @@ export function buildWorkflow(recipe: RenderRecipe, opts: WorkflowOptions): ApiG
       operatorMessage: 'recipe has a controlNet but no controlImageName was given: upload the control image first',
     });
   }
-  return recipe.models.kind === 'flux' ? fluxGraph(recipe, recipe.models, opts) : sdxlGraph(recipe, recipe.models, opts);
+  switch (recipe.models.kind) {
+    case 'flux':
+      return recipe.family === 'flux-schnell' ? fluxSchnellGraph(recipe, recipe.models, opts) : fluxGraph(recipe, recipe.models, opts);
+    case 'flux2':
+      return flux2Graph(recipe, recipe.models, opts);
+    case 'sd3':
+      return sd3Graph(recipe, recipe.models, opts);
+    case 'checkpoint':
+      return sdxlGraph(recipe, recipe.models, opts);
+  }
 }
 
 /** ControlNetLoader + LoadImage + ControlNetApplyAdvanced; returns the conditioning links to use next. */
@@ -201,6 +214,15 @@ function sdxlGraph(recipe: RenderRecipe, models: { checkpoint: string }, opts: W
       _meta: { title: 'v-prediction sampling' },
     };
     model = link(NODE_IDS.modelSampling, 0);
+  } else if (recipe.family === 'playground') {
+    // Playground v2.5 predicts in EDM space with its own latent scaling; ComfyUI's preset for it
+    // sets both (sigma range as the model card: 0.002 … 120).
+    graph[NODE_IDS.modelSampling] = {
+      class_type: 'ModelSamplingContinuousEDM',
+      inputs: { model, sampling: 'edm_playground_v2.5', sigma_max: 120, sigma_min: 0.002 },
+      _meta: { title: 'Playground v2.5 EDM sampling' },
+    };
+    model = link(NODE_IDS.modelSampling, 0);
   }
   graph[NODE_IDS.positive] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.positive, clip }, _meta: { title: 'Positive prompt' } };
   graph[NODE_IDS.negative] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.negative, clip }, _meta: { title: 'Negative prompt' } };
@@ -305,5 +327,205 @@ function fluxGraph(
     _meta: { title: 'Sampler (custom advanced)' },
   };
   saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.vae, 0), opts.filenamePrefix);
+  return graph;
+}
+
+/**
+ * FLUX.1 schnell, as ComfyUI's example: the dev chain without FluxGuidance (schnell has no guidance
+ * embedding) and without ModelSamplingFlux (it is distilled for a fixed shift), 4 steps.
+ */
+function fluxSchnellGraph(
+  recipe: RenderRecipe,
+  models: { unet: string; weightDtype: string; clipT5: string; clipL: string; vae: string },
+  opts: WorkflowOptions,
+): ApiGraph {
+  const graph = fluxGraph(recipe, models, opts);
+  delete graph[NODE_IDS.modelSampling];
+  delete graph[NODE_IDS.fluxGuidance];
+  // Re-point what read the removed nodes at their inputs.
+  const model = recipe.loras.length > 0 ? link(String(NODE_IDS.loraBase + recipe.loras.length - 1), 0) : link(NODE_IDS.model, 0);
+  const prompt = link(NODE_IDS.positive, 0);
+  graph[NODE_IDS.scheduler]!.inputs.model = model;
+  graph[NODE_IDS.guider]!.inputs.model = model;
+  const apply = graph[NODE_IDS.controlNetApply];
+  if (apply) {
+    apply.inputs.positive = prompt;
+    apply.inputs.negative = prompt;
+  } else {
+    graph[NODE_IDS.guider]!.inputs.conditioning = prompt;
+  }
+  return graph;
+}
+
+/** Node ids of FLUX.2 reference image i: LoadImage, ImageScaleToTotalPixels, VAEEncode, ReferenceLatent. */
+const referenceIds = (i: number) => ({ load: `9${i}0`, scale: `9${i}1`, encode: `9${i}2`, reference: `9${i}3` });
+
+/**
+ * FLUX.2 dev, as ComfyUI's FLUX.2 example: UNETLoader (fp8-mixed weights) + CLIPLoader(type flux2,
+ * the Mistral encoder) + its own VAE; CLIPTextEncode → FluxGuidance → one ReferenceLatent per
+ * reference image (scaled to about a megapixel and VAE-encoded) → BasicGuider; Flux2Scheduler takes
+ * the size; EmptyFlux2LatentImage; SamplerCustomAdvanced.
+ */
+function flux2Graph(
+  recipe: RenderRecipe,
+  models: { unet: string; weightDtype: string; textEncoder: string; vae: string },
+  opts: WorkflowOptions,
+): ApiGraph {
+  const references = recipe.references ?? [];
+  const names = opts.referenceImageNames ?? [];
+  if (names.length < references.length) {
+    throw new ComicMasterError('workflow_reference_image_missing', 'The render could not be prepared (a character reference image is missing).', {
+      operatorMessage: `recipe has ${references.length} reference image(s) but ${names.length} uploaded name(s) were given: upload them first`,
+    });
+  }
+  if (recipe.controlNet) {
+    throw new ComicMasterError('workflow_unsupported', 'FLUX.2 panels cannot follow a composition guide yet.', {
+      operatorMessage: 'no FLUX.2 ControlNet graph is built: drop the controlNet from FLUX.2 recipes',
+    });
+  }
+  const graph: ApiGraph = {};
+  graph[NODE_IDS.model] = {
+    class_type: 'UNETLoader',
+    inputs: { unet_name: models.unet, weight_dtype: models.weightDtype },
+    _meta: { title: `Diffusion model: ${models.unet}` },
+  };
+  graph[NODE_IDS.clip] = {
+    class_type: 'CLIPLoader',
+    inputs: { clip_name: models.textEncoder, type: 'flux2' },
+    _meta: { title: 'Text encoder' },
+  };
+  graph[NODE_IDS.vae] = { class_type: 'VAELoader', inputs: { vae_name: models.vae }, _meta: { title: `VAE: ${models.vae}` } };
+  let model = link(NODE_IDS.model, 0);
+  recipe.loras.forEach((lora, i) => {
+    const id = String(NODE_IDS.loraBase + i);
+    graph[id] = {
+      class_type: 'LoraLoaderModelOnly',
+      inputs: { model, lora_name: lora.name, strength_model: lora.strength },
+      _meta: { title: `LoRA: ${lora.name}` },
+    };
+    model = link(id, 0);
+  });
+  graph[NODE_IDS.positive] = {
+    class_type: 'CLIPTextEncode',
+    inputs: { text: recipe.positive, clip: link(NODE_IDS.clip, 0) },
+    _meta: { title: 'Prompt' },
+  };
+  graph[NODE_IDS.fluxGuidance] = {
+    class_type: 'FluxGuidance',
+    inputs: { conditioning: link(NODE_IDS.positive, 0), guidance: recipe.guidance ?? 4 },
+    _meta: { title: 'FLUX guidance' },
+  };
+  let conditioning = link(NODE_IDS.fluxGuidance, 0);
+  references.forEach((ref, i) => {
+    const ids = referenceIds(i);
+    graph[ids.load] = { class_type: 'LoadImage', inputs: { image: names[i] }, _meta: { title: `Reference: ${ref.label}` } };
+    graph[ids.scale] = {
+      class_type: 'ImageScaleToTotalPixels',
+      inputs: { image: link(ids.load, 0), upscale_method: 'area', megapixels: 1 },
+      _meta: { title: 'Reference to 1 MP' },
+    };
+    graph[ids.encode] = { class_type: 'VAEEncode', inputs: { pixels: link(ids.scale, 0), vae: link(NODE_IDS.vae, 0) }, _meta: { title: 'Encode reference' } };
+    graph[ids.reference] = {
+      class_type: 'ReferenceLatent',
+      inputs: { conditioning, latent: link(ids.encode, 0) },
+      _meta: { title: `Reference latent: ${ref.label}` },
+    };
+    conditioning = link(ids.reference, 0);
+  });
+  graph[NODE_IDS.latent] = {
+    class_type: 'EmptyFlux2LatentImage',
+    inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
+    _meta: { title: 'Empty latent (FLUX.2)' },
+  };
+  graph[NODE_IDS.noise] = { class_type: 'RandomNoise', inputs: { noise_seed: recipe.seed }, _meta: { title: 'Noise' } };
+  graph[NODE_IDS.samplerSelect] = { class_type: 'KSamplerSelect', inputs: { sampler_name: recipe.sampler }, _meta: { title: 'Sampler' } };
+  graph[NODE_IDS.scheduler] = {
+    class_type: 'Flux2Scheduler',
+    inputs: { steps: recipe.steps, width: recipe.width, height: recipe.height },
+    _meta: { title: 'Scheduler (FLUX.2)' },
+  };
+  graph[NODE_IDS.guider] = { class_type: 'BasicGuider', inputs: { model, conditioning }, _meta: { title: 'Guider' } };
+  graph[NODE_IDS.sampler] = {
+    class_type: 'SamplerCustomAdvanced',
+    inputs: {
+      noise: link(NODE_IDS.noise, 0),
+      guider: link(NODE_IDS.guider, 0),
+      sampler: link(NODE_IDS.samplerSelect, 0),
+      sigmas: link(NODE_IDS.scheduler, 0),
+      latent_image: link(NODE_IDS.latent, 0),
+    },
+    _meta: { title: 'Sampler (custom advanced)' },
+  };
+  saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.vae, 0), opts.filenamePrefix);
+  return graph;
+}
+
+/**
+ * SD 3.5 Large/Medium, as ComfyUI's SD3.5 examples: the checkpoint gives the MMDiT and VAE, and
+ * TripleCLIPLoader the three text encoders when the checkpoint has none; ModelSamplingSD3 (shift 3),
+ * EmptySD3LatentImage, KSampler with a real negative (SD3 uses CFG).
+ */
+function sd3Graph(
+  recipe: RenderRecipe,
+  models: { checkpoint: string; textEncoders: { clipL: string; clipG: string; t5: string } | null },
+  opts: WorkflowOptions,
+): ApiGraph {
+  const graph: ApiGraph = {};
+  graph[NODE_IDS.model] = {
+    class_type: 'CheckpointLoaderSimple',
+    inputs: { ckpt_name: models.checkpoint },
+    _meta: { title: `Checkpoint: ${models.checkpoint}` },
+  };
+  let clip = link(NODE_IDS.model, 1);
+  if (models.textEncoders) {
+    graph[NODE_IDS.clip] = {
+      class_type: 'TripleCLIPLoader',
+      inputs: { clip_name1: models.textEncoders.clipL, clip_name2: models.textEncoders.clipG, clip_name3: models.textEncoders.t5 },
+      _meta: { title: 'Text encoders (CLIP-L, CLIP-G, T5)' },
+    };
+    clip = link(NODE_IDS.clip, 0);
+  }
+  let model = link(NODE_IDS.model, 0);
+  recipe.loras.forEach((lora, i) => {
+    const id = String(NODE_IDS.loraBase + i);
+    graph[id] = {
+      class_type: 'LoraLoader',
+      inputs: { model, clip, lora_name: lora.name, strength_model: lora.strength, strength_clip: lora.strength },
+      _meta: { title: `LoRA: ${lora.name}` },
+    };
+    model = link(id, 0);
+    clip = link(id, 1);
+  });
+  graph[NODE_IDS.modelSampling] = {
+    class_type: 'ModelSamplingSD3',
+    inputs: { model, shift: familyProfile(recipe.family).samplingShift ?? 3 },
+    _meta: { title: 'SD3 sampling shift' },
+  };
+  model = link(NODE_IDS.modelSampling, 0);
+  graph[NODE_IDS.positive] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.positive, clip }, _meta: { title: 'Positive prompt' } };
+  graph[NODE_IDS.negative] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.negative, clip }, _meta: { title: 'Negative prompt' } };
+  const cond = addControlNet(graph, recipe, opts.controlImageName ?? '', link(NODE_IDS.positive, 0), link(NODE_IDS.negative, 0), link(NODE_IDS.model, 2));
+  graph[NODE_IDS.latent] = {
+    class_type: 'EmptySD3LatentImage',
+    inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
+    _meta: { title: 'Empty latent (16-channel)' },
+  };
+  graph[NODE_IDS.sampler] = {
+    class_type: 'KSampler',
+    inputs: {
+      model,
+      seed: recipe.seed,
+      steps: recipe.steps,
+      cfg: recipe.cfg,
+      sampler_name: recipe.sampler,
+      scheduler: recipe.scheduler,
+      positive: cond.positive,
+      negative: cond.negative,
+      latent_image: link(NODE_IDS.latent, 0),
+      denoise: 1,
+    },
+    _meta: { title: 'KSampler' },
+  };
+  saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.model, 2), opts.filenamePrefix);
   return graph;
 }
