@@ -130,7 +130,19 @@ export interface SlashCommandInput {
   subcommandGroup?: string;
   subcommand?: string;
   options?: Record<string, string | number | boolean>;
+  /**
+   * Attachment options (type 11) by option name: the files the member picked. They arrive in
+   * `data.resolved.attachments` with a URL the fake serves, as Discord's CDN would.
+   */
+  attachments?: Record<string, FakeUpload>;
   locale?: string;
+}
+
+/** A file a member uploads (with a slash command or in a message of their own). */
+export interface FakeUpload {
+  filename: string;
+  bytes: Buffer;
+  contentType?: string;
 }
 
 export interface AutocompleteInput extends SlashCommandInput {
@@ -170,6 +182,8 @@ export class FakeDiscord {
   private readonly changes = new EventEmitter();
   private readonly recorded: RecordedRequest[] = [];
   private readonly messagesById = new Map<string, FakeMessage>();
+  /** Files members attached to slash commands, served under /attachments like message attachments. */
+  private readonly commandAttachments = new Map<string, FakeAttachment>();
   private readonly channelMessages = new Map<string, string[]>();
   private readonly interactions = new Map<string, FakeInteraction>();
   private readonly globalCommands: Record<string, unknown>[] = [];
@@ -431,6 +445,28 @@ export class FakeDiscord {
         ...(focused === name ? { focused: true } : {}),
       };
     });
+    const resolvedAttachments: Record<string, unknown> = {};
+    for (const [name, upload] of Object.entries(input.attachments ?? {})) {
+      const attachment: FakeAttachment = {
+        id: snowflake(),
+        filename: upload.filename,
+        size: upload.bytes.length,
+        contentType: upload.contentType,
+        bytes: upload.bytes,
+      };
+      this.commandAttachments.set(attachment.id, attachment);
+      leaf.push({ type: 11, name, value: attachment.id });
+      const url = `${this.baseUrl}/attachments/${channelId}/${attachment.id}/${encodeURIComponent(attachment.filename)}`;
+      resolvedAttachments[attachment.id] = {
+        id: attachment.id,
+        filename: attachment.filename,
+        size: attachment.size,
+        url,
+        proxy_url: url,
+        ...(attachment.contentType ? { content_type: attachment.contentType } : {}),
+        ephemeral: true,
+      };
+    }
     let options: unknown[] = leaf;
     if (input.subcommand) options = [{ type: 1, name: input.subcommand, options: leaf }];
     if (input.subcommandGroup) options = [{ type: 2, name: input.subcommandGroup, options }];
@@ -476,6 +512,7 @@ export class FakeDiscord {
         type: 1,
         ...(registered?.guild_id ? { guild_id: registered.guild_id } : {}),
         ...(options.length ? { options } : {}),
+        ...(Object.keys(resolvedAttachments).length ? { resolved: { attachments: resolvedAttachments } } : {}),
       },
     });
     this.changed();
@@ -567,6 +604,45 @@ export class FakeDiscord {
   }
 
   // ---------- assertions ----------
+
+  /**
+   * A member posts a message (with files) in a channel, as the Discord client would. The bot is not
+   * told (it has no message intents); it can read it back with GET /channels/{id}/messages.
+   */
+  postUserMessage(input: { channelId?: string; userId: string; content?: string; files?: FakeUpload[] }): FakeMessage {
+    const { guild, channel } = this.findChannel(input.channelId ?? this.channelId);
+    const member = this.findMember(guild, input.userId);
+    const message: FakeMessage = {
+      id: snowflake(),
+      channelId: channel.id,
+      guildId: guild.id,
+      author: member.user,
+      content: input.content ?? '',
+      embeds: [],
+      components: [],
+      attachments: (input.files ?? []).map((file) => ({
+        id: snowflake(),
+        filename: file.filename,
+        size: file.bytes.length,
+        contentType: file.contentType,
+        bytes: file.bytes,
+      })),
+      reactions: [],
+      flags: 0,
+      webhookId: null,
+      interactionId: null,
+      createdAt: new Date(),
+      editedAt: null,
+      edits: 0,
+    };
+    this.messagesById.set(message.id, message);
+    const list = this.channelMessages.get(channel.id) ?? [];
+    list.push(message.id);
+    this.channelMessages.set(channel.id, list);
+    channel.lastMessageId = message.id;
+    this.changed();
+    return message;
+  }
 
   /** The channel's messages, oldest first (ephemeral interaction replies are not channel messages). */
   messages(channelId: string = this.channelId): FakeMessage[] {
@@ -723,9 +799,10 @@ export class FakeDiscord {
 
   private serveAttachment(pathname: string, res: ServerResponse): void {
     const [, , channelId, attachmentId] = pathname.split('/');
-    const attachment = this.messages(channelId)
-      .flatMap((m) => m.attachments)
-      .find((a) => a.id === attachmentId);
+    const attachment =
+      this.messages(channelId)
+        .flatMap((m) => m.attachments)
+        .find((a) => a.id === attachmentId) ?? this.commandAttachments.get(attachmentId ?? '');
     if (!attachment) {
       res.writeHead(404);
       res.end();
