@@ -213,3 +213,64 @@ export function comboOptions(spec: InputSpec): unknown[] | undefined {
   }
   return undefined;
 }
+
+/** ComfyUI_IPAdapter_plus's weight types (IPAdapterPlus.py WEIGHT_TYPES). */
+export const IPADAPTER_WEIGHT_TYPES = [
+  'linear', 'ease in', 'ease out', 'ease in-out', 'reverse in-out', 'weak input', 'weak output', 'weak middle',
+  'strong middle', 'style transfer', 'composition', 'strong style transfer', 'style and composition',
+  'style transfer precise', 'composition precise',
+];
+export const IPADAPTER_PRESETS = [
+  'LIGHT - SD1.5 only (low strength)', 'STANDARD (medium strength)', 'VIT-G (medium strength)', 'PLUS (high strength)',
+  'PLUS FACE (portraits)', 'FULL FACE - SD1.5 only (portraits stronger)',
+];
+
+/**
+ * The nodes of the ComfyUI_IPAdapter_plus custom pack that the workflow builder uses, declared as the
+ * pack declares them (IPAdapterPlus.py INPUT_TYPES / RETURN_TYPES), plus core CLIPVisionLoader. A
+ * custom pack is optional: a fake ComfyUI presents these only when a test layers them in
+ * (`ipAdapterObjectInfoFixture`).
+ */
+export function ipAdapterObjectInfo(): ObjectInfo {
+  const weight = float(1, -1, 5, 0.05);
+  const at = (def: number) => float(def, 0, 1, 0.001);
+  return {
+    CLIPVisionLoader: node('CLIPVisionLoader', { clip_name: combo([]) }, ['CLIP_VISION']),
+    IPAdapterUnifiedLoader: node(
+      'IPAdapterUnifiedLoader',
+      { model: link('MODEL'), preset: combo(IPADAPTER_PRESETS) },
+      ['MODEL', 'IPADAPTER'],
+      { optional: { ipadapter: link('IPADAPTER') }, outputName: ['model', 'ipadapter'], category: 'ipadapter' },
+    ),
+    IPAdapter: node(
+      'IPAdapter',
+      {
+        model: link('MODEL'),
+        ipadapter: link('IPADAPTER'),
+        image: link('IMAGE'),
+        weight: float(1, -1, 3, 0.05),
+        start_at: at(0),
+        end_at: at(1),
+        weight_type: combo(['standard', 'prompt is more important', 'style transfer']),
+      },
+      ['MODEL'],
+      { optional: { attn_mask: link('MASK') }, category: 'ipadapter' },
+    ),
+    IPAdapterAdvanced: node(
+      'IPAdapterAdvanced',
+      {
+        model: link('MODEL'),
+        ipadapter: link('IPADAPTER'),
+        image: link('IMAGE'),
+        weight,
+        weight_type: combo(IPADAPTER_WEIGHT_TYPES),
+        combine_embeds: combo(['concat', 'add', 'subtract', 'average', 'norm average']),
+        start_at: at(0),
+        end_at: at(1),
+        embeds_scaling: combo(['V only', 'K+V', 'K+V w/ C penalty', 'K+mean(V) w/ C penalty']),
+      },
+      ['MODEL'],
+      { optional: { image_negative: link('IMAGE'), attn_mask: link('MASK'), clip_vision: link('CLIP_VISION') }, category: 'ipadapter' },
+    ),
+  };
+}
