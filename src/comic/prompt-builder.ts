@@ -5,7 +5,8 @@ import { familyProfile } from './families.ts';
 import { naturalPositive } from './prompts/natural.ts';
 import { findCastMember, inferGender, isCountTag, stripQuotedSpeech, type Scene, type SceneCharacter } from './prompts/scene.ts';
 import { tagNegative, tagPositive } from './prompts/tags.ts';
-import { ModelFamily, RenderRecipe, type LoraRef } from './recipe.ts';
+import { phrasePositive } from './prompts/phrases.ts';
+import { ModelFamily, RenderRecipe, type DrawnText, type LoraRef } from './recipe.ts';
 import { seedFor } from './seed.ts';
 
 /**
@@ -83,6 +84,12 @@ export const BuildRecipeInput = z.object({
   /** True outside age-restricted channels: adds rating tags and the NSFW negative. */
   safe: z.boolean(),
   candidates: z.number().int().min(1).max(4).optional(),
+  /**
+   * The panel's balloons, caption and sound effect are "drawn by the model": on a family that paints
+   * legible text (FLUX.2) they go into the prompt and the recipe's drawnText; elsewhere this is
+   * ignored and the page assembler letters the panel as usual.
+   */
+  drawnText: z.boolean().optional(),
 });
 export type BuildRecipeInput = z.input<typeof BuildRecipeInput>;
 
@@ -94,6 +101,14 @@ function lookupCharacterLora(
   const key = name.trim().toLowerCase();
   const hit = Object.entries(loras).find(([k]) => k.trim().toLowerCase() === key);
   return hit?.[1];
+}
+
+/** A panel's lettering in reading order: balloons, then the caption, then the sound effect. */
+function drawnTextOf(panel: ComicScript['pages'][number]['panels'][number]): DrawnText[] {
+  const out: DrawnText[] = panel.balloons.map((b) => ({ kind: b.kind, speaker: b.speaker, text: b.text }));
+  if (panel.caption) out.push({ kind: 'caption', speaker: null, text: panel.caption });
+  if (panel.sfx) out.push({ kind: 'sfx', speaker: null, text: panel.sfx });
+  return out;
 }
 
 export function buildRecipe(raw: BuildRecipeInput): RenderRecipe {
@@ -152,14 +167,21 @@ export function buildRecipe(raw: BuildRecipeInput): RenderRecipe {
     safe: input.safe,
   };
 
+  const drawn = input.drawnText && profile.drawsText ? drawnTextOf(panel) : undefined;
   const size = nearestBucket(input.frame.width, input.frame.height);
   const recipe = {
     version: 1 as const,
     family: input.family,
     vPrediction: profile.vPrediction,
     models: profile.models,
-    positive: profile.promptStyle === 'tags' ? tagPositive(scene, profile) : naturalPositive(scene),
-    negative: profile.promptStyle === 'tags' ? tagNegative(scene, profile) : '',
+    positive:
+      profile.promptStyle === 'tags'
+        ? tagPositive(scene, profile)
+        : profile.promptStyle === 'phrases'
+          ? phrasePositive(scene, profile)
+          : naturalPositive(scene, drawn ?? []),
+    // Families sampled without CFG (FLUX) have an empty negative list, so this gives ''.
+    negative: tagNegative(scene, profile),
     loras,
     width: size.width,
     height: size.height,
@@ -171,6 +193,7 @@ export function buildRecipe(raw: BuildRecipeInput): RenderRecipe {
     seed: seedFor(input.comicId, input.page, input.panel, input.attempt),
     candidates: input.candidates ?? 1,
     controlNet: null,
+    ...(drawn ? { drawnText: drawn } : {}),
     panel: {
       comicId: input.comicId,
       page: input.page,

@@ -1,4 +1,5 @@
 import type { Angle, FramePosition, Shot } from '../../agents/script-schema.ts';
+import type { DrawnText } from '../recipe.ts';
 import { stripQuotedSpeech, type Scene, type SceneCharacter } from './scene.ts';
 
 /**
@@ -42,7 +43,30 @@ function describeCharacter(c: SceneCharacter): string {
   return sentence(parts.join(', '));
 }
 
-export function naturalPositive(scene: Scene): string {
+const SAYS: Record<DrawnText['kind'], string> = {
+  speech: 'a speech balloon',
+  thought: 'a cloud-shaped thought balloon',
+  shout: 'a jagged shout balloon',
+  whisper: 'a dashed whisper balloon',
+  caption: 'a rectangular caption box',
+  sfx: 'bold hand-drawn sound-effect lettering',
+};
+
+/**
+ * Lettering the model paints (FLUX.2 renders legible text): each balloon, caption or sound effect as
+ * a sentence with the exact words in double quotes, which is how the model is told to spell them.
+ */
+export function drawnTextSentences(drawn: readonly DrawnText[]): string[] {
+  return drawn.map((d) => {
+    const where = d.speaker ? ` coming from ${d.speaker}` : '';
+    const words = d.text.replace(/"/g, "'");
+    return d.kind === 'sfx'
+      ? `The panel shows ${SAYS.sfx} that reads "${words}".`
+      : `The panel has ${SAYS[d.kind]}${where} with clean comic lettering that reads "${words}".`;
+  });
+}
+
+export function naturalPositive(scene: Scene, drawn: readonly DrawnText[] = []): string {
   const out: string[] = [];
   const opening = `A comic book panel, ${SHOT_WORDS[scene.shot]} shot from ${ANGLE_WORDS[scene.angle]}:`;
   out.push(scene.styleTrigger ? `${scene.styleTrigger}. ${opening}` : opening);
@@ -52,6 +76,7 @@ export function naturalPositive(scene: Scene): string {
   const where = [scene.setting, scene.time].filter((s) => s.trim() !== '').join(', ');
   if (where !== '') out.push(sentence(`Setting: ${where}`));
   if (scene.lighting.trim() !== '') out.push(sentence(`Lighting: ${scene.lighting}`));
+  out.push(...drawnTextSentences(drawn));
   // Positive wording only: T5 handles negation poorly, and "no speech bubbles" tends to summon them.
   if (scene.safe) out.push('Everyone is fully clothed; a safe-for-work image.');
   return out.filter((s) => s !== '').join(' ');

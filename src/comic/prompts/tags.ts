@@ -70,6 +70,8 @@ export function tagPositive(scene: Scene, profile: FamilyProfile): string {
   const tags: string[] = [];
   if (scene.styleTrigger) tags.push(scene.styleTrigger);
   tags.push(...profile.qualityTags);
+  // Pony's source_* tags steer the look (anime, cartoon) and sit right after the score ladder.
+  tags.push(...(profile.sourceTags ?? []));
   if (scene.safe) tags.push(...profile.safePositive);
   tags.push(...countTags(scene.characters));
   for (const c of scene.characters) {
