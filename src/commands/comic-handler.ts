@@ -27,6 +27,7 @@ import {
   StyleAutocompleteQuery,
   type ComicNewOptions as ComicNewValues,
 } from './comic.ts';
+import { comicExport } from './comic-export-handler.ts';
 import { MAX_AUTOCOMPLETE_CHOICES, type CommandHandler } from './handler.ts';
 import { optionValues, parseOptions } from './options.ts';
 
@@ -40,6 +41,7 @@ export const comicHandler: CommandHandler = {
     if (sub === 'new') return comicNew(interaction, deps);
     if (sub === 'show') return comicShow(interaction, deps);
     if (sub === 'cancel') return comicCancel(interaction, deps);
+    if (sub === 'export') return comicExport(interaction, deps);
     throw new InputError(`\`/comic ${sub}\` is not something I can do.`);
   },
   async autocomplete(interaction, deps) {

@@ -1,5 +1,5 @@
 /**
- * `/comic new | show | cancel` — the definition Discord shows, and the option schemas the handlers
+ * `/comic new | show | cancel | export` — the definition Discord shows, and the option schemas the handlers
  * parse with. The handlers that run the comic flow live elsewhere.
  */
 import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
@@ -85,6 +85,24 @@ export const comicCommand = new SlashCommandBuilder()
       .addStringOption((o) =>
         o.setName('id').setDescription('The comic id').setRequired(true).setMaxLength(COMIC_ID_MAX_LENGTH),
       ),
+  )
+  .addSubcommand((sub) =>
+    sub
+      .setName('export')
+      .setDescription('Get a finished comic as one file: a print PDF or a CBZ for comic readers')
+      .addStringOption((o) =>
+        o.setName('id').setDescription('The comic id').setRequired(true).setMaxLength(COMIC_ID_MAX_LENGTH),
+      )
+      .addStringOption((o) =>
+        o
+          .setName('format')
+          .setDescription('The file format')
+          .setRequired(true)
+          .addChoices(
+            { name: 'PDF (print, 300 dpi)', value: 'pdf' },
+            { name: 'CBZ (comic reader apps, with ComicInfo.xml)', value: 'cbz' },
+          ),
+      ),
   );
 
 export const ComicNewOptions = z.object({
@@ -107,6 +125,8 @@ export const ComicShowOptions = z.object({ id: comicId });
 export type ComicShowOptions = z.infer<typeof ComicShowOptions>;
 export const ComicCancelOptions = z.object({ id: comicId });
 export type ComicCancelOptions = z.infer<typeof ComicCancelOptions>;
+export const ComicExportOptions = z.object({ id: comicId, format: z.enum(['pdf', 'cbz']) });
+export type ComicExportOptions = z.infer<typeof ComicExportOptions>;
 
 /** Autocomplete of `style`: the text typed so far (may be empty). */
 export const StyleAutocompleteQuery = z.string().max(STYLE_MAX_LENGTH).catch('');
