@@ -229,7 +229,7 @@ export const IPADAPTER_PRESETS = [
  * The nodes of the ComfyUI_IPAdapter_plus custom pack that the workflow builder uses, declared as the
  * pack declares them (IPAdapterPlus.py INPUT_TYPES / RETURN_TYPES), plus core CLIPVisionLoader. A
  * custom pack is optional: a fake ComfyUI presents these only when a test layers them in
- * (`ipAdapterObjectInfoFixture`).
+ * (an objectInfoPath fixture with these layered in, as test/ipadapter.test.ts does).
  */
 export function ipAdapterObjectInfo(): ObjectInfo {
   const weight = float(1, -1, 5, 0.05);
