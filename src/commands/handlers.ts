@@ -4,5 +4,6 @@ import { comicHandler } from './comic-handler.ts';
 import type { CommandHandler } from './handler.ts';
 import { queueHandler } from './queue-handler.ts';
 import { runnerHandler } from './runner-handler.ts';
+import { trainHandler } from './train-handler.ts';
 
-export const commandHandlers: readonly CommandHandler[] = [comicHandler, queueHandler, runnerHandler, characterHandler];
+export const commandHandlers: readonly CommandHandler[] = [comicHandler, queueHandler, runnerHandler, characterHandler, trainHandler];

@@ -7,6 +7,7 @@ import { characterCommand } from './character.ts';
 import { comicCommand } from './comic.ts';
 import { queueCommand } from './queue.ts';
 import { runnerCommand } from './runner.ts';
+import { trainCommand } from './train.ts';
 
 export {
   comicCommand,
@@ -23,9 +24,10 @@ export {
   CharacterNameOptions,
 } from './character.ts';
 export { runnerCommand, RunnerStatusOptions } from './runner.ts';
+export { trainCommand, TrainStyleOptions, TrainStatusOptions, TrainCancelOptions, TrainRoleOptions } from './train.ts';
 export { optionValues, parseOptions, type OptionValues } from './options.ts';
 
-export const commands = [comicCommand, queueCommand, runnerCommand, characterCommand] as const;
+export const commands = [comicCommand, queueCommand, runnerCommand, characterCommand, trainCommand] as const;
 
 /** The JSON bodies Discord receives on registration. */
 export function commandBodies(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
