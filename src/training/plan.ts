@@ -230,6 +230,8 @@ export const PlanOptions = z.object({
   repeats: z.number().int().min(1).max(100).optional(),
   epochs: z.number().int().min(1).max(200).optional(),
   steps: z.number().int().min(1).max(100_000).optional(),
+  /** ai-toolkit: steps between checkpoints (default the preset's). */
+  saveEverySteps: z.number().int().min(1).max(100_000).optional(),
   seed: z.number().int().min(0).default(42),
 });
 export type PlanOptionsInput = z.input<typeof PlanOptions>;
@@ -252,6 +254,8 @@ export interface TrainingPlan {
   batchesPerEpoch: number;
   stepsPerEpoch: number;
   totalSteps: number;
+  /** ai-toolkit: steps between checkpoints. */
+  saveEverySteps?: number;
   buckets: BucketCount[];
   /** Checkpoints the run will write (epochs for kohya, steps for ai-toolkit), final included. */
   checkpointsAt: { epoch: number; step: number }[];
@@ -379,6 +383,7 @@ function planKohya(options: z.output<typeof PlanOptions>, preset: KohyaPreset, l
 
 function planAiToolkit(options: z.output<typeof PlanOptions>, preset: AiToolkitPreset, layout: DatasetLayout): TrainingPlan {
   // ai-toolkit counts only steps: about 40 per image, in whole saves, within the target range.
+  const saveEvery = options.saveEverySteps ?? preset.saveEvery;
   const perImage = Math.ceil((layout.imageCount * 40) / preset.saveEvery) * preset.saveEvery;
   const totalSteps = options.steps ?? Math.min(TARGET_STEPS.max, Math.max(TARGET_STEPS.min, perImage));
   const name = options.name ?? options.trigger;
@@ -386,7 +391,7 @@ function planAiToolkit(options: z.output<typeof PlanOptions>, preset: AiToolkitP
   const outputDir = join(workDir, 'output');
   const configPath = join(workDir, 'config.yaml');
   const model = options.model ?? preset.defaultModel;
-  const saves = Math.ceil(totalSteps / preset.saveEvery);
+  const saves = Math.ceil(totalSteps / saveEvery);
   const extension = layout.captionExtension.slice(1);
 
   const yaml = toYaml({
@@ -401,7 +406,7 @@ function planAiToolkit(options: z.output<typeof PlanOptions>, preset: AiToolkitP
           trigger_word: options.trigger,
           network: { type: 'lora', linear: preset.networkDim, linear_alpha: preset.networkAlpha },
           // Keep every checkpoint: the evaluation grid compares them all.
-          save: { dtype: preset.saveDtype, save_every: preset.saveEvery, max_step_saves_to_keep: saves + 1 },
+          save: { dtype: preset.saveDtype, save_every: saveEvery, max_step_saves_to_keep: saves + 1 },
           datasets: layout.subsets.map((s) => ({
             folder_path: s.imageDir,
             caption_ext: extension,
@@ -430,7 +435,7 @@ function planAiToolkit(options: z.output<typeof PlanOptions>, preset: AiToolkitP
   });
 
   const checkpointsAt: { epoch: number; step: number }[] = [];
-  for (let s = preset.saveEvery, i = 1; s < totalSteps; s += preset.saveEvery, i++) checkpointsAt.push({ epoch: i, step: s });
+  for (let s = saveEvery, i = 1; s < totalSteps; s += saveEvery, i++) checkpointsAt.push({ epoch: i, step: s });
   checkpointsAt.push({ epoch: checkpointsAt.length + 1, step: totalSteps });
   const cwd = scriptDir(preset, options);
 
@@ -451,6 +456,7 @@ function planAiToolkit(options: z.output<typeof PlanOptions>, preset: AiToolkitP
     batchesPerEpoch: layout.imageCount,
     stepsPerEpoch: layout.imageCount,
     totalSteps,
+    saveEverySteps: saveEvery,
     buckets: [],
     checkpointsAt,
     estimate: { seconds: Math.round(totalSteps * preset.secondsPerStep), vramGb: preset.vramGb },
