@@ -271,7 +271,7 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
         .map((p) => `${p.source} (${p.upscaledFrom?.width}×${p.upscaledFrom?.height})`)
         .join(', ');
       warnings.push(
-        `${plural(upscaled.length, 'image')} under ${options.targetShortSide} px on the short side ${upscaled.length === 1 ? 'was' : 'were'} upscaled, which can teach blur: ${listed}${upscaled.length > 10 ? ', …' : ''}. Use --min-side-policy refuse to leave them out.`,
+        `${plural(upscaled.length, 'image')} under ${options.targetShortSide} px on the short side ${upscaled.length === 1 ? 'was' : 'were'} upscaled, which can teach blur: ${listed}${upscaled.length > 10 ? ` and ${upscaled.length - 10} more` : ''}. Use --min-side-policy refuse to leave them out.`,
       );
     }
 
