@@ -24,7 +24,8 @@
  * - Shutdown mid-render → the ComfyUI prompt is cancelled and the job is handed back to the queue
  *   (moved to wait, not counted as an attempt): another runner, or this one after restart, does it.
  */
-import { UnrecoverableError, WaitingError, type Job, type Worker } from 'bullmq';
+import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { eq } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import sharp from 'sharp';
@@ -37,6 +38,10 @@ import type { QueueConnection } from '../queue/connection.ts';
 import type { RenderJob } from '../queue/payloads.ts';
 import type { JobProducer } from '../queue/producer.ts';
 import { createWorker } from '../queue/worker.ts';
+import type { RunnerModels } from '../scheduling/candidates.ts';
+import { startScheduledConsumer, type ScheduledConsumer } from '../scheduling/consumer.ts';
+import { RenderDispatcher, type SchedulingMode } from '../scheduling/dispatcher.ts';
+import type { PolicyOptions } from '../scheduling/policy.ts';
 import type { ArtifactStore } from '../store/artifact-store.ts';
 import { artifactKeys } from '../store/keys.ts';
 import { embedRecipe } from './png-metadata.ts';
@@ -72,12 +77,35 @@ export interface RenderWorkerOptions {
   stalledIntervalMs?: number;
   /** Called when the set of renders in progress changes (for the presence heartbeat). */
   onActiveChange?: (renderIds: string[]) => void;
+  /**
+   * Pick jobs with the GPU scheduler (src/scheduling) instead of BullMQ's priority-then-age order:
+   * interactive first, grouped by model, fair by person, routed by the models this runner has.
+   * Without it the worker is a plain BullMQ worker (what single-process tests use).
+   */
+  scheduling?: RenderSchedulingOptions;
+}
+
+export interface RenderSchedulingOptions {
+  /** For the claim lock shared by runners and for reading their presence. */
+  redis: Redis;
+  mode?: SchedulingMode;
+  policy?: PolicyOptions;
+  /** What this runner can render now; null (or absent) means anything. */
+  models?: () => RunnerModels | null;
+  /** How often to look again when nothing could be claimed. Default 100 ms. */
+  pollIntervalMs?: number;
 }
 
 export interface RenderWorker {
   readonly worker: Worker<RenderJob, RenderResult>;
   /** Render ids in progress. */
   active(): string[];
+  /**
+   * Stop taking render jobs and wait for those in flight (a training is about to hold the GPU).
+   * Jobs keep waiting in the queue (or go to another runner); resume() takes them again.
+   */
+  pause(): Promise<void>;
+  resume(): void;
   /**
    * Stop taking jobs; let the renders in progress finish for up to `graceMs`, then cancel them and
    * hand their jobs back to the queue. Resolves when the worker is closed.
@@ -224,6 +252,11 @@ export function startRenderWorker(options: RenderWorkerOptions): RenderWorker {
   };
 
   const concurrency = options.concurrency ?? (options.renderer.kind === 'comfyui' ? 2 : 1);
+  if (options.scheduling) {
+    return startScheduled(options, options.scheduling, handler, concurrency, inFlight, logger, () => {
+      shuttingDown = true;
+    });
+  }
   const worker = createWorker<'render', RenderResult>('render', handler, {
     connection: options.connection,
     logger,
@@ -235,6 +268,8 @@ export function startRenderWorker(options: RenderWorkerOptions): RenderWorker {
   return {
     worker,
     active: () => [...inFlight.keys()],
+    pause: () => worker.pause(),
+    resume: () => worker.resume(),
     async close(graceMs = 30_000) {
       shuttingDown = true;
       const closing = worker.close();
@@ -249,6 +284,75 @@ export function startRenderWorker(options: RenderWorkerOptions): RenderWorker {
         for (const controller of inFlight.values()) controller.abort(new Error('runner shutting down'));
       }
       await closing;
+    },
+  };
+}
+
+/**
+ * The render worker under the GPU scheduler: a Worker without a processor (BullMQ's manual
+ * processing), jobs claimed by a RenderDispatcher and run by a ScheduledConsumer. Same handler, same
+ * shutdown contract as the plain worker.
+ */
+function startScheduled(
+  options: RenderWorkerOptions,
+  scheduling: RenderSchedulingOptions,
+  handler: (payload: RenderJob, job: Job<RenderJob, RenderResult>) => Promise<RenderResult>,
+  concurrency: number,
+  inFlight: Map<string, AbortController>,
+  logger: Logger,
+  markShuttingDown: () => void,
+): RenderWorker {
+  const bullOptions = { connection: options.connection.options('worker'), prefix: options.connection.prefix };
+  const worker = new Worker<RenderJob, RenderResult>('render', null, {
+    ...bullOptions,
+    autorun: false,
+    ...(options.lockDurationMs ? { lockDuration: options.lockDurationMs } : {}),
+    ...(options.stalledIntervalMs ? { stalledInterval: options.stalledIntervalMs } : {}),
+  });
+  worker.on('error', (err) => logger.warn({ err }, 'worker error'));
+  const queue = new Queue('render', bullOptions);
+  queue.on('error', (err) => logger.warn({ err }, 'queue connection error'));
+  const dispatcher = new RenderDispatcher({
+    queue,
+    worker,
+    redis: scheduling.redis,
+    prefix: options.connection.prefix,
+    runnerId: options.runnerId,
+    ...(scheduling.mode ? { mode: scheduling.mode } : {}),
+    ...(scheduling.policy ? { policy: scheduling.policy } : {}),
+    ...(scheduling.models ? { models: scheduling.models } : {}),
+    logger,
+  });
+  const consumer: ScheduledConsumer = startScheduledConsumer<RenderResult>({
+    worker,
+    dispatcher,
+    handler,
+    concurrency,
+    ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
+    ...(scheduling.pollIntervalMs ? { pollIntervalMs: scheduling.pollIntervalMs } : {}),
+    logger,
+  });
+  return {
+    worker,
+    active: () => [...inFlight.keys()],
+    pause: () => consumer.pause(),
+    resume: () => consumer.resume(),
+    async close(graceMs = 30_000) {
+      markShuttingDown();
+      const closing = consumer.stop();
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), graceMs);
+      });
+      const outcome = await Promise.race([closing.then(() => 'closed' as const), graceOver]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        logger.warn({ renders: [...inFlight.keys()] }, 'renders did not finish in time; handing them back to the queue');
+        for (const controller of inFlight.values()) controller.abort(new Error('runner shutting down'));
+      }
+      await closing;
+      await worker.close();
+      await queue.close();
     },
   };
 }

@@ -21,7 +21,8 @@ import type { ArtifactStore } from '../store/artifact-store.ts';
 import { createArtifactStore } from '../store/local-store.ts';
 import { ComfyRenderer, type ComfyRendererDeps } from './comfy-renderer.ts';
 import { startPresence, type PresenceHandle, type PresenceSnapshot } from './presence.ts';
-import { startRenderWorker, type RenderWorker, type RenderWorkerOptions } from './render-worker.ts';
+import { startRenderWorker, type RenderSchedulingOptions, type RenderWorker, type RenderWorkerOptions } from './render-worker.ts';
+import type { RunnerModels } from '../scheduling/candidates.ts';
 import type { PanelRenderer } from './renderer.ts';
 import { StoryboardRenderer } from './storyboard-renderer.ts';
 
@@ -41,12 +42,20 @@ export interface RunRunnerOptions {
   worker?: Pick<RenderWorkerOptions, 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'progressIntervalMs' | 'previewIntervalMs'>;
   /** ComfyClient tuning (tests shorten the polls). */
   comfy?: ComfyRendererDeps['client'];
+  /** GPU scheduler settings (src/scheduling): policy, 'fifo' for the benchmark's baseline, poll interval. */
+  scheduling?: Pick<RenderSchedulingOptions, 'mode' | 'policy' | 'pollIntervalMs'>;
 }
 
 export interface RunnerHandle {
   readonly runnerId: string;
   readonly renderer: PanelRenderer;
   readonly renderWorker: RenderWorker;
+  /**
+   * Announce that a training holds this GPU until about `until` (null when it is over): presence
+   * shows it, so the bot can give an ETA and other runners take what this one would have rendered.
+   * The training itself pauses renderWorker first (renderWorker.pause() waits for renders in flight).
+   */
+  setTrainingUntil(until: Date | null): Promise<void>;
   /** Graceful stop; safe to call twice. */
   stop(): Promise<void>;
   /** Resolves once the runner has stopped (by stop() or a signal). */
@@ -83,13 +92,20 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
     // Set once the heartbeat starts; the worker's callback may fire before (nothing to beat yet).
     const presenceRef: { current?: PresenceHandle } = {};
     let active: string[] = [];
+    let trainingUntil: Date | null = null;
+    // What the scheduler may route here: the models of the latest snapshot (null: anything, storyboards).
+    let models: RunnerModels | null = null;
     const snapshot = async (): Promise<PresenceSnapshot> => {
-      const base = { renderer: renderer.kind, description: renderer.describe(), currentJobs: active };
+      const base = { renderer: renderer.kind, description: renderer.describe(), currentJobs: active, trainingUntil: trainingUntil?.toISOString() ?? null };
       if (renderer instanceof ComfyRenderer) {
-        return { ...base, ...(await renderer.snapshot()) };
+        const comfy = await renderer.snapshot();
+        models = { checkpoints: comfy.checkpoints, loras: comfy.loras };
+        return { ...base, ...comfy };
       }
       return { ...base, gpu: null, vramTotal: null, vramFree: null, checkpoints: [], loras: [], online: true, offlineReason: null };
     };
+    // Know the models before the first claim, so nothing is routed here by mistake.
+    await snapshot();
 
     const renderWorker = startRenderWorker({
       connection,
@@ -100,6 +116,7 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
       runnerId,
       logger,
       ...opts.worker,
+      scheduling: { redis, models: () => models, ...opts.scheduling },
       onActiveChange: (ids) => {
         active = ids;
         void presenceRef.current?.beat();
@@ -141,7 +158,11 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
       process.once('SIGINT', onSignal);
     }
     logger.info({ runnerId, queuePrefix: connection.prefix }, 'runner ready');
-    return { runnerId, renderer, renderWorker, stop, stopped };
+    const setTrainingUntil = async (until: Date | null) => {
+      trainingUntil = until;
+      await presenceHandle.beat();
+    };
+    return { runnerId, renderer, renderWorker, setTrainingUntil, stop, stopped };
   } catch (err) {
     await cleanup();
     throw err;
