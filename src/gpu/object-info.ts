@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { ComicMasterError } from '../errors.ts';
+import { familyProfile } from '../comic/families.ts';
+import type { ModelFamily } from '../comic/recipe.ts';
 import type { ApiGraph } from './workflow.ts';
 
 /**
@@ -92,6 +94,8 @@ export interface ComfyCapabilities {
   clips: string[];
   vaes: string[];
   controlnets: string[];
+  /** Image upscalers (UpscaleModelLoader, models/upscale_models): Real-ESRGAN and the like. */
+  upscaleModels: string[];
   samplers: string[];
   schedulers: string[];
   hasControlNet: boolean;
@@ -124,6 +128,7 @@ export function capabilitiesFrom(info: ObjectInfo): ComfyCapabilities {
     clips: first(comboOptions(info, 'DualCLIPLoader', 'clip_name1'), comboOptions(info, 'CLIPLoader', 'clip_name')),
     vaes: comboOptions(info, 'VAELoader', 'vae_name'),
     controlnets: comboOptions(info, 'ControlNetLoader', 'control_net_name'),
+    upscaleModels: comboOptions(info, 'UpscaleModelLoader', 'model_name'),
     samplers: first(comboOptions(info, 'KSampler', 'sampler_name'), comboOptions(info, 'KSamplerSelect', 'sampler_name')),
     schedulers: first(comboOptions(info, 'KSampler', 'scheduler'), comboOptions(info, 'BasicScheduler', 'scheduler')),
     hasControlNet: has('ControlNetLoader', 'ControlNetApplyAdvanced', 'LoadImage'),
@@ -302,4 +307,54 @@ export class WorkflowInvalidError extends ComicMasterError {
 export function assertWorkflowValid(graph: ApiGraph, objectInfo: ObjectInfo, runnerId: string): void {
   const problems = validateWorkflow(graph, objectInfo, runnerId);
   if (problems.length > 0) throw new WorkflowInvalidError(runnerId, problems);
+}
+
+/**
+ * The ComfyUI node classes each family's graph needs (src/gpu/workflow.ts), and where they come from
+ * when missing. ControlNet and reference-image nodes are checked with the graph itself.
+ */
+const SDXL_NODES = ['CheckpointLoaderSimple', 'LoraLoader', 'CLIPTextEncode', 'EmptyLatentImage', 'KSampler', 'VAEDecode', 'SaveImage'];
+const FLUX_NODES = ['UNETLoader', 'DualCLIPLoader', 'VAELoader', 'LoraLoaderModelOnly', 'CLIPTextEncode', 'BasicGuider', 'KSamplerSelect', 'BasicScheduler', 'RandomNoise', 'EmptySD3LatentImage', 'SamplerCustomAdvanced', 'VAEDecode', 'SaveImage'];
+export const FAMILY_NODES: Readonly<Record<ModelFamily, readonly string[]>> = {
+  illustrious: SDXL_NODES,
+  noobai: [...SDXL_NODES, 'ModelSamplingDiscrete'],
+  sdxl: SDXL_NODES,
+  pony: SDXL_NODES,
+  playground: [...SDXL_NODES, 'ModelSamplingContinuousEDM'],
+  ponyv7: SDXL_NODES,
+  flux: [...FLUX_NODES, 'ModelSamplingFlux', 'FluxGuidance'],
+  'flux-schnell': FLUX_NODES,
+  flux2: [
+    'UNETLoader', 'CLIPLoader', 'VAELoader', 'LoraLoaderModelOnly', 'CLIPTextEncode', 'FluxGuidance', 'ReferenceLatent', 'FluxKontextImageScale',
+    'VAEEncode', 'LoadImage', 'BasicGuider', 'KSamplerSelect', 'Flux2Scheduler', 'RandomNoise', 'EmptyFlux2LatentImage', 'SamplerCustomAdvanced',
+    'VAEDecode', 'SaveImage',
+  ],
+  'sd35-large': ['CheckpointLoaderSimple', 'TripleCLIPLoader', 'LoraLoader', 'ModelSamplingSD3', 'CLIPTextEncode', 'EmptySD3LatentImage', 'KSampler', 'VAEDecode', 'SaveImage'],
+  'sd35-medium': ['CheckpointLoaderSimple', 'TripleCLIPLoader', 'LoraLoader', 'ModelSamplingSD3', 'CLIPTextEncode', 'EmptySD3LatentImage', 'KSampler', 'VAEDecode', 'SaveImage'],
+};
+
+/** Nodes that arrived late in ComfyUI core: the release that first shipped them, for the operator. */
+const NODE_SINCE: Record<string, string> = {
+  Flux2Scheduler: '0.3.71',
+  EmptyFlux2LatentImage: '0.3.71',
+  ReferenceLatent: '0.3.43',
+  FluxKontextImageScale: '0.3.43',
+};
+
+/**
+ * Why a family cannot render on this ComfyUI, or null when every node its graph uses is there. The
+ * reason names the missing nodes and, where known, the ComfyUI release that brings them.
+ */
+export function familySupportProblem(family: ModelFamily, objectInfo: ObjectInfo, runnerId: string): string | null {
+  const missing = FAMILY_NODES[family].filter((n) => !(n in objectInfo));
+  if (missing.length === 0) return null;
+  const newer = (a: string, b: string) => {
+    const [x, y] = [a.split('.').map(Number), b.split('.').map(Number)];
+    for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) > (y[i] ?? 0) ? a : b;
+    return a;
+  };
+  const since = missing.map((n) => NODE_SINCE[n]).filter((v): v is string => v !== undefined);
+  const hint =
+    since.length > 0 ? ` Update ComfyUI to ${since.reduce(newer)} or newer.` : ' Update ComfyUI or install the node pack that provides them.';
+  return `${familyProfile(family).label} cannot render on runner ${runnerId}: its ComfyUI lacks the node${missing.length > 1 ? 's' : ''} ${missing.join(', ')}.${hint}`;
 }

@@ -357,7 +357,7 @@ function fluxSchnellGraph(
   return graph;
 }
 
-/** Node ids of FLUX.2 reference image i: LoadImage, ImageScaleToTotalPixels, VAEEncode, ReferenceLatent. */
+/** Node ids of FLUX.2 reference image i: LoadImage, FluxKontextImageScale, VAEEncode, ReferenceLatent. */
 const referenceIds = (i: number) => ({ load: `9${i}0`, scale: `9${i}1`, encode: `9${i}2`, reference: `9${i}3` });
 
 /**
@@ -419,11 +419,10 @@ function flux2Graph(
   references.forEach((ref, i) => {
     const ids = referenceIds(i);
     graph[ids.load] = { class_type: 'LoadImage', inputs: { image: names[i] }, _meta: { title: `Reference: ${ref.label}` } };
-    graph[ids.scale] = {
-      class_type: 'ImageScaleToTotalPixels',
-      inputs: { image: link(ids.load, 0), upscale_method: 'area', megapixels: 1 },
-      _meta: { title: 'Reference to 1 MP' },
-    };
+    // About one megapixel keeps the reference tokens affordable. FluxKontextImageScale (image in,
+    // image out, aspect kept) rather than the example's ImageScaleToTotalPixels, whose inputs have
+    // changed between ComfyUI releases.
+    graph[ids.scale] = { class_type: 'FluxKontextImageScale', inputs: { image: link(ids.load, 0) }, _meta: { title: 'Reference to about 1 MP' } };
     graph[ids.encode] = { class_type: 'VAEEncode', inputs: { pixels: link(ids.scale, 0), vae: link(NODE_IDS.vae, 0) }, _meta: { title: 'Encode reference' } };
     graph[ids.reference] = {
       class_type: 'ReferenceLatent',

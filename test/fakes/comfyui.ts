@@ -42,6 +42,10 @@ export interface FakeComfyUIOptions {
   vaes?: string[];
   textEncoders?: string[];
   controlnets?: string[];
+  /** Files in models/upscale_models (UpscaleModelLoader); the factor is read from the name (x2, x4). */
+  upscaleModels?: string[];
+  /** Node classes this server lacks (an older ComfyUI, a missing custom node pack): left out of /object_info. */
+  hiddenNodes?: string[];
   /** Root for output/, input/, temp/. A temp dir (removed on close) when absent. */
   dataDir?: string;
   timing?: Partial<FakeTiming>;
@@ -84,6 +88,8 @@ interface NodeValue {
   batch?: number;
   seed?: number | string;
   steps?: number;
+  /** An upscale model's factor (UpscaleModelLoader), read from its file name (…x2…, …x4…). */
+  scale?: number;
 }
 
 interface CacheEntry {
@@ -173,7 +179,7 @@ export class FakeComfyUI {
       vae: new Set(options.vaes ?? ['ae.safetensors', 'sdxl_vae.safetensors']),
       text_encoders: new Set(options.textEncoders ?? ['clip_l.safetensors', 't5xxl_fp8_e4m3fn.safetensors']),
       controlnet: new Set(options.controlnets ?? []),
-      upscale_models: new Set(),
+      upscale_models: new Set(options.upscaleModels ?? []),
       vae_approx: new Set(),
       embeddings: new Set(),
     };
@@ -182,6 +188,7 @@ export class FakeComfyUI {
     if (fixture && existsSync(fixture)) {
       table = { ...table, ...(JSON.parse(readFileSync(fixture, 'utf8')) as ObjectInfo) };
     }
+    for (const hidden of options.hiddenNodes ?? []) delete table[hidden];
     this.baseObjectInfo = table;
     this.server = this.createHttpServer();
   }
@@ -783,10 +790,14 @@ export class FakeComfyUI {
       }
       case 'ModelSamplingDiscrete':
       case 'ModelSamplingFlux':
+      case 'ModelSamplingSD3':
+      case 'ModelSamplingContinuousEDM':
+      case 'ModelSamplingAuraFlow':
       case 'CLIPSetLastLayer':
         return { value: val(inputs.model ?? inputs.clip) };
       case 'EmptyLatentImage':
       case 'EmptySD3LatentImage':
+      case 'EmptyFlux2LatentImage':
         return { value: { kind: 'latent', width: num(inputs.width, 512), height: num(inputs.height, 512), batch: num(inputs.batch_size, 1) } };
       case 'LatentUpscale': {
         const l = val(inputs.samples);
@@ -800,6 +811,7 @@ export class FakeComfyUI {
       case 'RandomNoise':
         return { value: { kind: 'noise', seed: num(inputs.noise_seed, 0) } };
       case 'BasicScheduler':
+      case 'Flux2Scheduler':
         return { value: { kind: 'sigmas', steps: num(inputs.steps, 20) } };
       case 'BasicGuider':
         return { value: { kind: 'guider', loras: val(inputs.model).loras ?? [] } };
@@ -828,6 +840,15 @@ export class FakeComfyUI {
       case 'ImageScale': {
         const i = val(inputs.image);
         return { value: { ...i, width: num(inputs.width, i.width ?? 512), height: num(inputs.height, i.height ?? 512) } };
+      }
+      case 'UpscaleModelLoader': {
+        const factor = /(?:^|[^a-z0-9])x?([1-8])x|x([1-8])(?:[^0-9]|$)/i.exec(String(inputs.model_name));
+        return { value: { kind: 'other', scale: Number(factor?.[1] ?? factor?.[2] ?? 4) } };
+      }
+      case 'ImageUpscaleWithModel': {
+        const i = val(inputs.image);
+        const s = val(inputs.upscale_model).scale ?? 4;
+        return { value: { ...i, width: (i.width ?? 512) * s, height: (i.height ?? 512) * s } };
       }
       case 'SaveImage':
       case 'PreviewImage':

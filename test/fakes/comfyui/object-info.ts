@@ -169,6 +169,31 @@ export function builtinObjectInfo(): ObjectInfo {
       ['SIGMAS'],
     ),
     BasicGuider: node('BasicGuider', { model: link('MODEL'), conditioning: link('CONDITIONING') }, ['GUIDER']),
+    // Families beyond SDXL/FLUX.1 (comfy_extras nodes_sd3, nodes_model_advanced, nodes_flux, nodes_edit_model, nodes_upscale_model).
+    CLIPLoader: node(
+      'CLIPLoader',
+      {
+        clip_name: combo([]),
+        type: combo(['stable_diffusion', 'stable_cascade', 'sd3', 'stable_audio', 'mochi', 'ltxv', 'pixart', 'cosmos', 'lumina2', 'wan', 'hidream', 'chroma', 'ace', 'omnigen2', 'qwen_image', 'hunyuan_image', 'flux2']),
+      },
+      ['CLIP'],
+      { optional: { device: combo(['default', 'cpu'], { advanced: true }) } },
+    ),
+    TripleCLIPLoader: node('TripleCLIPLoader', { clip_name1: combo([]), clip_name2: combo([]), clip_name3: combo([]) }, ['CLIP']),
+    ModelSamplingSD3: node('ModelSamplingSD3', { model: link('MODEL'), shift: float(3, 0, 100) }, ['MODEL']),
+    ModelSamplingAuraFlow: node('ModelSamplingAuraFlow', { model: link('MODEL'), shift: float(1.73, 0, 100) }, ['MODEL']),
+    ModelSamplingContinuousEDM: node(
+      'ModelSamplingContinuousEDM',
+      { model: link('MODEL'), sampling: combo(['v_prediction', 'edm', 'edm_playground_v2.5', 'eps', 'cosmos_rflow']), sigma_max: float(120, 0, 1000, 0.001), sigma_min: float(0.002, 0, 1000, 0.001) },
+      ['MODEL'],
+    ),
+    EmptyFlux2LatentImage: node('EmptyFlux2LatentImage', { width: size(1024, 16), height: size(1024, 16), batch_size: int(1, 1, 4096) }, ['LATENT']),
+    Flux2Scheduler: node('Flux2Scheduler', { steps: int(20, 1, 4096), width: size(1024, 1), height: size(1024, 1) }, ['SIGMAS']),
+    ReferenceLatent: node('ReferenceLatent', { conditioning: link('CONDITIONING') }, ['CONDITIONING'], { optional: { latent: link('LATENT') } }),
+    FluxKontextImageScale: node('FluxKontextImageScale', { image: link('IMAGE') }, ['IMAGE']),
+    VAEEncode: node('VAEEncode', { pixels: link('IMAGE'), vae: link('VAE') }, ['LATENT']),
+    UpscaleModelLoader: node('UpscaleModelLoader', { model_name: combo([]) }, ['UPSCALE_MODEL']),
+    ImageUpscaleWithModel: node('ImageUpscaleWithModel', { upscale_model: link('UPSCALE_MODEL'), image: link('IMAGE') }, ['IMAGE']),
     SamplerCustomAdvanced: node(
       'SamplerCustomAdvanced',
       { noise: link('NOISE'), guider: link('GUIDER'), sampler: link('SAMPLER'), sigmas: link('SIGMAS'), latent_image: link('LATENT') },
@@ -188,6 +213,11 @@ export const MODEL_COMBOS: { node: string; input: string; folder: string }[] = [
   { node: 'DualCLIPLoader', input: 'clip_name1', folder: 'text_encoders' },
   { node: 'DualCLIPLoader', input: 'clip_name2', folder: 'text_encoders' },
   { node: 'ControlNetLoader', input: 'control_net_name', folder: 'controlnet' },
+  { node: 'CLIPLoader', input: 'clip_name', folder: 'text_encoders' },
+  { node: 'TripleCLIPLoader', input: 'clip_name1', folder: 'text_encoders' },
+  { node: 'TripleCLIPLoader', input: 'clip_name2', folder: 'text_encoders' },
+  { node: 'TripleCLIPLoader', input: 'clip_name3', folder: 'text_encoders' },
+  { node: 'UpscaleModelLoader', input: 'model_name', folder: 'upscale_models' },
   { node: 'LoadImage', input: 'image', folder: 'input' },
 ];
 
