@@ -86,7 +86,7 @@ describe('IPAdapter branch in the graph', () => {
   });
 
   it('weighs references by shot: close-ups follow the reference more than wide shots', () => {
-    const cast = [{ name: 'Mira', referenceImageKeys: [REF_KEY] }] as Parameters<typeof referencesForPanel>[1];
+    const cast = [{ name: 'Mira', referenceImageKeys: [REF_KEY] }] as unknown as Parameters<typeof referencesForPanel>[1];
     const panel = (shot: 'close-up' | 'wide') => ({ shot, characters: [{ name: 'mira', pose: '', expression: '', position: 'centre' as const }] });
     const close = referencesForPanel(panel('close-up'), cast)[0]!;
     const wide = referencesForPanel(panel('wide'), cast)[0]!;
