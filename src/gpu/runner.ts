@@ -25,6 +25,7 @@ import { startRenderWorker, type RenderSchedulingOptions, type RenderWorker, typ
 import type { RunnerModels } from '../scheduling/candidates.ts';
 import type { PanelRenderer } from './renderer.ts';
 import { StoryboardRenderer } from './storyboard-renderer.ts';
+import { startTrainWorker, type GpuLease, type TrainWorker, type TrainWorkerOptions } from './train-worker.ts';
 
 export interface RunRunnerOptions {
   logger?: Logger;
@@ -44,12 +45,19 @@ export interface RunRunnerOptions {
   comfy?: ComfyRendererDeps['client'];
   /** GPU scheduler settings (src/scheduling): policy, 'fifo' for the benchmark's baseline, poll interval. */
   scheduling?: Pick<RenderSchedulingOptions, 'mode' | 'policy' | 'pollIntervalMs'>;
+  /** Train worker tuning (watchdog, grace, throttles, lock timings). */
+  train?: Pick<
+    TrainWorkerOptions,
+    'baseModelDir' | 'stallTimeoutMs' | 'nanStepLimit' | 'stopGraceMs' | 'progressIntervalMs' | 'cancelPollMs' | 'lockDurationMs' | 'stalledIntervalMs'
+  >;
 }
 
 export interface RunnerHandle {
   readonly runnerId: string;
   readonly renderer: PanelRenderer;
   readonly renderWorker: RenderWorker;
+  /** The `train` worker: one training at a time, exclusive on this GPU. */
+  readonly trainWorker: TrainWorker;
   /**
    * Announce that a training holds this GPU until about `until` (null when it is over): presence
    * shows it, so the bot can give an ETA and other runners take what this one would have rendered.
@@ -131,6 +139,30 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
       ...(opts.heartbeatIntervalMs ? { intervalMs: opts.heartbeatIntervalMs } : {}),
     });
     presenceRef.current = presenceHandle;
+
+    // Training is exclusive on this GPU: renders wait (pause() lets the renders in flight finish),
+    // ComfyUI unloads its models, and presence says until when.
+    const gpu: GpuLease = {
+      async acquire({ trainingId, etaSeconds }) {
+        logger.info({ trainingId }, 'a training takes the GPU: pausing renders');
+        await renderWorker.pause();
+        if (renderer instanceof ComfyRenderer) {
+          await renderer.client.free({ unloadModels: true, freeMemory: true }).catch((err: unknown) => logger.warn({ err }, 'ComfyUI /free failed'));
+        }
+        trainingUntil = new Date(Date.now() + etaSeconds * 1000);
+        void presenceHandle.beat();
+      },
+      async release() {
+        trainingUntil = null;
+        renderWorker.resume();
+        logger.info('the training gave the GPU back: renders resume');
+        void presenceHandle.beat();
+      },
+      update({ etaSeconds }) {
+        if (etaSeconds !== null) trainingUntil = new Date(Date.now() + etaSeconds * 1000);
+      },
+    };
+    const trainWorker = startTrainWorker({ connection, db: database.db, store, producer, runnerId, config, gpu, logger, ...opts.train });
     // Order matters: the worker goes first (it may still render and post), then the heartbeat, then
     // the connections it used (cleanups run in reverse order of registration).
     cleanups.push(() => presenceHandle.stop());
@@ -146,6 +178,8 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
       stopping ??= (async () => {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        // A training in progress is stopped and handed back first (it resumes from its saved state).
+        await trainWorker.close();
         await renderWorker.close(opts.shutdownGraceMs ?? 30_000);
         await cleanup();
         logger.info({ runnerId }, 'runner stopped');
@@ -162,7 +196,7 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
       trainingUntil = until;
       await presenceHandle.beat();
     };
-    return { runnerId, renderer, renderWorker, setTrainingUntil, stop, stopped };
+    return { runnerId, renderer, renderWorker, trainWorker, setTrainingUntil, stop, stopped };
   } catch (err) {
     await cleanup();
     throw err;
