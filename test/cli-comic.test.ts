@@ -82,8 +82,8 @@ describe('comicmaster comic', () => {
   it.each([
     ['an empty story', ['comic', ''], /story is empty/i],
     ['a 10 000-character story', ['comic', 'x'.repeat(10_000)], /too long/i],
-    ['9 pages', ['comic', 'a story', '--pages', '9'], /pages must be between 1 and 8/],
-    ['0 panels', ['comic', 'a story', '--panels-per-page', '0'], /between 1 and 6/],
+    ['9 pages', ['comic', 'a story', '--pages', '9'], /A comic has 1 to 8 pages/],
+    ['0 panels', ['comic', 'a story', '--panels-per-page', '0'], /A page has 1 to 6 panels/],
     ['pages in words', ['comic', 'a story', '--pages', 'two'], /whole number/],
     ['an unknown model', ['comic', 'a story', '--model', 'sd15'], /Allowed choices are illustrious, noobai, flux/],
   ] as const)('refuses %s with a clear message and a non-zero exit', (_label, args, message) => {

@@ -3,9 +3,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { MAX_STORY_CHARS } from '../agents/script-request.ts';
+import { ScriptRequest } from '../agents/script-request.ts';
 import { writeScript, type ScriptResult } from '../agents/script-agent.ts';
-import { LIMITS, type ComicScript } from '../agents/script-schema.ts';
+import type { ComicScript } from '../agents/script-schema.ts';
 import type { AppConfig } from '../config/env.ts';
 import { InputError } from '../errors.ts';
 import type { PanelRenderer } from '../gpu/renderer.ts';
@@ -18,29 +18,10 @@ import { ModelFamily, type RenderRecipe } from './recipe.ts';
 
 /** The options of `comicmaster comic`, validated before any work starts. */
 export const LocalComicOptions = z.object({
-  story: z
-    .string()
-    .trim()
-    .min(1, { message: 'The story is empty: describe what should happen in the comic.' })
-    .max(MAX_STORY_CHARS, {
-      message: `The story is too long (at most ${MAX_STORY_CHARS} characters): shorten it to the key events.`,
-    }),
-  pages: z
-    .number({ message: 'pages must be a number' })
-    .int({ message: 'pages must be a whole number' })
-    .min(LIMITS.pages.min, { message: `pages must be between ${LIMITS.pages.min} and ${LIMITS.pages.max}` })
-    .max(LIMITS.pages.max, { message: `pages must be between ${LIMITS.pages.min} and ${LIMITS.pages.max}` })
-    .optional(),
-  panelsPerPage: z
-    .number({ message: 'panels per page must be a number' })
-    .int({ message: 'panels per page must be a whole number' })
-    .min(LIMITS.panelsPerPage.min, {
-      message: `panels per page must be between ${LIMITS.panelsPerPage.min} and ${LIMITS.panelsPerPage.max}`,
-    })
-    .max(LIMITS.panelsPerPage.max, {
-      message: `panels per page must be between ${LIMITS.panelsPerPage.min} and ${LIMITS.panelsPerPage.max}`,
-    })
-    .optional(),
+  // The same rules as a script request from Discord, so the CLI and the bot refuse the same input.
+  story: ScriptRequest.shape.story,
+  pages: ScriptRequest.shape.pages,
+  panelsPerPage: ScriptRequest.shape.panelsPerPage,
   model: ModelFamily.default('illustrious'),
   /** A style LoRA by its trigger word; the LoRA file is expected as `<trigger>.safetensors`. */
   style: z
