@@ -136,7 +136,11 @@ export class RenderDispatcher {
       return undefined;
     }
     const job = await this.options.worker.getNextJob(token, { block: false });
-    if (!job) return undefined;
+    if (!job) {
+      // The queue is paused (or the job went elsewhere): leave it with its own priority.
+      await this.restorePriority(chosen.job, original);
+      return undefined;
+    }
     // Give the claimed job its own priority back, so a hand-back or a retry does not jump the queue.
     if (job.id === chosen.job.id) await this.restorePriority(job, original);
     if (job.id !== chosen.job.id) {
