@@ -20,7 +20,7 @@ import { encodeUnderLimit } from '../comic/encode.ts';
 import { getComic } from '../db/comics.ts';
 import type { Comic } from '../db/schema.ts';
 import { UpstreamError } from '../errors.ts';
-import { createWorker, isTrainingPostJob, type JobPayload, type PostJob } from '../queue/index.ts';
+import { createWorker, isEvaluationPostJob, isTrainingPostJob, type JobPayload, type PostJob } from '../queue/index.ts';
 import { artifactKeys } from '../store/keys.ts';
 import type { BotDeps } from './deps.ts';
 import { KeyedLock } from './keyed-lock.ts';
@@ -35,6 +35,7 @@ import {
 } from './messages-db.ts';
 import { readProgress, statusText } from './status-message.ts';
 import { TrainingPoster } from './training-poster.ts';
+import { EvaluationPoster } from './vote-poster.ts';
 import { REQUEST_LIMIT_BYTES } from './upload-limits.ts';
 
 export const REROLL_EMOJI = '🔁';
@@ -70,6 +71,8 @@ class PostHandler {
   private readonly logger: Logger;
   /** Training status messages and loss charts (src/bot/training-poster.ts). */
   private readonly trainings: TrainingPoster;
+  /** Evaluation grids and the style vote (src/bot/vote-poster.ts). */
+  private readonly evaluations: EvaluationPoster;
 
   constructor(
     private readonly deps: BotDeps,
@@ -77,9 +80,11 @@ class PostHandler {
   ) {
     this.logger = deps.logger.child({ component: 'poster' });
     this.trainings = new TrainingPoster(deps, statusIntervalMs);
+    this.evaluations = new EvaluationPoster(deps);
   }
 
   async handle(payload: PostJob, job: Job<JobPayload<'post'>>): Promise<void> {
+    if (isEvaluationPostJob(payload)) return this.evaluations.handle(payload);
     if (isTrainingPostJob(payload)) return this.trainings.handle(payload, job);
     await this.lock.run(payload.comicId, async () => {
       const comic = await getComic(this.deps.db, payload.comicId);

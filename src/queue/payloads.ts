@@ -56,6 +56,23 @@ export const AssemblePageJob = z.strictObject({
 });
 export type AssemblePageJob = z.infer<typeof AssemblePageJob>;
 
+/** Post jobs of a training's evaluation and vote (src/bot/vote-poster.ts handles them). */
+const EVALUATION_POSTS = [
+  /** One test prompt's grid is composed (in `parts` images, each under the upload limit): post it. */
+  z.strictObject({
+    kind: z.literal('eval-grid'),
+    trainingId: RowId,
+    prompt: z.number().int().min(0).max(31),
+    parts: z.number().int().min(1).max(16),
+  }),
+  /** The evaluation is finished: post the overview, the measures chart and the notes. */
+  z.strictObject({ kind: z.literal('eval-summary'), trainingId: RowId }),
+  /** Post the vote message with its buttons, or edit it with the current tally. */
+  z.strictObject({ kind: z.literal('vote'), trainingId: RowId }),
+  /** The vote's timer ran out (a delayed job): close it and register the winner as the guild's style. */
+  z.strictObject({ kind: z.literal('vote-close'), trainingId: RowId }),
+] as const;
+
 /**
  * `post`: something the bot must deliver to Discord. The bot reads what to show from the database;
  * the payload says what changed.
@@ -84,11 +101,17 @@ export const PostJob = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('training-status'), trainingId: RowId }),
   /** A training failed: tell its owner why and what to do (the advice), and refresh its status. */
   z.strictObject({ kind: z.literal('training-failed'), trainingId: RowId, userMessage: z.string().min(1).max(1_800) }),
+  ...EVALUATION_POSTS,
 ]);
 export type PostJob = z.infer<typeof PostJob>;
 /** The post jobs about a training (the rest are about a comic and carry its comicId). */
 export type TrainingPostJob = Extract<PostJob, { kind: 'training-status' | 'training-failed' }>;
-export type ComicPostJob = Exclude<PostJob, TrainingPostJob>;
+export type ComicPostJob = Exclude<PostJob, TrainingPostJob | EvaluationPostJob>;
+/** The post jobs of a training's evaluation grids and vote (src/bot/vote-poster.ts). */
+export type EvaluationPostJob = Extract<PostJob, { kind: 'eval-grid' | 'eval-summary' | 'vote' | 'vote-close' }>;
+export function isEvaluationPostJob(job: PostJob): job is EvaluationPostJob {
+  return job.kind === 'eval-grid' || job.kind === 'eval-summary' || job.kind === 'vote' || job.kind === 'vote-close';
+}
 export function isTrainingPostJob(job: PostJob): job is TrainingPostJob {
   return job.kind === 'training-status' || job.kind === 'training-failed';
 }
