@@ -334,6 +334,42 @@ describe('training progress in Discord', () => {
   });
 });
 
+describe('following the runner through the train queue', () => {
+  it("turns a train job's progress reports into the training's status message and loss history", async () => {
+    const [training] = await database.db
+      .insert(trainings)
+      .values({
+        guildId: fake.guild.id,
+        channelId: fake.channelId,
+        userId: fake.user('owner').id,
+        kind: 'style',
+        name: 'Charcoal',
+        trigger: 'charc',
+        modelFamily: 'noobai',
+        baseModel: 'noobaiXLVpred_v10.safetensors',
+        config: {},
+        status: 'training',
+        progress: { step: 40, totalSteps: 200, epoch: 1, totalEpochs: 2, loss: 0.09, etaSeconds: 320 },
+      })
+      .returning();
+    const id = training!.id;
+    const job = await bot.deps.producer.enqueue('train', { trainingId: id }, { jobId: `train-${id}` });
+    // What the runner's train worker reports through the job as it trains.
+    await job.updateProgress({ trainingId: id, step: 40, totalSteps: 200, epoch: 1, totalEpochs: 2, loss: 0.09, etaSeconds: 320 });
+    const status = await fake.waitFor(() =>
+      fake.messages().find((m) => m.content.includes(`training \`${id}\``) && m.content.includes('step 40/200')),
+    );
+    expect(status.content).toContain('loss 0.0900');
+    expect(status.content).toContain('ETA ~5 min');
+    await until(async () => {
+      const [row] = await database.db.select().from(trainings).where(eq(trainings.id, id));
+      return row!.lossHistory.some((p) => p.step === 40 && p.loss === 0.09);
+    });
+    await job.remove();
+    await database.db.update(trainings).set({ status: 'cancelled' }).where(eq(trainings.id, id));
+  });
+});
+
 describe('/train status and /train cancel', () => {
   it('shows the latest training, and lets only the owner, the trainer role or Manage Server cancel', async () => {
     // A fresh queued training by alice (the earlier one failed).

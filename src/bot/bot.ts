@@ -38,6 +38,7 @@ import { connectDiscordClient, createDiscordClient } from './client.ts';
 import type { BotDeps } from './deps.ts';
 import { startPoster, type Poster } from './poster.ts';
 import { handleReactionAdd } from './reactions.ts';
+import { startTrainingEvents } from './training-events.ts';
 import { createInteractionRouter } from './router.ts';
 import { UploadLimits } from './upload-limits.ts';
 
@@ -128,6 +129,9 @@ export async function runBot(config: AppConfig, opts: RunBotOptions = {}): Promi
       ...(opts.postConcurrency === undefined ? {} : { concurrency: opts.postConcurrency }),
     });
     cleanups.push(() => poster.close());
+    // Train jobs' progress, completion and failure become training status posts (src/bot/training-events.ts).
+    const trainingEvents = await startTrainingEvents(deps);
+    cleanups.push(() => trainingEvents.close());
     if (opts.cpuWorkers ?? true) {
       const workers: CpuWorkers = await startCpuWorkers(deps);
       cleanups.push(() => workers.close());
