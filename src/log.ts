@@ -11,6 +11,10 @@ export const REDACTED_PATHS = [
   '*.DISCORD_TOKEN',
   'OPENAI_API_KEY',
   '*.OPENAI_API_KEY',
+  'S3_SECRET_ACCESS_KEY',
+  '*.S3_SECRET_ACCESS_KEY',
+  'secretAccessKey',
+  '*.secretAccessKey',
   'apiKey',
   '*.apiKey',
   'authorization',
@@ -30,7 +34,7 @@ export const REDACTED_PATHS = [
 /** Secret values from the environment, scrubbed from every message string as a second line of defence. */
 function secretValues(env: NodeJS.ProcessEnv): string[] {
   const values: string[] = [];
-  for (const name of ['DISCORD_TOKEN', 'OPENAI_API_KEY']) {
+  for (const name of ['DISCORD_TOKEN', 'OPENAI_API_KEY', 'S3_SECRET_ACCESS_KEY']) {
     const v = env[name];
     if (v && v.length >= 6) values.push(v);
   }

@@ -60,6 +60,13 @@ export const envSchema = z.object({
   AI_TOOLKIT_DIR: optionalString,
   TRAINER_PYTHON: z.string().trim().min(1).default('python3'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Where artifacts live: a folder under DATA_DIR (one box) or an S3-compatible bucket (several boxes). */
+  ARTIFACT_STORE: z.enum(['local', 's3']).default('local'),
+  S3_ENDPOINT: optionalUrl('a URL such as http://minio:9000'),
+  S3_BUCKET: optionalString,
+  S3_REGION: z.string().trim().min(1).default('us-east-1'),
+  S3_ACCESS_KEY_ID: optionalString,
+  S3_SECRET_ACCESS_KEY: optionalString,
   /** Comma-separated experimental model families to allow (ponyv7, hunyuan3); empty: none. */
   ENABLE_EXPERIMENTAL_FAMILIES: z
     .string()

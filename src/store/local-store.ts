@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { AppConfig } from '../config/env.ts';
+import { ConfigError, type AppConfig } from '../config/env.ts';
+import { S3ArtifactStore } from './s3-store.ts';
 import {
   ArtifactKeyError,
   ArtifactNotFoundError,
@@ -222,6 +223,21 @@ export class LocalArtifactStore implements ArtifactStore {
 }
 
 /** The artifact store the processes use: a local folder under DATA_DIR (S3 comes later). */
-export function createArtifactStore(config: Pick<AppConfig, 'dataDir'>): ArtifactStore {
+export function createArtifactStore(
+  config: Pick<AppConfig, 'dataDir'> & Partial<Pick<AppConfig, 'ARTIFACT_STORE' | 'S3_ENDPOINT' | 'S3_BUCKET' | 'S3_REGION' | 'S3_ACCESS_KEY_ID' | 'S3_SECRET_ACCESS_KEY'>>,
+): ArtifactStore {
+  if (config.ARTIFACT_STORE === 's3') {
+    const missing = (['S3_ENDPOINT', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const).filter((name) => !config[name]);
+    if (missing.length > 0) {
+      throw new ConfigError(missing.map((variable) => ({ variable, expected: 'required when ARTIFACT_STORE=s3' })));
+    }
+    return new S3ArtifactStore({
+      endpoint: config.S3_ENDPOINT ?? '',
+      bucket: config.S3_BUCKET ?? '',
+      region: config.S3_REGION ?? 'us-east-1',
+      accessKeyId: config.S3_ACCESS_KEY_ID ?? '',
+      secretAccessKey: config.S3_SECRET_ACCESS_KEY ?? '',
+    });
+  }
   return new LocalArtifactStore(join(config.dataDir, 'artifacts'));
 }
