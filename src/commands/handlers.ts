@@ -2,8 +2,9 @@
 import { characterHandler } from './character-handler.ts';
 import { comicHandler } from './comic-handler.ts';
 import type { CommandHandler } from './handler.ts';
+import { modelsHandler } from './models-handler.ts';
 import { queueHandler } from './queue-handler.ts';
 import { runnerHandler } from './runner-handler.ts';
 import { trainHandler } from './train-handler.ts';
 
-export const commandHandlers: readonly CommandHandler[] = [comicHandler, queueHandler, runnerHandler, characterHandler, trainHandler];
+export const commandHandlers: readonly CommandHandler[] = [comicHandler, queueHandler, runnerHandler, characterHandler, trainHandler, modelsHandler];

@@ -6,6 +6,7 @@ import type { RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js
 import { characterCommand } from './character.ts';
 import { comicCommand } from './comic.ts';
 import { queueCommand } from './queue.ts';
+import { modelsCommand } from './models.ts';
 import { runnerCommand } from './runner.ts';
 import { trainCommand } from './train.ts';
 
@@ -24,10 +25,11 @@ export {
   CharacterNameOptions,
 } from './character.ts';
 export { runnerCommand, RunnerStatusOptions } from './runner.ts';
+export { modelsCommand, ModelsOptions } from './models.ts';
 export { trainCommand, TrainStyleOptions, TrainStatusOptions, TrainCancelOptions, TrainRoleOptions } from './train.ts';
 export { optionValues, parseOptions, type OptionValues } from './options.ts';
 
-export const commands = [comicCommand, queueCommand, runnerCommand, characterCommand, trainCommand] as const;
+export const commands = [comicCommand, queueCommand, runnerCommand, characterCommand, trainCommand, modelsCommand] as const;
 
 /** The JSON bodies Discord receives on registration. */
 export function commandBodies(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
