@@ -37,7 +37,10 @@ describe('docker-compose.yml', () => {
 
   it('is valid and defines the services a GPU box runs', () => {
     expect(result.status).toBe(0);
-    expect(Object.keys(services).sort()).toEqual(['bot', 'comfyui', 'postgres', 'redis', 'runner']);
+    expect(Object.keys(services).sort()).toEqual(['bot', 'comfyui', 'minio', 'postgres', 'redis', 'runner']);
+    // MinIO (ARTIFACT_STORE=s3): health-checked, nothing published on the host.
+    expect(services.minio?.healthcheck?.test.join(' ')).toContain('mc ready local');
+    expect(services.minio?.ports ?? []).toEqual([]);
   });
 
   it('publishes nothing on public interfaces', () => {
