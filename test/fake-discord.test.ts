@@ -21,7 +21,7 @@ import { missingChannelPermissions, missingFromPermissions } from '../src/bot/pe
 import { registerCommands } from '../src/bot/register-commands.ts';
 import { createLogger } from '../src/log.ts';
 import { UpstreamError } from '../src/errors.ts';
-import { ComicNewOptions, optionValues, parseOptions } from '../src/commands/index.ts';
+import { ComicNewOptions, commandBodies, optionValues, parseOptions } from '../src/commands/index.ts';
 
 const silent = createLogger({ level: 'silent' });
 
@@ -399,7 +399,8 @@ describe('registerCommands', () => {
       silent,
     );
     expect(result).toMatchObject({ scope: 'guild', applicationId: fake.applicationId });
-    expect(fake.commands(fake.guild.id).map((c) => c.name)).toEqual(['comic', 'queue', 'runner']);
+    expect(fake.commands(fake.guild.id).map((c) => c.name)).toEqual(commandBodies().map((c) => c.name));
+    expect(result.names).toEqual(commandBodies().map((c) => c.name));
     expect(
       fake
         .requests({
@@ -417,6 +418,6 @@ describe('registerCommands', () => {
       silent,
     );
     expect(result.scope).toBe('global');
-    expect(fake.commands().map((c) => c.name)).toEqual(['comic', 'queue', 'runner']);
+    expect(fake.commands().map((c) => c.name)).toEqual(commandBodies().map((c) => c.name));
   });
 });
