@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { CommandHandler } from '../commands/handler.ts';
 import { ComicMasterError, userMessageOf } from '../errors.ts';
 import type { BotDeps } from './deps.ts';
+import { handleVoteButton, isVoteButton } from './vote-buttons.ts';
 
 export type InteractionRouter = (interaction: Interaction) => Promise<void>;
 
@@ -23,6 +24,11 @@ export function createInteractionRouter(handlers: readonly CommandHandler[], dep
   return async (interaction) => {
     if (interaction.isAutocomplete()) {
       await autocomplete(interaction, byName.get(interaction.commandName), deps, logger);
+      return;
+    }
+    if (interaction.isButton()) {
+      // Buttons answer for themselves (ephemerally) and never throw.
+      if (isVoteButton(interaction.customId)) await handleVoteButton(interaction, deps);
       return;
     }
     if (!interaction.isChatInputCommand()) return;

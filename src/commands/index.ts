@@ -9,6 +9,8 @@ import { queueCommand } from './queue.ts';
 import { modelsCommand } from './models.ts';
 import { runnerCommand } from './runner.ts';
 import { trainCommand } from './train.ts';
+import { styleCommand } from './style.ts';
+import { voteCommand } from './vote.ts';
 
 export {
   comicCommand,
@@ -27,9 +29,11 @@ export {
 export { runnerCommand, RunnerStatusOptions } from './runner.ts';
 export { modelsCommand, ModelsOptions } from './models.ts';
 export { trainCommand, TrainStyleOptions, TrainStatusOptions, TrainCancelOptions, TrainRoleOptions } from './train.ts';
+export { styleCommand, StyleNameOptions } from './style.ts';
+export { voteCommand, VoteCloseOptions } from './vote.ts';
 export { optionValues, parseOptions, type OptionValues } from './options.ts';
 
-export const commands = [comicCommand, queueCommand, runnerCommand, characterCommand, trainCommand, modelsCommand] as const;
+export const commands = [comicCommand, queueCommand, runnerCommand, characterCommand, trainCommand, modelsCommand, styleCommand, voteCommand] as const;
 
 /** The JSON bodies Discord receives on registration. */
 export function commandBodies(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
