@@ -25,6 +25,7 @@ import { startRenderWorker, type RenderSchedulingOptions, type RenderWorker, typ
 import type { RunnerModels } from '../scheduling/candidates.ts';
 import type { PanelRenderer } from './renderer.ts';
 import { StoryboardRenderer } from './storyboard-renderer.ts';
+import { startEvaluateWorker, type EvaluateDeps } from '../evaluation/evaluate-worker.ts';
 import { startTrainWorker, type GpuLease, type TrainWorker, type TrainWorkerOptions } from './train-worker.ts';
 
 export interface RunRunnerOptions {
@@ -45,6 +46,8 @@ export interface RunRunnerOptions {
   comfy?: ComfyRendererDeps['client'];
   /** GPU scheduler settings (src/scheduling): policy, 'fifo' for the benchmark's baseline, poll interval. */
   scheduling?: Pick<RenderSchedulingOptions, 'mode' | 'policy' | 'pollIntervalMs'>;
+  /** Evaluation grid tuning (tests render small cells with few steps). */
+  evaluation?: Pick<EvaluateDeps, 'renderSize' | 'steps' | 'gridCellSize' | 'overviewCellSize' | 'uploadLimitBytes'>;
   /** Train worker tuning (watchdog, grace, throttles, lock timings). */
   train?: Pick<
     TrainWorkerOptions,
@@ -140,12 +143,17 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
     });
     presenceRef.current = presenceHandle;
 
+    // Evaluation grids of finished trainings (src/evaluation): one training at a time, in LoRA order,
+    // through the same renderer; ComfyUI's own queue interleaves them with comic panels.
+    const evaluateWorker = startEvaluateWorker({ connection, db: database.db, store, renderer, producer, logger, ...opts.evaluation });
+
     // Training is exclusive on this GPU: renders wait (pause() lets the renders in flight finish),
     // ComfyUI unloads its models, and presence says until when.
     const gpu: GpuLease = {
       async acquire({ trainingId, etaSeconds }) {
         logger.info({ trainingId }, 'a training takes the GPU: pausing renders');
         await renderWorker.pause();
+        await evaluateWorker.pause();
         if (renderer instanceof ComfyRenderer) {
           await renderer.client.free({ unloadModels: true, freeMemory: true }).catch((err: unknown) => logger.warn({ err }, 'ComfyUI /free failed'));
         }
@@ -155,6 +163,7 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
       async release() {
         trainingUntil = null;
         renderWorker.resume();
+        evaluateWorker.resume();
         logger.info('the training gave the GPU back: renders resume');
         void presenceHandle.beat();
       },
@@ -180,6 +189,7 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
         process.off('SIGINT', onSignal);
         // A training in progress is stopped and handed back first (it resumes from its saved state).
         await trainWorker.close();
+        await evaluateWorker.close();
         await renderWorker.close(opts.shutdownGraceMs ?? 30_000);
         await cleanup();
         logger.info({ runnerId }, 'runner stopped');
