@@ -57,7 +57,8 @@ export async function resolveComicStyle(
   return {
     style: {
       trigger: row.trigger,
-      lora: { name: fileName, strength: STYLE_LORA_STRENGTH, artifactKey: row.loraArtifactKey },
+      // The strength the evaluation recommended for the winning checkpoint (0.8 for a style added by hand).
+      lora: { name: fileName, strength: row.defaultStrength, artifactKey: row.loraArtifactKey },
     },
     family: row.modelFamily,
   };
