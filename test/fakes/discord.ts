@@ -108,8 +108,8 @@ export interface FakeInteraction {
   id: string;
   token: string;
   applicationId: string;
-  /** 2 = application command, 4 = autocomplete. */
-  type: 2 | 4;
+  /** 2 = application command, 3 = message component (a button click), 4 = autocomplete. */
+  type: 2 | 3 | 4;
   guildId: string;
   channelId: string;
   userId: string;
@@ -529,6 +529,62 @@ export class FakeDiscord {
       options = ((options.find((o) => o.name === name)?.options ?? []) as Record<string, unknown>[]) ?? [];
     }
     return options;
+  }
+
+  /**
+   * A member clicks a button on a message; the bot receives INTERACTION_CREATE type 3 (MESSAGE_COMPONENT)
+   * with the message and the button's custom_id. As in Discord, only an enabled button that is on the
+   * message can be clicked (anything else throws here, in the test).
+   */
+  clickButton(input: { channelId?: string; messageId: string; customId: string; userId: string }): { id: string; token: string } {
+    const message = this.requireMessage(input.channelId, input.messageId);
+    const buttons = (message.components as { components?: { type?: number; custom_id?: string; disabled?: boolean }[] }[]).flatMap(
+      (row) => row.components ?? [],
+    );
+    const button = buttons.find((b) => b.type === 2 && b.custom_id === input.customId);
+    if (!button) throw new Error(`message ${input.messageId} has no button ${input.customId}`);
+    if (button.disabled) throw new Error(`button ${input.customId} is disabled`);
+    const { guild, channel } = this.findChannel(message.channelId);
+    const member = this.findMember(guild, input.userId);
+    const interaction: FakeInteraction = {
+      id: snowflake(),
+      token: `aW50ZXJhY3Rpb24${randomBytes(24).toString('base64url')}`,
+      applicationId: this.applicationId,
+      type: 3,
+      guildId: guild.id,
+      channelId: channel.id,
+      userId: member.user.id,
+      commandName: '',
+      createdAt: Date.now(),
+      expired: false,
+      callback: null,
+      originalMessageId: null,
+      followupIds: [],
+    };
+    this.interactions.set(interaction.id, interaction);
+    this.gateway.dispatch('INTERACTION_CREATE', {
+      id: interaction.id,
+      application_id: this.applicationId,
+      type: 3,
+      token: interaction.token,
+      version: 1,
+      guild_id: guild.id,
+      guild: { id: guild.id, locale: 'en-US', features: [] },
+      guild_locale: 'en-US',
+      channel_id: channel.id,
+      channel: channelJson(channel),
+      member: { ...memberJson(member), permissions: channelPermissions(guild, channel, member).toString() },
+      app_permissions: this.botPermissionsIn(channel.id).toString(),
+      locale: 'en-US',
+      entitlements: [],
+      authorizing_integration_owners: { '0': guild.id },
+      context: 0,
+      attachment_size_limit: this.uploadLimitBytes,
+      message: messageJson(this.baseUrl, message, this.botUser.id),
+      data: { custom_id: input.customId, component_type: 2 },
+    });
+    this.changed();
+    return { id: interaction.id, token: interaction.token };
   }
 
   /** A member adds a reaction to a message; the bot receives MESSAGE_REACTION_ADD (if it has the intent). */
@@ -1279,7 +1335,9 @@ export class FakeDiscord {
     if (late || interaction.expired) throw notFound(10062, 'Unknown interaction');
     const type = payload.type;
     const data = asObject(payload.data);
-    const allowed = interaction.type === 4 ? [8] : [4, 5, 9];
+    // Components may also answer with 6 (deferred update) and 7 (update the message); only 4, 5 and 6
+    // are modelled for them here (a 7 is refused as invalid rather than half-applied).
+    const allowed = interaction.type === 4 ? [8] : interaction.type === 3 ? [4, 5, 6] : [4, 5, 9];
     if (typeof type !== 'number' || !allowed.includes(type)) {
       throw new HttpError(400, {
         message: 'Invalid Form Body',
