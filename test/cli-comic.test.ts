@@ -93,6 +93,13 @@ describe('comicmaster comic', () => {
     expect(result.stderr).not.toMatch(/at .*\.ts:\d+/); // no stack trace for a user's mistake
   });
 
+  it('refuses an experimental model family the operator has not enabled, and says why', () => {
+    const result = cli(['comic', 'a story', '--model', 'ponyv7']);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/Pony/);
+    expect(result.stderr).toMatch(/ENABLE_EXPERIMENTAL_FAMILIES/);
+  });
+
   it('explains a missing recipe file instead of crashing', () => {
     const result = cli(['workflow', join(work, 'nope.json')]);
     expect(result.status).not.toBe(0);

@@ -9,6 +9,7 @@ import type { ComicScript } from '../agents/script-schema.ts';
 import type { AppConfig } from '../config/env.ts';
 import { InputError } from '../errors.ts';
 import type { PanelRenderer } from '../gpu/renderer.ts';
+import { assertFamilyUsable } from './families.ts';
 import { layoutPage, resolveGeometry, type Frame } from './layout.ts';
 import type { ComicManifest } from './manifest.ts';
 import { assemblePage } from './page.ts';
@@ -87,6 +88,7 @@ const pad = (n: number) => String(n).padStart(2, '0');
  */
 export async function runLocalComic(input: LocalComicOptions, deps: LocalComicDeps): Promise<LocalComicResult> {
   const options = parseLocalComicOptions(input);
+  assertFamilyUsable(options.model, deps.config.ENABLE_EXPERIMENTAL_FAMILIES);
   const say = deps.onEvent ?? (() => {});
   const comicId = localComicId(options);
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { familyAvailability } from '../families.ts';
 import { LIMITS } from '../../agents/script-schema.ts';
 import { createComicWithinLimits, setComicOutputSafety, setComicStatus } from '../../db/comics.ts';
 import type { Comic } from '../../db/schema.ts';
@@ -57,6 +58,9 @@ export async function startComic(deps: PipelineDeps, raw: StartComicInput): Prom
     };
   }
   const input = parsed.data;
+  // Families an operator has not enabled (immature or too big for 24 GB) are refused up front.
+  const family = familyAvailability(input.options.model, deps.config.ENABLE_EXPERIMENTAL_FAMILIES);
+  if (!family.usable) return { ok: false, reason: family.reason };
 
   let created;
   try {
