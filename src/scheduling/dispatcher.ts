@@ -19,7 +19,7 @@
  * complete), events and progress. Jobs added without a priority (they would jump the prioritized set)
  * are given their lane's priority on the way, so the reserved slot is the only thing ahead.
  */
-import type { Job, Queue, Worker } from 'bullmq';
+import { Job, type Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { listRunners } from '../gpu/presence.ts';
@@ -58,6 +58,7 @@ export interface DispatcherOptions {
 }
 
 interface Waiting {
+  id: string;
   job: Job;
   candidate: Candidate | undefined;
   payload: RenderJob | undefined;
@@ -74,6 +75,11 @@ export class RenderDispatcher {
   private readonly lockKey: string;
   private readonly policy: PolicyOptions;
   private readonly now: () => number;
+  /**
+   * Waiting jobs already read, by id: a job's data never changes while it waits, so each pick reads
+   * only the ids (cheap) and fetches and validates just the jobs it has not seen.
+   */
+  private readonly known = new Map<string, Omit<Waiting, 'unprioritized'>>();
 
   constructor(private readonly options: DispatcherOptions) {
     this.logger = (options.logger ?? log()).child({ component: 'render-dispatcher', runner: options.runnerId });
@@ -159,18 +165,32 @@ export class RenderDispatcher {
   private async readWaiting(): Promise<Waiting[]> {
     const { queue } = this.options;
     const limit = this.options.scanLimit ?? 500;
-    const [plain, prioritized] = await Promise.all([queue.getJobs(['wait'], 0, limit - 1, true), queue.getJobs(['prioritized'], 0, limit - 1, true)]);
-    const toWaiting = (job: Job | undefined, unprioritized: boolean): Waiting | undefined => {
-      if (!job?.id) return undefined;
+    const [plain, prioritized] = await Promise.all([queue.getRanges(['wait'], 0, limit - 1, true), queue.getRanges(['prioritized'], 0, limit - 1, true)]);
+    const seen = new Set([...plain, ...prioritized]);
+    for (const id of this.known.keys()) if (!seen.has(id)) this.known.delete(id);
+    const read = async (id: string): Promise<Omit<Waiting, 'unprioritized'> | undefined> => {
+      const cached = this.known.get(id);
+      if (cached) return cached;
+      const job = await Job.fromId(queue, id);
+      if (!job) return undefined; // taken or removed in between
       const parsed = parsePayload('render', job.data);
-      return {
+      const entry = {
+        id,
         job,
-        unprioritized,
         payload: parsed.ok ? parsed.payload : undefined,
-        candidate: parsed.ok ? candidateOf(job.id, parsed.payload, job.timestamp) : undefined,
+        candidate: parsed.ok ? candidateOf(id, parsed.payload, job.timestamp) : undefined,
       };
+      this.known.set(id, entry);
+      return entry;
     };
-    return [...plain.map((j) => toWaiting(j, true)), ...prioritized.map((j) => toWaiting(j, false))].filter((w): w is Waiting => w !== undefined);
+    const out: Waiting[] = [];
+    for (const [ids, unprioritized] of [[plain, true], [prioritized, false]] as const) {
+      for (const id of ids) {
+        const entry = await read(id);
+        if (entry) out.push({ ...entry, unprioritized });
+      }
+    }
+    return out;
   }
 
   /**
