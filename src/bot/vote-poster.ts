@@ -124,7 +124,7 @@ export function voteMessageContent(view: VoteView): string {
   const blind = Boolean(view.evaluation?.blindOrder);
   const open = training.status === 'voting';
   const header = open
-    ? `🗳️ **Which checkpoint becomes the style “${training.name}”?** Look at the grids above, then press a button. One vote per member; press another to change it.${blind ? ' The labels are shuffled so nobody votes for an epoch.' : ''}`
+    ? `🗳️ **Which checkpoint becomes ${training.kind === 'character' ? `the LoRA of the character “${training.name}”` : `the style “${training.name}”`}?** Look at the grids above, then press a button. One vote per member; press another to change it.${blind ? ' The labels are shuffled so nobody votes for an epoch.' : ''}`
     : `🗳️ **Vote on “${training.name}” — closed.**`;
   const closes = open && training.votingClosesAt ? `Closes <t:${Math.floor(training.votingClosesAt.getTime() / 1000)}:R>, or earlier by \`/vote close\` (trainer role or Manage Server).` : '';
   const lines = view.options.map((o) => {
@@ -185,7 +185,12 @@ export async function finishVote(deps: BotDeps, result: CloseResult, how: string
   await refreshVoteMessage(deps, result.training.id);
   const view = await voteView(deps.db, result.training.id);
   const label = view.options.find((o) => o.checkpoint.id === result.winner.id)?.label ?? `epoch ${result.winner.epoch}`;
-  const text = `🏆 **${result.style.name}** is ready: ${how}, ${label} (epoch ${result.winner.epoch}) won by ${REASONS[result.reason]}. It renders at strength ${result.style.defaultStrength.toFixed(1)} — try \`/comic new style:${result.style.name}\`.`;
+  const won = `${how}, ${label} (epoch ${result.winner.epoch}) won by ${REASONS[result.reason]}`;
+  const text = result.character
+    ? `🏆 **${result.character.name}** has a LoRA now: ${won}. Every comic that names ${result.character.name} renders them with it (trigger \`${result.character.loraTrigger}\`, strength ${(result.character.loraStrength ?? 0.6).toFixed(1)}).`
+    : result.style
+      ? `🏆 **${result.style.name}** is ready: ${won}. It renders at strength ${result.style.defaultStrength.toFixed(1)} — try \`/comic new style:${result.style.name}\`.`
+      : `🏆 ${won}.`;
   await lock.run(lockKey(result.training.id), async () => {
     const fresh = await getTraining(deps.db, result.training.id);
     if (!fresh || fresh.evaluationMessageIds.closed) return;

@@ -31,6 +31,7 @@ import { InputError } from '../errors.ts';
 import { planTraining, type TrainingPlan } from '../training/plan.ts';
 import { PRESETS } from '../training/presets.ts';
 import type { CommandHandler } from './handler.ts';
+import { trainCharacter } from './train-character-handler.ts';
 import { optionValues, parseOptions } from './options.ts';
 import {
   IMAGE_OPTION_NAMES,
@@ -67,6 +68,7 @@ export const trainHandler: CommandHandler = {
   async execute(interaction, deps) {
     const sub = interaction.options.getSubcommand(true);
     if (sub === 'style') return trainStyle(interaction, deps);
+    if (sub === 'character') return trainCharacter(interaction, deps);
     if (sub === 'status') return trainStatus(interaction, deps);
     if (sub === 'cancel') return trainCancel(interaction, deps);
     if (sub === 'role') return trainRole(interaction, deps);
@@ -96,6 +98,54 @@ function refusalForNonTrainer(settings: GuildSettings): string {
 
 async function trainStyle(interaction: ChatInputCommandInteraction, deps: BotDeps): Promise<void> {
   const options = parseOptions(TrainStyleOptions, optionValues(interaction), 'train style');
+  await trainFromImages(interaction, deps, {
+    kind: 'style',
+    name: options.name,
+    trigger: options.trigger,
+    base: options.base,
+    fromChannel: options.from_channel,
+    noun: 'style',
+    async checkName(guildId) {
+      const [taken] = await deps.db
+        .select({ name: styles.name })
+        .from(styles)
+        .where(and(eq(styles.guildId, guildId), sql`lower(${styles.name}) = lower(${options.name})`, inArray(styles.status, ['ready', 'voting', 'training'])))
+        .limit(1);
+      if (taken) throw new InputError(`This server already has a style named **${taken.name}**; pick another name.`);
+    },
+  });
+}
+
+/**
+ * What a training from images is for: `/train style` and `/train character` differ only in these
+ * (the name check, the trigger, the dataset's minimum and the words stripped from captions).
+ */
+export interface TrainTarget {
+  kind: Training['kind'];
+  /** The style name, or the character's name. */
+  name: string;
+  trigger: string;
+  base: TrainStyleOptions['base'];
+  fromChannel: number | undefined;
+  /** "style" or "character": how the replies call what is trained. */
+  noun: string;
+  /** Refuses (InputError) when the name cannot be trained under; runs after the reply is deferred. */
+  checkName(guildId: string): Promise<void>;
+  /** Dataset minimum and recommendation (the dataset module's style defaults otherwise). */
+  minImages?: number;
+  recommendedImages?: number;
+  /** Words removed from every caption besides the style words (a character's constant features). */
+  stripFromCaptions?: readonly string[];
+  /** Kept in the row's config for whoever finishes the training (e.g. the character's id). */
+  extraConfig?: Record<string, unknown>;
+}
+
+/**
+ * Images → checked, prepared dataset → trainings row + `train` job + status message. Everything that
+ * needs no download is checked first, so refusals stay ephemeral and nothing is queued.
+ */
+export async function trainFromImages(interaction: ChatInputCommandInteraction, deps: BotDeps, target: TrainTarget): Promise<void> {
+  const options = { name: target.name, trigger: target.trigger, base: target.base, from_channel: target.fromChannel };
   const guildId = requireGuild(interaction);
   const attachments: AttachmentSource[] = [];
   const zip = interaction.options.getAttachment('zip');
@@ -122,15 +172,10 @@ async function trainStyle(interaction: ChatInputCommandInteraction, deps: BotDep
     .limit(1);
   if (active) {
     throw new InputError(
-      `The style **${active.name}** (\`${active.id}\`) is still training on this server; one at a time. \`/train cancel\` stops it.`,
+      `**${active.name}** (\`${active.id}\`) is still training on this server; one at a time. \`/train cancel\` stops it.`,
     );
   }
-  const [taken] = await deps.db
-    .select({ name: styles.name })
-    .from(styles)
-    .where(and(eq(styles.guildId, guildId), sql`lower(${styles.name}) = lower(${options.name})`, inArray(styles.status, ['ready', 'voting', 'training'])))
-    .limit(1);
-  if (taken) throw new InputError(`This server already has a style named **${taken.name}**; pick another name.`);
+  await target.checkName(guildId);
 
   const workDir = join(deps.config.dataDir, 'tmp', `train-${randomUUID()}`);
   const inputsDir = join(workDir, 'inputs');
@@ -153,13 +198,20 @@ async function trainStyle(interaction: ChatInputCommandInteraction, deps: BotDep
     await interaction.editReply({ content: `🔎 Checking and preparing ${downloaded.files.length} file${downloaded.files.length === 1 ? '' : 's'}…` });
     const report = await prepareDataset(
       downloaded.files.map((f) => f.path),
-      { trigger: options.trigger, out: datasetDir, captions: captionModeFor(options.base, deps) },
+      {
+        trigger: options.trigger,
+        out: datasetDir,
+        captions: captionModeFor(options.base, deps),
+        ...(target.minImages !== undefined ? { minImages: target.minImages } : {}),
+        ...(target.recommendedImages !== undefined ? { recommendedImages: target.recommendedImages } : {}),
+        ...(target.stripFromCaptions ? { extraStyleWords: [...target.stripFromCaptions] } : {}),
+      },
       captionSettingsFromConfig(deps.config),
     );
     const names = new Map(downloaded.files.map((f) => [f.path, f.filename]));
-    const displayed = withOriginalNames(report, names);
+    const displayed = inWordsOf(target, withOriginalNames(report, names));
     if (report.status === 'refused') {
-      await interaction.editReply({ content: clip(reportText(displayed, downloaded.refused, null, null)) });
+      await interaction.editReply({ content: clip(reportText(displayed, downloaded.refused, null, null, target.noun)) });
       return;
     }
 
@@ -187,12 +239,12 @@ async function trainStyle(interaction: ChatInputCommandInteraction, deps: BotDep
         guildId,
         channelId: interaction.channelId,
         userId: interaction.user.id,
-        kind: 'style',
+        kind: target.kind,
         name: options.name,
         trigger: options.trigger,
         modelFamily: options.base,
         baseModel: plan?.model ?? PRESETS[options.base].defaultModel,
-        config: trainingConfig(options, report, plan),
+        config: { ...trainingConfig(options, report, plan), ...target.extraConfig },
         status: 'queued',
         datasetKey: prefix,
       })
@@ -200,7 +252,7 @@ async function trainStyle(interaction: ChatInputCommandInteraction, deps: BotDep
     if (!training) throw new Error('inserting the trainings row returned nothing');
     await deps.producer.enqueue('train', { trainingId }, { jobId: trainJobId(trainingId) });
     await deps.producer.enqueue('post', { kind: 'training-status', trainingId });
-    await interaction.editReply({ content: clip(reportText(displayed, downloaded.refused, training, plan)) });
+    await interaction.editReply({ content: clip(reportText(displayed, downloaded.refused, training, plan, target.noun)) });
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
@@ -214,7 +266,7 @@ function captionModeFor(base: TrainStyleOptions['base'], deps: BotDeps): Caption
 }
 
 /** What the runner's train worker reads besides the row's columns: the dataset's layout and the plan. */
-function trainingConfig(options: TrainStyleOptions, report: DatasetReport, plan: TrainingPlan | null): Record<string, unknown> {
+function trainingConfig(options: Pick<TrainStyleOptions, 'base' | 'trigger'>, report: DatasetReport, plan: TrainingPlan | null): Record<string, unknown> {
   return {
     base: options.base,
     trigger: options.trigger,
@@ -286,13 +338,27 @@ function nothingToTrain(refused: DownloadRefusal[], fromChannel: boolean): strin
   ].join('\n');
 }
 
-function reportText(report: DatasetReport, downloadRefused: DownloadRefusal[], training: Training | null, plan: TrainingPlan | null): string {
+/** The dataset module speaks of styles; a character training's report says "character" instead. */
+function inWordsOf(target: TrainTarget, report: DatasetReport): DatasetReport {
+  if (target.noun === 'style') return report;
+  const reword = (text: string) => text.replace(/\ba style\b/g, `a ${target.noun}`);
+  return { ...report, message: reword(report.message), warnings: report.warnings.map(reword) };
+}
+
+function reportText(
+  report: DatasetReport,
+  downloadRefused: DownloadRefusal[],
+  training: Training | null,
+  plan: TrainingPlan | null,
+  noun: string,
+): string {
   const refused = [...downloadRefused, ...report.refused];
   const lines: string[] = [];
   if (!training) {
     lines.push(`⚠️ ${report.message.replace(/^Refused: /, 'Not queued: ')}`);
   } else {
-    lines.push(`🎨 Style **${training.name}** (trigger \`${training.trigger}\`) is queued for training: \`${training.id}\`.`);
+    const what = noun.charAt(0).toUpperCase() + noun.slice(1);
+    lines.push(`🎨 ${what} **${training.name}** (trigger \`${training.trigger}\`) is queued for training: \`${training.id}\`.`);
   }
   const counts = report.counts;
   lines.push(

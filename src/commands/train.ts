@@ -2,7 +2,7 @@
  * `/train style | status | cancel | role` — the definition Discord shows, and the option schemas the
  * handler (train-handler.ts) parses with.
  */
-import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
+import { InteractionContextType, SlashCommandBuilder, type SlashCommandSubcommandBuilder } from 'discord.js';
 import { z } from 'zod';
 
 export const TRAIN_BASES = ['illustrious', 'noobai', 'flux'] as const;
@@ -13,6 +13,8 @@ export const IMAGE_OPTION_NAMES = Array.from({ length: MAX_IMAGE_OPTIONS }, (_, 
 export const MAX_FROM_CHANNEL = 300;
 export const STYLE_NAME_MAX_LENGTH = 64;
 export const TRAINING_ID_MAX_LENGTH = 64;
+/** The character's name as typed; the handler finds it in the guild's cast whatever its case. */
+const CHARACTER_NAME_OPTION_MAX = 40;
 
 const BASE_LABELS: Record<(typeof TRAIN_BASES)[number], string> = {
   illustrious: 'Illustrious XL (kohya)',
@@ -20,9 +22,31 @@ const BASE_LABELS: Record<(typeof TRAIN_BASES)[number], string> = {
   flux: 'FLUX.1-dev (ai-toolkit)',
 };
 
+/** The options every training from images has, after its own: base, zip, from_channel, image1…image10. */
+function withBaseAndImages(sub: SlashCommandSubcommandBuilder, imageDescription: string): SlashCommandSubcommandBuilder {
+  sub
+    .addStringOption((o) =>
+      o
+        .setName('base')
+        .setDescription('The base model to train on')
+        .setRequired(true)
+        .addChoices(...TRAIN_BASES.map((base) => ({ name: BASE_LABELS[base], value: base }))),
+    )
+    .addAttachmentOption((o) => o.setName('zip').setDescription('A zip of the training images'))
+    .addIntegerOption((o) =>
+      o
+        .setName('from_channel')
+        .setDescription("Use this many of the channel's most recent images")
+        .setMinValue(1)
+        .setMaxValue(MAX_FROM_CHANNEL),
+    );
+  for (const name of IMAGE_OPTION_NAMES) sub.addAttachmentOption((o) => o.setName(name).setDescription(imageDescription));
+  return sub;
+}
+
 export const trainCommand = new SlashCommandBuilder()
   .setName('train')
-  .setDescription('Train a style LoRA on the GPU box')
+  .setDescription('Train a style or character LoRA on the GPU box')
   .setContexts(InteractionContextType.Guild)
   .addSubcommand((sub) => {
     sub
@@ -38,24 +62,17 @@ export const trainCommand = new SlashCommandBuilder()
           .setRequired(true)
           .setMinLength(1)
           .setMaxLength(40),
-      )
-      .addStringOption((o) =>
-        o
-          .setName('base')
-          .setDescription('The base model to train on')
-          .setRequired(true)
-          .addChoices(...TRAIN_BASES.map((base) => ({ name: BASE_LABELS[base], value: base }))),
-      )
-      .addAttachmentOption((o) => o.setName('zip').setDescription('A zip of the training images'))
-      .addIntegerOption((o) =>
-        o
-          .setName('from_channel')
-          .setDescription("Use this many of the channel's most recent images")
-          .setMinValue(1)
-          .setMaxValue(MAX_FROM_CHANNEL),
       );
-    for (const name of IMAGE_OPTION_NAMES) sub.addAttachmentOption((o) => o.setName(name).setDescription('A training image'));
-    return sub;
+    return withBaseAndImages(sub, 'A training image');
+  })
+  .addSubcommand((sub) => {
+    sub
+      .setName('character')
+      .setDescription("Train a cast character's LoRA from 8+ pictures of them (20–40 is best)")
+      .addStringOption((o) =>
+        o.setName('name').setDescription('The character (from /character list)').setRequired(true).setMinLength(1).setMaxLength(CHARACTER_NAME_OPTION_MAX),
+      );
+    return withBaseAndImages(sub, 'A picture of the character');
   })
   .addSubcommand((sub) =>
     sub
@@ -96,6 +113,13 @@ export const TrainStyleOptions = z.object({
   from_channel: z.number().int().min(1).max(MAX_FROM_CHANNEL).optional(),
 });
 export type TrainStyleOptions = z.infer<typeof TrainStyleOptions>;
+
+export const TrainCharacterOptions = z.object({
+  name: z.string().trim().min(1, 'name the character to train').max(CHARACTER_NAME_OPTION_MAX),
+  base: z.enum(TRAIN_BASES),
+  from_channel: z.number().int().min(1).max(MAX_FROM_CHANNEL).optional(),
+});
+export type TrainCharacterOptions = z.infer<typeof TrainCharacterOptions>;
 
 const TrainingId = z
   .string()

@@ -8,7 +8,8 @@
  */
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { type Checkpoint, type Style, type Training, checkpoints, styles, trainings } from '../db/schema.ts';
+import { attachTrainedLora } from '../characters/trained-lora.ts';
+import { type Character, type Checkpoint, type Style, type Training, checkpoints, styles, trainings } from '../db/schema.ts';
 import { tally, type TallyLine } from '../db/votes.ts';
 import { ComicMasterError, InputError } from '../errors.ts';
 import type { ArtifactStore } from '../store/artifact-store.ts';
@@ -90,7 +91,10 @@ export async function voteView(db: Db, trainingId: string): Promise<VoteView> {
 export interface CloseResult {
   training: Training;
   winner: Checkpoint;
-  style: Style;
+  /** The style registered (a style training), or null for a character training. */
+  style: Style | null;
+  /** The character that got the winning LoRA (a character training), or null for a style training. */
+  character: Character | null;
   tally: TallyLine[];
   /** How the winner was chosen, for the announcement. */
   reason: 'most-votes' | 'tie-earlier-epoch' | 'tie-picked' | 'no-votes-earliest';
@@ -146,6 +150,16 @@ export async function closeVote(
       });
       await store.put(loraKey, data, { contentType: 'application/octet-stream' });
     }
+    if (training.kind === 'character') {
+      // A character training's winner is the character's LoRA, not a style (src/characters/trained-lora.ts).
+      const character = await attachTrainedLora(tx as unknown as Db, training, loraKey);
+      const [closed] = await tx
+        .update(trainings)
+        .set({ status: 'done', votingClosesAt: null })
+        .where(eq(trainings.id, training.id))
+        .returning();
+      return { training: closed!, winner, style: null, character, tally: lines, reason };
+    }
     const values = {
       trigger: training.trigger,
       modelFamily: training.modelFamily,
@@ -174,7 +188,7 @@ export async function closeVote(
       .set({ status: 'done', votingClosesAt: null })
       .where(eq(trainings.id, training.id))
       .returning();
-    return { training: closed!, winner, style, tally: lines, reason };
+    return { training: closed!, winner, style, character: null, tally: lines, reason };
   });
 
   return result;
