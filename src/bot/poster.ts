@@ -22,6 +22,7 @@ import type { Comic } from '../db/schema.ts';
 import { UpstreamError } from '../errors.ts';
 import { createWorker, isEvaluationPostJob, isTrainingPostJob, type JobPayload, type PostJob } from '../queue/index.ts';
 import { artifactKeys } from '../store/keys.ts';
+import { castButtonRows } from './cast-buttons.ts';
 import type { BotDeps } from './deps.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import {
@@ -176,7 +177,9 @@ class PostHandler {
         i === 0
           ? `📖 **${title}** — the storyboard, while the panels are being drawn.`
           : `📖 **${title}** — storyboard, continued.`;
-      const message = await channel.send({ content, files: groups[i]! });
+      // The first message carries the "Save to cast" buttons for the characters the script invented.
+      const components = i === 0 ? await castButtonRows(this.deps.db, comic) : [];
+      const message = await channel.send({ content, files: groups[i]!, components });
       await addStoryboardMessageId(this.deps.db, comic.id, message.id);
     }
   }

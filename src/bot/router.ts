@@ -12,6 +12,7 @@ import {
 import type { Logger } from 'pino';
 import type { CommandHandler } from '../commands/handler.ts';
 import { ComicMasterError, userMessageOf } from '../errors.ts';
+import { handleCastButton, isCastButton } from './cast-buttons.ts';
 import type { BotDeps } from './deps.ts';
 import { handleVoteButton, isVoteButton } from './vote-buttons.ts';
 
@@ -29,6 +30,7 @@ export function createInteractionRouter(handlers: readonly CommandHandler[], dep
     if (interaction.isButton()) {
       // Buttons answer for themselves (ephemerally) and never throw.
       if (isVoteButton(interaction.customId)) await handleVoteButton(interaction, deps);
+      else if (isCastButton(interaction.customId)) await handleCastButton(interaction, deps);
       return;
     }
     if (!interaction.isChatInputCommand()) return;
