@@ -19,6 +19,7 @@ import { registerCommands } from '../src/bot/register-commands.ts';
 import { parseConfig, type AppConfig } from '../src/config/env.ts';
 import { openDatabase, type Database } from '../src/db/client.ts';
 import { getGuildSettings } from '../src/db/guild-settings.ts';
+import { castVote } from '../src/db/votes.ts';
 import { checkpoints, comics, guildSettings, renders, styles, trainings } from '../src/db/schema.ts';
 import { runRunner, type RunnerHandle } from '../src/gpu/runner.ts';
 import { createLogger } from '../src/log.ts';
@@ -249,4 +250,46 @@ describe('evaluation → vote → style', () => {
     expect(render!.recipe.positive.startsWith('inkwash')).toBe(true);
     await settled();
   }, 180_000);
+
+  it('closes by its timer; a tie goes to the earlier epoch', async () => {
+    const guildId = fake.guild.id;
+    const channel = channelId('styles');
+    const [training] = await database.db
+      .insert(trainings)
+      .values({
+        guildId,
+        channelId: channel,
+        userId: member('owner'),
+        kind: 'style',
+        name: 'charcoal',
+        trigger: 'charcoal',
+        modelFamily: 'illustrious',
+        baseModel: 'illustriousXL_v01.safetensors',
+        config: {},
+        status: 'voting',
+      })
+      .returning();
+    const ids: string[] = [];
+    for (const epoch of [4, 2]) {
+      const key = `trainings/${training!.id}/checkpoints/charcoal-e${epoch}.safetensors`;
+      await store.put(key, fakeSafetensors(epoch));
+      const [row] = await database.db.insert(checkpoints).values({ trainingId: training!.id, epoch, step: epoch * 50, artifactKey: key }).returning();
+      ids.push(row!.id);
+    }
+    await castVote(database.db, { trainingId: training!.id, memberId: member('alice'), checkpointId: ids[0]! });
+    await castVote(database.db, { trainingId: training!.id, memberId: member('bob'), checkpointId: ids[1]! });
+    // The deadline has passed when the delayed job runs.
+    await database.db.update(trainings).set({ votingClosesAt: new Date(Date.now() - 1_000) }).where(eq(trainings.id, training!.id));
+    await producer.enqueue('post', { kind: 'vote-close', trainingId: training!.id }, { jobId: `vote-close-${training!.id}` });
+
+    const style = await until(async () => {
+      const [row] = await database.db.select().from(styles).where(eq(styles.name, 'charcoal'));
+      return row?.status === 'ready' ? row : undefined;
+    });
+    // 1–1: epoch 2 (ids[1]) wins over epoch 4, being less trained.
+    expect(style.checkpointId).toBe(ids[1]);
+    expect(style.defaultStrength).toBeCloseTo(0.8, 5);
+    await until(() => botMessages(channel).some((m) => m.content.includes('**charcoal** is ready') && m.content.includes('earlier epoch')));
+    await settled();
+  }, 60_000);
 });
