@@ -10,7 +10,7 @@ import { LetteringError, letterFrame, type LetteringOptions, type PlacedBalloon 
 const DEFAULT_MAX_COVERAGE = 0.35;
 
 /** Fast, moderate compression: pages are re-encoded for upload by encodeUnderLimit anyway. */
-export const PAGE_PNG_OPTIONS = { compressionLevel: 2, adaptiveFiltering: false } as const;
+export const PAGE_PNG_OPTIONS = { compressionLevel: 1, adaptiveFiltering: false } as const;
 
 export interface AssemblePageInput {
   frames: Frame[];
