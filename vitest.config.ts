@@ -9,5 +9,7 @@ export default defineConfig({
     // but running files one at a time keeps a 2-core machine responsive.
     fileParallelism: false,
     pool: 'forks',
+    // Product code logs at info; tests that check logging build their own logger. Keep CI output readable.
+    env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
   },
 });
