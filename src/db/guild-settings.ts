@@ -28,6 +28,11 @@ export const GuildSettingsPatch = z
     maxInFlightPerGuild: z.number().int().min(1).max(1000),
     testPrompts: z.array(z.string().trim().min(1).max(400)).max(16),
     nsfwPolicy: z.enum(nsfwPolicy.enumValues),
+    /** Discord role id (a snowflake); null: only Manage Server may train. */
+    trainerRoleId: z.string().regex(/^\d{17,20}$/).nullable(),
+    /** One hour to one week. */
+    voteMinutes: z.number().int().min(60).max(7 * 24 * 60),
+    blindVotes: z.boolean(),
   })
   .partial()
   .strict();
