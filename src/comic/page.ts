@@ -4,7 +4,7 @@ import { InputError } from '../errors.ts';
 import { log } from '../log.ts';
 import { renderText, verifyFonts } from './fonts.ts';
 import { resolveGeometry, type Frame, type PageGeometry } from './layout.ts';
-import { LetteringError, letterFrame, type LetteringOptions, type PlacedBalloon } from './lettering.ts';
+import { LetteringError, letterFrame, type FrameLettering, type LetteringOptions, type PlacedBalloon } from './lettering.ts';
 
 /** Share of a frame balloons may cover before lettering asks for more room. */
 const DEFAULT_MAX_COVERAGE = 0.35;
@@ -22,7 +22,15 @@ export interface AssemblePageInput {
   /** Printed small in the bottom margin when given. */
   pageNumber?: number;
   maxCoverage?: LetteringOptions['maxCoverage'];
+  /**
+   * Per panel: true when the model drew that panel's balloons, caption and SFX itself (the recipe's
+   * drawnText, FLUX.2 with lettering "model"). Such a panel gets its frame but no overlaid lettering.
+   */
+  drawnByModel?: readonly boolean[];
 }
+
+/** What a panel whose text the model drew gets: nothing on top of the art (and no say in the page's size). */
+const NO_LETTERING: FrameLettering = { balloons: [], svg: '', overlays: [], baseSize: Number.POSITIVE_INFINITY };
 
 export interface AssembledPage {
   png: Buffer;
@@ -81,6 +89,7 @@ export async function assemblePage(input: AssemblePageInput): Promise<AssembledP
     (c, i, all) => i === 0 || c > all[0]!,
   );
   const letterWithFallback = async (f: Frame, i: number, options: LetteringOptions) => {
+    if (input.drawnByModel?.[i] === true) return NO_LETTERING;
     for (const [step, maxCoverage] of coverageSteps.entries()) {
       try {
         return await letterFrame(f, panels[i]!, { ...options, maxCoverage });
