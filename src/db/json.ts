@@ -16,8 +16,17 @@ export const ComicOptions = z.object({
   modelFamily: ModelFamily,
   /** Right-to-left reading order (manga). */
   rtl: z.boolean(),
+  /**
+   * Who letters the balloons: 'overlay' (the page assembler, the default; absent on older comics) or
+   * 'model' (FLUX.2 paints them in the panel; see LETTERING_MODES).
+   */
+  lettering: z.enum(['overlay', 'model']).optional(),
 });
 export type ComicOptions = z.infer<typeof ComicOptions>;
+
+/** `/comic new lettering:` and `comicmaster comic --lettering`. */
+export const LETTERING_MODES = ['overlay', 'model'] as const;
+export type LetteringMode = (typeof LETTERING_MODES)[number];
 
 /** The page layout is owned by the page assembler; the database only keeps it as a JSON object. */
 export const PageLayout = z.record(z.string(), z.unknown());
