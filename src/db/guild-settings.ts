@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { LIMITS } from '../agents/script-schema.ts';
 import { ModelFamily } from '../comic/recipe.ts';
 import { InputError } from '../errors.ts';
+import { MAX_TEST_PROMPTS, TEST_PROMPT_MAX_LENGTH } from '../evaluation/plan.ts';
 import type { Db } from './client.ts';
 import { type GuildSettings, guildSettings, nsfwPolicy } from './schema.ts';
 
@@ -26,7 +27,8 @@ export const GuildSettingsPatch = z
     defaultRtl: z.boolean(),
     maxInFlightPerUser: z.number().int().min(1).max(100),
     maxInFlightPerGuild: z.number().int().min(1).max(1000),
-    testPrompts: z.array(z.string().trim().min(1).max(400)).max(16),
+    /** Without the trigger: the evaluation plan puts it in front (src/evaluation/plan.ts ledByTrigger). */
+    testPrompts: z.array(z.string().trim().min(1).max(TEST_PROMPT_MAX_LENGTH)).max(MAX_TEST_PROMPTS),
     nsfwPolicy: z.enum(nsfwPolicy.enumValues),
     /** Discord role id (a snowflake); null: only Manage Server may train. */
     trainerRoleId: z.string().regex(/^\d{17,20}$/).nullable(),

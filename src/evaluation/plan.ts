@@ -23,6 +23,13 @@ export const DEFAULT_TEST_PROMPTS = [
   'close-up portrait, rim lighting, dramatic shadows, looking at viewer',
 ] as const;
 
+/**
+ * A guild's own test prompts (`/settings test-prompts`): at most this many, each at most this long.
+ * Six prompts keep the overview legible; 200 characters leave room for the trigger in front.
+ */
+export const MAX_TEST_PROMPTS = 6;
+export const TEST_PROMPT_MAX_LENGTH = 200;
+
 /** Evaluation renders are square: one SDXL bucket, so every cell of a grid has the same shape. */
 export const EVAL_SIZE = 1024;
 
