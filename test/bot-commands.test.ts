@@ -3,88 +3,41 @@
  * style autocomplete, /comic show, /comic cancel (owner or Manage Messages), /queue, /runner status,
  * bad input answered ephemerally. No runner draws here, so comics stay in the making.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBot, type BotHandle } from '../src/bot/bot.ts';
-import { registerCommands } from '../src/bot/register-commands.ts';
-import { parseConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
+import type { Database } from '../src/db/client.ts';
 import { updateGuildSettings } from '../src/db/guild-settings.ts';
 import { comics, styles, type Comic } from '../src/db/schema.ts';
 import { startPresence, type PresenceHandle } from '../src/gpu/presence.ts';
 import { createLogger } from '../src/log.ts';
 import { createRedisClient, type QueueConnection } from '../src/queue/index.ts';
-import { createArtifactStore } from '../src/store/index.ts';
-import { startFakeDiscord, type FakeDiscord, type SlashCommandInput } from './fakes/discord.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { TEST_GEOMETRY } from './helpers/pipeline.ts';
-import { cleanupQueues, testQueueConnection } from './helpers/redis.ts';
+import type { FakeDiscord, SlashCommandInput } from './fakes/discord.ts';
+import { commandReply, startBotHarness, type BotHarness } from './helpers/bot.ts';
 
 const silent = createLogger({ level: 'silent' });
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
-let dataDir: string;
+let harness: BotHarness;
 let database: Database;
 let fake: FakeDiscord;
 let connection: QueueConnection;
-let bot: BotHandle;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dataDir = await mkdtemp(join(tmpdir(), 'cm-bot-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir });
-  connection = testQueueConnection('bot-commands');
-  fake = await startFakeDiscord({
-    guilds: [{ roles: [{ name: 'mods', permissions: 1n << 13n }], members: [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }] }],
+  harness = await startBotHarness({
+    label: 'bot-commands',
+    discord: {
+      guilds: [{ roles: [{ name: 'mods', permissions: 1n << 13n }], members: [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }] }],
+    },
+    bot: { statusIntervalMs: 300 },
   });
-  const config = parseConfig({
-    DISCORD_TOKEN: fake.token,
-    DISCORD_API_URL: fake.restUrl,
-    DISCORD_GUILD_ID: fake.guild.id,
-    DATABASE_URL: testDb.url,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'silent',
-  });
-  await registerCommands(config, silent);
-  bot = await runBot(config, {
-    logger: silent,
-    connection,
-    store: createArtifactStore({ dataDir }),
-    handleSignals: false,
-    statusIntervalMs: 300,
-    pipeline: { geometry: TEST_GEOMETRY },
-  });
+  ({ database, fake, connection } = harness);
   await updateGuildSettings(database.db, fake.guild.id, { maxInFlightPerUser: 5 });
 }, 120_000);
 
 afterAll(async () => {
-  await bot?.stop();
-  if (connection) await cleanupQueues(connection);
-  await fake?.close();
-  await database?.close();
-  await testDb?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await harness?.close();
 });
 
 /** Runs a command and resolves with what the member sees: the reply's text and whether it is ephemeral. */
-async function run(input: SlashCommandInput): Promise<{ content: string; ephemeral: boolean }> {
-  const { id } = fake.sendSlashCommand(input);
-  return fake.waitFor(() => {
-    const interaction = fake.interaction(id);
-    const callback = interaction?.callback;
-    if (!callback) return undefined;
-    if (callback.type === 4) {
-      const data = callback.data as { content?: string; flags?: number };
-      return { content: data.content ?? '', ephemeral: ((data.flags ?? 0) & 64) === 64 };
-    }
-    // Deferred: wait for the edit that carries the answer.
-    const original = interaction.original;
-    if (!original || original.content === '') return undefined;
-    return { content: original.content, ephemeral: (original.flags & 64) === 64 };
-  }, 30_000);
-}
+const run = (input: SlashCommandInput) => commandReply(fake, input);
 
 async function newComic(username: string, prompt: string): Promise<Comic> {
   const reply = await run({ name: 'comic', subcommand: 'new', userId: fake.user(username).id, options: { prompt, pages: 1, panels: 1 } });
