@@ -109,6 +109,8 @@ export async function processScriptJob(
           style,
           characterLoras: characterLorasFor(script, pageIndex + 1, panelIndex + 1, guildCast),
           safe: options.safe,
+          // lettering "model" (FLUX.2 only, checked by /comic new): the panel's text goes into the prompt.
+          drawnText: options.lettering === 'model',
         }),
         script,
         guildCast,

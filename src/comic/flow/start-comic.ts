@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { familyAvailability } from '../families.ts';
+import { familyAvailability, familyProfile } from '../families.ts';
 import { LIMITS } from '../../agents/script-schema.ts';
 import { createComicWithinLimits, setComicOutputSafety, setComicStatus } from '../../db/comics.ts';
+import { LETTERING_MODES, type LetteringMode } from '../../db/json.ts';
 import type { Comic } from '../../db/schema.ts';
 import { ComicMasterError, userMessageOf } from '../../errors.ts';
 import { ModelFamily } from '../recipe.ts';
@@ -31,6 +32,8 @@ export const StartComicInput = z.object({
     style: z.string().trim().min(1).max(64).nullable().optional(),
     model: ModelFamily,
     rtl: z.boolean(),
+    /** Who letters the balloons: the page assembler (default) or the model itself (FLUX.2 only). */
+    lettering: z.enum(LETTERING_MODES).optional(),
     /** True outside age-restricted channels: renders keep the safe-content negative prompt. */
     safe: z.boolean(),
   }),
@@ -38,6 +41,20 @@ export const StartComicInput = z.object({
   limits: z.object({ perUser: z.number().int().min(1), perGuild: z.number().int().min(1) }),
 });
 export type StartComicInput = z.input<typeof StartComicInput>;
+
+/**
+ * Why `lettering` cannot be used with `family`, or null when it can: only a family that paints
+ * legible text (FLUX.2 dev) may draw the balloons itself. Shared by /comic new and `comicmaster comic`.
+ */
+export function letteringRefusal(lettering: LetteringMode | undefined, family: z.infer<typeof ModelFamily>): string | null {
+  if (lettering !== 'model') return null;
+  const profile = familyProfile(family);
+  if (profile.drawsText) return null;
+  return (
+    `Lettering drawn by the model needs model:flux2 (FLUX.2 dev paints legible text); ${profile.label} does not, ` +
+    'so its balloons must be lettered over the art. Choose model:flux2, or lettering:overlay.'
+  );
+}
 
 export type StartComicResult = { ok: true; comic: Comic } | { ok: false; reason: string };
 
@@ -61,6 +78,8 @@ export async function startComic(deps: PipelineDeps, raw: StartComicInput): Prom
   // Families an operator has not enabled (immature or too big for 24 GB) are refused up front.
   const family = familyAvailability(input.options.model, deps.config.ENABLE_EXPERIMENTAL_FAMILIES);
   if (!family.usable) return { ok: false, reason: family.reason };
+  const lettering = letteringRefusal(input.options.lettering, input.options.model);
+  if (lettering) return { ok: false, reason: lettering };
 
   let created;
   try {
@@ -77,6 +96,7 @@ export async function startComic(deps: PipelineDeps, raw: StartComicInput): Prom
           style: input.options.style ?? null,
           modelFamily: input.options.model,
           rtl: input.options.rtl,
+          ...(input.options.lettering ? { lettering: input.options.lettering } : {}),
         },
       },
       input.limits,
