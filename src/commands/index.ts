@@ -11,6 +11,7 @@ import { runnerCommand } from './runner.ts';
 import { trainCommand } from './train.ts';
 import { styleCommand } from './style.ts';
 import { voteCommand } from './vote.ts';
+import { settingsCommand } from './settings.ts';
 
 export {
   comicCommand,
@@ -31,9 +32,10 @@ export { modelsCommand, ModelsOptions } from './models.ts';
 export { trainCommand, TrainStyleOptions, TrainStatusOptions, TrainCancelOptions, TrainRoleOptions } from './train.ts';
 export { styleCommand, StyleNameOptions } from './style.ts';
 export { voteCommand, VoteCloseOptions } from './vote.ts';
+export { settingsCommand, SettingsSetOptions, SettingsTestPromptsOptions } from './settings.ts';
 export { optionValues, parseOptions, type OptionValues } from './options.ts';
 
-export const commands = [comicCommand, queueCommand, runnerCommand, characterCommand, trainCommand, modelsCommand, styleCommand, voteCommand] as const;
+export const commands = [comicCommand, queueCommand, runnerCommand, characterCommand, trainCommand, modelsCommand, styleCommand, voteCommand, settingsCommand] as const;
 
 /** The JSON bodies Discord receives on registration. */
 export function commandBodies(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
