@@ -82,6 +82,8 @@ export async function processAssembleJob(
       geometry: layout.geometry,
       rtl: layout.rtl,
       pageNumber,
+      // The model painted these panels' balloons (lettering "model"): do not letter them again.
+      drawnByModel: rows.map((r) => r.render?.recipe.drawnText !== undefined),
     });
     const encoded = await encodeUnderLimit(assembled.png, {
       maxBytes: deps.uploadLimitBytes ?? DISCORD_UPLOAD_LIMIT,
