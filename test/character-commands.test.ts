@@ -4,93 +4,42 @@
  * another case is refused; hostile reference images (text named .png, a pixel bomb) are refused with
  * the dataset checks' reasons and leave nothing behind.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBot, type BotHandle } from '../src/bot/bot.ts';
-import { registerCommands } from '../src/bot/register-commands.ts';
-import { parseConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
+import type { Database } from '../src/db/client.ts';
 import { characters } from '../src/db/schema.ts';
-import { createLogger } from '../src/log.ts';
-import type { QueueConnection } from '../src/queue/index.ts';
-import { createArtifactStore } from '../src/store/index.ts';
 import type { ArtifactStore } from '../src/store/artifact-store.ts';
-import { startFakeDiscord, type FakeDiscord, type SlashCommandInput } from './fakes/discord.ts';
+import type { FakeDiscord, SlashCommandInput } from './fakes/discord.ts';
 import { pixelBombPng } from './fixtures/dataset/build.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { TEST_GEOMETRY } from './helpers/pipeline.ts';
-import { cleanupQueues, testQueueConnection } from './helpers/redis.ts';
+import { commandReply, startBotHarness, type BotHarness } from './helpers/bot.ts';
 
-const silent = createLogger({ level: 'silent' });
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
-let dataDir: string;
+let harness: BotHarness;
 let database: Database;
 let fake: FakeDiscord;
-let connection: QueueConnection;
 let store: ArtifactStore;
-let bot: BotHandle;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dataDir = await mkdtemp(join(tmpdir(), 'cm-characters-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir });
-  connection = testQueueConnection('character-commands');
-  fake = await startFakeDiscord({
-    guilds: [
-      {
-        roles: [{ id: '700000000000000001', name: 'mods', permissions: 1n << 13n }],
-        members: [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }, { username: 'mod', roles: ['700000000000000001'] }],
-      },
-    ],
+  harness = await startBotHarness({
+    label: 'character-commands',
+    discord: {
+      guilds: [
+        {
+          roles: [{ id: '700000000000000001', name: 'mods', permissions: 1n << 13n }],
+          members: [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }, { username: 'mod', roles: ['700000000000000001'] }],
+        },
+      ],
+    },
+    bot: { cpuWorkers: false },
   });
-  const config = parseConfig({
-    DISCORD_TOKEN: fake.token,
-    DISCORD_API_URL: fake.restUrl,
-    DISCORD_GUILD_ID: fake.guild.id,
-    DATABASE_URL: testDb.url,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'silent',
-  });
-  await registerCommands(config, silent);
-  store = createArtifactStore({ dataDir });
-  bot = await runBot(config, {
-    logger: silent,
-    connection,
-    store,
-    handleSignals: false,
-    cpuWorkers: false,
-    pipeline: { geometry: TEST_GEOMETRY },
-  });
+  ({ database, fake, store } = harness);
 }, 120_000);
 
 afterAll(async () => {
-  await bot?.stop();
-  if (connection) await cleanupQueues(connection);
-  await fake?.close();
-  await database?.close();
-  await testDb?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await harness?.close();
 });
 
 /** Runs a command and resolves with what the member sees: the reply's text and whether it is ephemeral. */
-async function run(input: SlashCommandInput): Promise<{ content: string; ephemeral: boolean }> {
-  const { id } = fake.sendSlashCommand(input);
-  return fake.waitFor(() => {
-    const interaction = fake.interaction(id);
-    const callback = interaction?.callback;
-    if (!callback) return undefined;
-    if (callback.type === 4) {
-      const data = callback.data as { content?: string; flags?: number };
-      return { content: data.content ?? '', ephemeral: ((data.flags ?? 0) & 64) === 64 };
-    }
-    const original = interaction.original;
-    if (!original || original.content === '') return undefined;
-    return { content: original.content, ephemeral: (original.flags & 64) === 64 };
-  }, 30_000);
-}
+const run = (input: SlashCommandInput) => commandReply(fake, input);
 
 const as = (username: string) => fake.user(username).id;
 const photo = () => sharp({ create: { width: 600, height: 800, channels: 3, background: '#2a6fdb' } }).jpeg().toBuffer();
