@@ -180,7 +180,7 @@ describe('/train character', () => {
     expect(token).toMatch(/^mira_[0-9a-f]{4}$/);
     const reply = await run(trainCharacter('mira', await uploads(100, 9)));
     expect(reply.ephemeral).toBe(false);
-    expect(reply.content).toContain(`Character **Mira** (trigger \`${token}\`) is queued for training`);
+    expect(reply.content).toContain(`Character LoRA for **Mira** (trigger \`${token}\`) is queued for training`);
     expect(reply.content).toContain('9 images prepared');
     // Under the recommended 20: a warning, not a refusal.
     expect(reply.content).toContain('20 or more');

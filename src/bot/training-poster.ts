@@ -32,6 +32,7 @@ import {
   recordLossPoint,
   trainingInFlight,
   trainingStatusText,
+  trainingSubject,
   type TrainingView,
 } from './training-status.ts';
 
@@ -112,7 +113,7 @@ export class TrainingPoster {
 
   private async postFailure(training: Training, channel: GuildTextBasedChannel, userMessage: string): Promise<void> {
     await channel.send({
-      content: `<@${training.userId}> the training of **${training.name}** (\`${training.id}\`) failed: ${userMessage}`,
+      content: `<@${training.userId}> the training of ${trainingSubject(training)} (\`${training.id}\`) failed: ${userMessage}`,
       allowedMentions: { users: [training.userId] },
     });
     await this.writeStatus(training, channel, `Reason: ${userMessage}`);

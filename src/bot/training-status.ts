@@ -99,10 +99,20 @@ export function formatLossValue(loss: number): string {
   return loss >= 1 ? loss.toFixed(3) : loss.toPrecision(3);
 }
 
+/** What a training makes, for people: "🎨 Style **Noir**" or "🧑‍🎨 Character LoRA for **Mira**". */
+export function trainingTitle(training: Pick<Training, 'kind' | 'name'>): string {
+  return training.kind === 'character' ? `🧑‍🎨 Character LoRA for **${training.name}**` : `🎨 Style **${training.name}**`;
+}
+
+/** The same in running text: "the style **Noir**" or "the character LoRA for **Mira**". */
+export function trainingSubject(training: Pick<Training, 'kind' | 'name'>): string {
+  return training.kind === 'character' ? `the character LoRA for **${training.name}**` : `the style **${training.name}**`;
+}
+
 /** The status message's text for a training in any state. */
 export function trainingStatusText(view: TrainingView, note?: string): string {
   const { training, progress } = view;
-  const head = `🎨 Style **${training.name}** · training \`${training.id}\` · ${BASE_LABELS[training.modelFamily] ?? training.modelFamily} · trigger \`${training.trigger}\``;
+  const head = `${trainingTitle(training)} · training \`${training.id}\` · ${BASE_LABELS[training.modelFamily] ?? training.modelFamily} · trigger \`${training.trigger}\``;
   const lines = [head];
   switch (training.status) {
     case 'preparing':

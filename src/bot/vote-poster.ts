@@ -69,7 +69,7 @@ export class EvaluationPoster {
       const part = `grid-${prompt}-${i}`;
       if (training.evaluationMessageIds[part]) continue;
       const file = await attachment(this.deps, keys[i]!, `${fileSafe(training.name)}-prompt-${prompt + 1}${parts > 1 ? `-part-${i + 1}` : ''}`, limit);
-      const content = `🧪 **${training.name}** — evaluation grid, test prompt ${prompt + 1}${parts > 1 ? ` (part ${i + 1}/${parts})` : ''}: rows are checkpoints, columns the baseline without the LoRA and the strengths 0.4–1.0.`;
+      const content = `🧪 ${subjectTitle(training)} — evaluation grid, test prompt ${prompt + 1}${parts > 1 ? ` (part ${i + 1}/${parts})` : ''}: rows are checkpoints, columns the baseline without the LoRA and the strengths 0.4–1.0.`;
       const message = await send(channel, { content, files: [file] });
       await recordMessage(this.deps, training.id, part, message.id);
     }
@@ -90,11 +90,11 @@ export class EvaluationPoster {
       const m = evaluation.measures.find((x) => x.checkpointId === o.checkpoint.id);
       if (!m) return `• **${o.label}**`;
       const strength = evaluation.recommendedStrength[o.checkpoint.id];
-      const verdict = m.verdict === 'good' ? '✅ style present, content still flexible' : m.note ?? m.verdict;
+      const verdict = m.verdict === 'good' ? `✅ ${training.kind === 'character' ? 'character' : 'style'} present, content still flexible` : m.note ?? m.verdict;
       return `• **${labelOf.get(o.checkpoint.id)}** — ${verdict}${strength !== undefined ? ` (suggested strength ${strength.toFixed(1)})` : ''}`;
     });
     const content = [
-      `📊 **${training.name}** — evaluation done. Overview and measures (computed from the images: style strength = how far from the baseline, flexibility = how different the prompts stay). They advise; the vote decides.`,
+      `📊 ${subjectTitle(training)} — evaluation done. Overview and measures (computed from the images: ${training.kind === 'character' ? 'LoRA strength' : 'style strength'} = how far from the baseline, flexibility = how different the prompts stay). They advise; the vote decides.`,
       ...lines,
     ]
       .join('\n')
@@ -124,8 +124,8 @@ export function voteMessageContent(view: VoteView): string {
   const blind = Boolean(view.evaluation?.blindOrder);
   const open = training.status === 'voting';
   const header = open
-    ? `🗳️ **Which checkpoint becomes ${training.kind === 'character' ? `the LoRA of the character “${training.name}”` : `the style “${training.name}”`}?** Look at the grids above, then press a button. One vote per member; press another to change it.${blind ? ' The labels are shuffled so nobody votes for an epoch.' : ''}`
-    : `🗳️ **Vote on “${training.name}” — closed.**`;
+    ? `🗳️ **Which checkpoint becomes ${training.kind === 'character' ? `the character LoRA for “${training.name}”` : `the style “${training.name}”`}?** Look at the grids above, then press a button. One vote per member; press another to change it.${blind ? ' The labels are shuffled so nobody votes for an epoch.' : ''}`
+    : `🗳️ **Vote on ${training.kind === 'character' ? `the character LoRA for “${training.name}”` : `“${training.name}”`} — closed.**`;
   const closes = open && training.votingClosesAt ? `Closes <t:${Math.floor(training.votingClosesAt.getTime() / 1000)}:R>, or earlier by \`/vote close\` (trainer role or Manage Server).` : '';
   const lines = view.options.map((o) => {
     const reveal = !open && blind ? ` (epoch ${o.checkpoint.epoch})` : '';
@@ -202,6 +202,11 @@ export async function finishVote(deps: BotDeps, result: CloseResult, how: string
 }
 
 // ---------- helpers ----------
+
+/** "**Noir**" for a style, "Character LoRA for **Mira**" for a character training. */
+function subjectTitle(training: Pick<Training, 'kind' | 'name'>): string {
+  return training.kind === 'character' ? `Character LoRA for **${training.name}**` : `**${training.name}**`;
+}
 
 async function recordMessage(deps: BotDeps, trainingId: string, part: string, messageId: string): Promise<void> {
   await deps.db

@@ -20,7 +20,7 @@ import {
 } from 'discord.js';
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { BotDeps } from '../bot/deps.ts';
-import { readTrainingView, trainingStatusText } from '../bot/training-status.ts';
+import { readTrainingView, trainingStatusText, trainingSubject } from '../bot/training-status.ts';
 import { formatEta } from '../bot/status-message.ts';
 import { captionSettingsFromConfig, prepareDataset } from '../dataset/prepare.ts';
 import type { CaptionMode } from '../dataset/captions.ts';
@@ -88,10 +88,12 @@ export function mayTrain(interaction: ChatInputCommandInteraction, settings: Gui
   return Array.isArray(roles) ? roles.includes(roleId) : roles.cache.has(roleId);
 }
 
-function refusalForNonTrainer(settings: GuildSettings): string {
+/** `noun` is the target's: "style" or "character" (which trains a character LoRA). */
+function refusalForNonTrainer(settings: GuildSettings, noun: string): string {
+  const what = noun === 'character' ? 'a character LoRA' : `a ${noun}`;
   return settings.trainerRoleId
-    ? `Training a style holds the GPU for hours, so it is for members with the <@&${settings.trainerRoleId}> role or Manage Server.`
-    : 'Training a style holds the GPU for hours, so it is for members with Manage Server (an admin can open it to a role with `/train role`).';
+    ? `Training ${what} holds the GPU for hours, so it is for members with the <@&${settings.trainerRoleId}> role or Manage Server.`
+    : `Training ${what} holds the GPU for hours, so it is for members with Manage Server (an admin can open it to a role with \`/train role\`).`;
 }
 
 // ---------- /train style ----------
@@ -161,7 +163,7 @@ export async function trainFromImages(interaction: ChatInputCommandInteraction, 
   }
   // One primary-key read before deferring: a refusal for a non-trainer stays private.
   const settings = await getGuildSettings(deps.db, guildId);
-  if (!mayTrain(interaction, settings)) throw new InputError(refusalForNonTrainer(settings));
+  if (!mayTrain(interaction, settings)) throw new InputError(refusalForNonTrainer(settings, target.noun));
 
   await interaction.deferReply();
 
@@ -357,7 +359,7 @@ function reportText(
   if (!training) {
     lines.push(`⚠️ ${report.message.replace(/^Refused: /, 'Not queued: ')}`);
   } else {
-    const what = noun.charAt(0).toUpperCase() + noun.slice(1);
+    const what = noun === 'character' ? 'Character LoRA for' : noun.charAt(0).toUpperCase() + noun.slice(1);
     lines.push(`🎨 ${what} **${training.name}** (trigger \`${training.trigger}\`) is queued for training: \`${training.id}\`.`);
   }
   const counts = report.counts;
@@ -393,7 +395,7 @@ async function trainStatus(interaction: ChatInputCommandInteraction, deps: BotDe
     ? await trainingOfGuild(deps, id, guildId)
     : (await deps.db.select().from(trainings).where(eq(trainings.guildId, guildId)).orderBy(desc(trainings.createdAt)).limit(1))[0];
   if (!training) {
-    await interaction.reply({ content: 'No style has been trained on this server yet. `/train style` starts one.', flags: MessageFlags.Ephemeral });
+    await interaction.reply({ content: 'Nothing has been trained on this server yet. `/train style` starts a style, `/train character` a character LoRA.', flags: MessageFlags.Ephemeral });
     return;
   }
   const view = await readTrainingView(deps.db, training, deps.producer.queue('train'));
@@ -429,21 +431,21 @@ async function trainCancel(interaction: ChatInputCommandInteraction, deps: BotDe
   if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized')) await job.remove().catch(() => undefined);
   await deps.producer.enqueue('post', { kind: 'training-status', trainingId: training.id });
   deps.logger.info({ trainingId: training.id, userId: interaction.user.id, jobState: state }, 'training cancelled');
-  await interaction.editReply({ content: `🛑 The training of **${training.name}** (\`${training.id}\`) is cancelled.` });
+  await interaction.editReply({ content: `🛑 The training of ${trainingSubject(training)} (\`${training.id}\`) is cancelled.` });
 }
 
 async function trainRole(interaction: ChatInputCommandInteraction, deps: BotDeps): Promise<void> {
   const { role } = parseOptions(TrainRoleOptions, optionValues(interaction), 'train role');
   const guildId = requireGuild(interaction);
   if (!interaction.memberPermissions?.has(PermissionFlagsBits.ManageGuild)) {
-    throw new InputError('Only members with Manage Server choose who may train styles.');
+    throw new InputError('Only members with Manage Server choose who may train styles and character LoRAs.');
   }
   await getGuildSettings(deps.db, guildId);
   await deps.db.update(guildSettings).set({ trainerRoleId: role ?? null }).where(eq(guildSettings.guildId, guildId));
   await interaction.reply({
     content: role
-      ? `✅ Members with <@&${role}> may now train styles (and cancel trainings).`
-      : '✅ Only members with Manage Server may train styles now.',
+      ? `✅ Members with <@&${role}> may now train styles and character LoRAs (and cancel trainings).`
+      : '✅ Only members with Manage Server may train styles and character LoRAs now.',
     flags: MessageFlags.Ephemeral,
     allowedMentions: { parse: [] },
   });
@@ -458,6 +460,6 @@ async function trainingOfGuild(deps: BotDeps, id: string, guildId: string): Prom
 }
 
 function requireGuild(interaction: ChatInputCommandInteraction): string {
-  if (!interaction.guildId) throw new InputError('Styles are trained in a server channel, not in direct messages.');
+  if (!interaction.guildId) throw new InputError('Trainings run in a server channel, not in direct messages.');
   return interaction.guildId;
 }
