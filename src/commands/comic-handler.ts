@@ -110,6 +110,7 @@ function comicRequest(options: ComicNewValues, settings: GuildSettings) {
     style: options.style ?? settings.defaultStyle ?? null,
     model: options.model ?? settings.defaultModelFamily,
     rtl: options.rtl ?? settings.defaultRtl,
+    ...(options.lettering ? { lettering: options.lettering } : {}),
   };
 }
 

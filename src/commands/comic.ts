@@ -68,7 +68,13 @@ export const comicCommand = new SlashCommandBuilder()
           .setDescription('Image model family')
           .addChoices(...MODEL_FAMILIES.map((family) => ({ name: MODEL_LABELS[family], value: family }))),
       )
-      .addBooleanOption((o) => o.setName('rtl').setDescription('Read right to left (manga order)')),
+      .addBooleanOption((o) => o.setName('rtl').setDescription('Read right to left (manga order)'))
+      .addStringOption((o) =>
+        o
+          .setName('lettering')
+          .setDescription('Who letters the balloons: overlaid on the art (default), or drawn by the model (FLUX.2 only)')
+          .addChoices({ name: 'Overlay (lettered on the page)', value: 'overlay' }, { name: 'Drawn by the model (FLUX.2 only)', value: 'model' }),
+      ),
   )
   .addSubcommand((sub) =>
     sub
@@ -117,6 +123,7 @@ export const ComicNewOptions = z.object({
     .transform((v) => (v === '' ? undefined : v)),
   model: z.enum(MODEL_FAMILIES).optional(),
   rtl: z.boolean().optional(),
+  lettering: z.enum(['overlay', 'model']).optional(),
 });
 export type ComicNewOptions = z.infer<typeof ComicNewOptions>;
 
