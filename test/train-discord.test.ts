@@ -6,80 +6,47 @@
  * No runner consumes the train queue here: the job is asserted where it waits.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { zipSync } from 'fflate';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBot, type BotHandle } from '../src/bot/bot.ts';
-import { registerCommands } from '../src/bot/register-commands.ts';
-import { parseConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
+import type { BotHandle } from '../src/bot/bot.ts';
+import type { Database } from '../src/db/client.ts';
 import { getGuildSettings } from '../src/db/guild-settings.ts';
 import { checkpoints, guildSettings, trainings, type Training } from '../src/db/schema.ts';
-import { createLogger } from '../src/log.ts';
-import type { QueueConnection } from '../src/queue/index.ts';
-import { createArtifactStore, type ArtifactStore } from '../src/store/index.ts';
-import { snowflake, startFakeDiscord, type FakeDiscord, type FakeUpload, type SlashCommandInput } from './fakes/discord.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { TEST_GEOMETRY } from './helpers/pipeline.ts';
-import { cleanupQueues, testQueueConnection } from './helpers/redis.ts';
+import type { ArtifactStore } from '../src/store/index.ts';
+import { snowflake, type FakeDiscord, type FakeUpload, type SlashCommandInput } from './fakes/discord.ts';
+import { commandReply, startBotHarness, type BotHarness } from './helpers/bot.ts';
 
-const silent = createLogger({ level: 'silent' });
 const TRAINER_ROLE = snowflake();
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
+let harness: BotHarness;
 let dataDir: string;
 let database: Database;
 let fake: FakeDiscord;
-let connection: QueueConnection;
 let store: ArtifactStore;
 let bot: BotHandle;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dataDir = await mkdtemp(join(tmpdir(), 'cm-train-discord-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir });
-  connection = testQueueConnection('train-discord');
-  fake = await startFakeDiscord({
-    guilds: [
-      {
-        roles: [{ id: TRAINER_ROLE, name: 'trainers', permissions: 0n }],
-        members: [{ username: 'owner' }, { username: 'alice', roles: [TRAINER_ROLE] }, { username: 'bob' }],
-      },
-    ],
+  harness = await startBotHarness({
+    label: 'train-discord',
+    discord: {
+      guilds: [
+        {
+          roles: [{ id: TRAINER_ROLE, name: 'trainers', permissions: 0n }],
+          members: [{ username: 'owner' }, { username: 'alice', roles: [TRAINER_ROLE] }, { username: 'bob' }],
+        },
+      ],
+    },
+    bot: { statusIntervalMs: 200, cpuWorkers: false },
   });
-  const config = parseConfig({
-    DISCORD_TOKEN: fake.token,
-    DISCORD_API_URL: fake.restUrl,
-    DISCORD_GUILD_ID: fake.guild.id,
-    DATABASE_URL: testDb.url,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'silent',
-  });
-  await registerCommands(config, silent);
-  store = createArtifactStore({ dataDir });
-  bot = await runBot(config, {
-    logger: silent,
-    connection,
-    store,
-    handleSignals: false,
-    statusIntervalMs: 200,
-    cpuWorkers: false,
-    pipeline: { geometry: TEST_GEOMETRY },
-  });
+  ({ dataDir, database, fake, store, bot } = harness);
   await getGuildSettings(database.db, fake.guild.id);
   await database.db.update(guildSettings).set({ trainerRoleId: TRAINER_ROLE }).where(eq(guildSettings.guildId, fake.guild.id));
 }, 120_000);
 
 afterAll(async () => {
-  await bot?.stop();
-  if (connection) await cleanupQueues(connection);
-  await fake?.close();
-  await database?.close();
-  await testDb?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await harness?.close();
 });
 
 /** A small picture of its own: shapes placed by `seed`, so no two are near-duplicates. */
@@ -106,20 +73,8 @@ function png(name: string, bytes: Buffer): FakeUpload {
 }
 
 /** Runs a command and resolves with what the member finally sees (a deferred reply's last edit). */
-async function run(input: SlashCommandInput, done: (content: string) => boolean = () => true): Promise<{ content: string; ephemeral: boolean }> {
-  const { id } = fake.sendSlashCommand(input);
-  return fake.waitFor(() => {
-    const interaction = fake.interaction(id);
-    const callback = interaction?.callback;
-    if (!callback) return undefined;
-    if (callback.type === 4) {
-      const data = callback.data as { content?: string; flags?: number };
-      return { content: data.content ?? '', ephemeral: ((data.flags ?? 0) & 64) === 64 };
-    }
-    const original = interaction.original;
-    if (!original || !done(original.content)) return undefined;
-    return { content: original.content, ephemeral: (original.flags & 64) === 64 };
-  }, 60_000);
+function run(input: SlashCommandInput, done: (content: string) => boolean = () => true): Promise<{ content: string; ephemeral: boolean }> {
+  return commandReply(fake, input, { settled: done, timeoutMs: 60_000 });
 }
 
 /** A deferred /train style is finished when its reply is no longer a progress line. */
