@@ -90,8 +90,13 @@ export function buildProgram(): Command {
     .addOption(new Option('--model <family>', 'model family the recipes target').choices(MODEL_FAMILIES).default('illustrious'))
     .option('--style <trigger>', 'a style LoRA by its trigger word (file <trigger>.safetensors in ComfyUI)')
     .option('--rtl', 'right-to-left reading order (manga)', false)
+    .addOption(
+      new Option('--lettering <mode>', 'overlay: balloons lettered on the page; model: drawn by the model in the panel (FLUX.2 only)')
+        .choices(['overlay', 'model'])
+        .default('overlay'),
+    )
     .option('--out <dir>', 'output folder (default ./comic-out/<title>)')
-    .action(async (story: string, opts: { pages?: number; panelsPerPage?: number; model: string; style?: string; rtl: boolean; out?: string }) => {
+    .action(async (story: string, opts: { pages?: number; panelsPerPage?: number; model: string; style?: string; rtl: boolean; lettering: string; out?: string }) => {
       const { parseLocalComicOptions, runLocalComic } = await import('./comic/run-comic.ts');
       // Validate before loading anything heavy, so bad input fails fast with a clear message.
       const options = parseLocalComicOptions({ story, ...opts });
