@@ -7,9 +7,11 @@ import { ScriptRequest } from '../agents/script-request.ts';
 import { writeScript, type ScriptResult } from '../agents/script-agent.ts';
 import type { ComicScript } from '../agents/script-schema.ts';
 import type { AppConfig } from '../config/env.ts';
+import { LETTERING_MODES } from '../db/json.ts';
 import { InputError } from '../errors.ts';
 import type { PanelRenderer } from '../gpu/renderer.ts';
 import { assertFamilyUsable } from './families.ts';
+import { letteringRefusal } from './flow/start-comic.ts';
 import { layoutPage, resolveGeometry, type Frame } from './layout.ts';
 import type { ComicManifest } from './manifest.ts';
 import { assemblePage } from './page.ts';
@@ -31,6 +33,8 @@ export const LocalComicOptions = z.object({
     .regex(/^[A-Za-z0-9_-]{2,60}$/, { message: 'style must be a trigger word: 2–60 letters, digits, _ or -' })
     .optional(),
   rtl: z.boolean().default(false),
+  /** 'model': FLUX.2 paints the balloons in the panel and the pages are not lettered over them. */
+  lettering: z.enum(LETTERING_MODES).default('overlay'),
   out: z.string().min(1).optional(),
 });
 export type LocalComicOptions = z.input<typeof LocalComicOptions>;
@@ -56,7 +60,11 @@ export interface LocalComicResult {
 
 export function parseLocalComicOptions(input: unknown): z.infer<typeof LocalComicOptions> {
   const result = LocalComicOptions.safeParse(input);
-  if (result.success) return result.data;
+  if (result.success) {
+    const refusal = letteringRefusal(result.data.lettering, result.data.model);
+    if (refusal) throw new InputError(refusal.replace('model:flux2', '--model flux2').replace('lettering:overlay', '--lettering overlay'));
+    return result.data;
+  }
   const messages = [...new Set(result.error.issues.map((i) => i.message))];
   throw new InputError(messages.join('; '), { operatorMessage: z.prettifyError(result.error) });
 }
@@ -64,7 +72,18 @@ export function parseLocalComicOptions(input: unknown): z.infer<typeof LocalComi
 /** A comic id for a local run: stable for the same story and options, so a run can be repeated exactly. */
 export function localComicId(options: z.infer<typeof LocalComicOptions>): string {
   const hash = createHash('sha256')
-    .update(JSON.stringify([options.story, options.pages ?? null, options.panelsPerPage ?? null, options.model, options.style ?? null, options.rtl]))
+    .update(
+      JSON.stringify([
+        options.story,
+        options.pages ?? null,
+        options.panelsPerPage ?? null,
+        options.model,
+        options.style ?? null,
+        options.rtl,
+        // Only when not the default, so the ids of earlier runs stay the same.
+        ...(options.lettering === 'model' ? ['lettering:model'] : []),
+      ]),
+    )
     .digest('hex');
   return `local-${hash.slice(0, 16)}`;
 }
@@ -134,6 +153,7 @@ export async function runLocalComic(input: LocalComicOptions, deps: LocalComicDe
         style,
         // A local run has no channel: keep the output safe for any audience.
         safe: true,
+        drawnText: options.lettering === 'model',
       });
       say(`Rendering page ${pageNumber}, panel ${panelNumber} (${deps.renderer.kind})…`);
       const [image] = await deps.renderer.render(recipe);
@@ -154,6 +174,8 @@ export async function runLocalComic(input: LocalComicOptions, deps: LocalComicDe
       geometry,
       rtl: options.rtl,
       pageNumber,
+      // The model painted the text of these panels: the page does not letter them again.
+      drawnByModel: manifestPanels.map((p) => p.recipe.drawnText !== undefined),
     });
     const file = join('pages', `page-${pad(pageNumber)}.png`);
     await writeFile(join(outDir, file), assembled.png);
