@@ -4,6 +4,7 @@ import { createRenderOnce, failRender, latestRenderOfPanel, requestReroll } from
 import type { RenderRow } from '../../db/schema.ts';
 import { RenderRecipe } from '../recipe.ts';
 import { seedFor } from '../seed.ts';
+import { renderOwner } from '../../scheduling/candidates.ts';
 import { type PipelineDeps, pipelineLogger } from './deps.ts';
 import { jobIds } from './job-ids.ts';
 import { withPageFlows } from './page-flows.ts';
@@ -25,7 +26,8 @@ export type RerollResult =
  * pending, further 🔁 (from anyone) are no-ops: requestReroll flips the panel's pending flag atomically,
  * so exactly one of many simultaneous reactions gets through.
  *
- * The bot ignores its own reactions before calling this; `memberId` is kept for the logs.
+ * The bot ignores its own reactions before calling this; `memberId` is kept for the logs and is the
+ * render's owner for the GPU scheduler's fair share (src/scheduling).
  */
 export async function rerollPanel(
   deps: PipelineDeps,
@@ -67,7 +69,17 @@ export async function rerollPanel(
         pageNumber,
         parentJobId: jobIds.assembleReroll(comic.id, pageNumber, panelNumber, attempt),
         renders: [
-          { renderId, comicId: comic.id, pageNumber, panelNumber, attempt, recipe, interactive: true },
+          {
+            renderId,
+            comicId: comic.id,
+            pageNumber,
+            panelNumber,
+            attempt,
+            recipe,
+            interactive: true,
+            // The member who asked waits on it: turns among re-rolls are shared by person.
+            owner: renderOwner({ guildId: comic.guildId, userId: input.memberId }),
+          },
         ],
       }),
     );

@@ -27,6 +27,7 @@ import { jobIds } from './job-ids.ts';
 import { withPageFlows } from './page-flows.ts';
 import { resolveComicStyle } from './style.ts';
 import { renderStoryboardPages } from './storyboard-pages.ts';
+import { renderOwner } from '../../scheduling/candidates.ts';
 
 export interface ScriptJobResult {
   /** Why nothing was done (the comic was no longer waiting for its script), or null. */
@@ -137,7 +138,7 @@ export async function processScriptJob(
     };
   }
 
-  await queuePageFlows(deps, comic.id, pageRows, panelRows, recipes, logger);
+  await queuePageFlows(deps, comic.id, pageRows, panelRows, recipes, logger, renderOwner(comic));
   await setComicStatus(deps.db, comic.id, 'rendering');
   await deps.producer.enqueue('post', { kind: 'status', comicId: comic.id });
   return { skipped: null, writer, notes, pages: pageRows.length, panels: panelRows.length };
@@ -219,6 +220,8 @@ async function queuePageFlows(
   panelRows: PanelRow[],
   recipes: RenderRecipe[][],
   logger: ReturnType<typeof pipelineLogger>,
+  /** Who the GPU scheduler shares turns by (the comic's maker), so two comics of one member are one turn. */
+  owner: string,
 ): Promise<void> {
   await withPageFlows(deps.queueConnection, logger, async (flows) => {
     for (const page of pageRows) {
@@ -237,6 +240,7 @@ async function queuePageFlows(
           attempt: 0,
           recipe: render.recipe,
           interactive: false,
+          owner,
         });
       }
       if (renders.length > 0) {
