@@ -20,6 +20,15 @@ export const RunnerPresence = z.object({
   vramFree: z.number().nullable(),
   checkpoints: z.array(z.string()),
   loras: z.array(z.string()),
+  /**
+   * The other model folders a recipe may need (GET /models/{folder}): text encoders, VAEs, ControlNets,
+   * CLIP vision and IPAdapter models. Absent from older runners (routing then does not check them).
+   */
+  textEncoders: z.array(z.string()).optional(),
+  vaes: z.array(z.string()).optional(),
+  controlnets: z.array(z.string()).optional(),
+  clipVision: z.array(z.string()).optional(),
+  ipadapters: z.array(z.string()).optional(),
   /** Render ids in progress on this runner (up to two: one running, one queued in ComfyUI). */
   currentJobs: z.array(z.string()),
   online: z.boolean(),

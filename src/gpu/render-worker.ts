@@ -92,6 +92,8 @@ export interface RenderSchedulingOptions {
   policy?: PolicyOptions;
   /** What this runner can render now; null (or absent) means anything. */
   models?: () => RunnerModels | null;
+  /** Whether the renderer can render now; while false the runner claims no render (another may). */
+  online?: () => boolean;
   /** How often to look again when nothing could be claimed. Default 100 ms. */
   pollIntervalMs?: number;
 }
@@ -321,6 +323,7 @@ function startScheduled(
     ...(scheduling.mode ? { mode: scheduling.mode } : {}),
     ...(scheduling.policy ? { policy: scheduling.policy } : {}),
     ...(scheduling.models ? { models: scheduling.models } : {}),
+    ...(scheduling.online ? { online: scheduling.online } : {}),
     logger,
   });
   const consumer: ScheduledConsumer = startScheduledConsumer<RenderResult>({

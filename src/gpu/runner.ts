@@ -23,10 +23,14 @@ import { ComfyRenderer, type ComfyRendererDeps } from './comfy-renderer.ts';
 import { startPresence, type PresenceHandle, type PresenceSnapshot } from './presence.ts';
 import { startRenderWorker, type RenderSchedulingOptions, type RenderWorker, type RenderWorkerOptions } from './render-worker.ts';
 import type { RunnerModels } from '../scheduling/candidates.ts';
+import { readModelFiles, type ModelFiles } from '../scheduling/model-inventory.ts';
 import type { PanelRenderer } from './renderer.ts';
 import { StoryboardRenderer } from './storyboard-renderer.ts';
 import { startEvaluateWorker, type EvaluateDeps } from '../evaluation/evaluate-worker.ts';
 import { startTrainWorker, type GpuLease, type TrainWorker, type TrainWorkerOptions } from './train-worker.ts';
+
+/** How often the runner re-reads its ComfyUI's model folders (new files are copied in by hand). */
+const MODEL_FILES_REFRESH_MS = 5 * 60_000;
 
 export interface RunRunnerOptions {
   logger?: Logger;
@@ -106,12 +110,29 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
     let trainingUntil: Date | null = null;
     // What the scheduler may route here: the models of the latest snapshot (null: anything, storyboards).
     let models: RunnerModels | null = null;
+    // Text encoders, VAEs, ControlNets, IPAdapter models (GET /models/{folder}): read at start, when
+    // ComfyUI comes back, and every few minutes; until first read, routing does not check them.
+    let files: ModelFiles | undefined;
+    let filesReadAt = 0;
+    let wasOnline = false;
+    const refreshModelFiles = async (comfy: ComfyRenderer, online: boolean) => {
+      const due = files === undefined || !wasOnline || Date.now() - filesReadAt > MODEL_FILES_REFRESH_MS;
+      wasOnline = online;
+      if (!online || !due) return;
+      try {
+        files = await readModelFiles(comfy.client);
+        filesReadAt = Date.now();
+      } catch (err) {
+        logger.warn({ err }, 'could not list the model folders of ComfyUI; keeping the previous lists');
+      }
+    };
     const snapshot = async (): Promise<PresenceSnapshot> => {
       const base = { renderer: renderer.kind, description: renderer.describe(), currentJobs: active, trainingUntil: trainingUntil?.toISOString() ?? null };
       if (renderer instanceof ComfyRenderer) {
         const comfy = await renderer.snapshot();
-        models = { checkpoints: comfy.checkpoints, loras: comfy.loras };
-        return { ...base, ...comfy };
+        await refreshModelFiles(renderer, comfy.online);
+        models = { checkpoints: comfy.checkpoints, loras: comfy.loras, ...files };
+        return { ...base, ...comfy, ...files };
       }
       return { ...base, gpu: null, vramTotal: null, vramFree: null, checkpoints: [], loras: [], online: true, offlineReason: null };
     };
@@ -127,7 +148,9 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
       runnerId,
       logger,
       ...opts.worker,
-      scheduling: { redis, models: () => models, ...opts.scheduling },
+      // A runner whose ComfyUI is down claims nothing (another runner may); it resumes once a
+      // heartbeat finds ComfyUI answering again.
+      scheduling: { redis, models: () => models, online: () => !(renderer instanceof ComfyRenderer) || renderer.online, ...opts.scheduling },
       onActiveChange: (ids) => {
         active = ids;
         void presenceRef.current?.beat();

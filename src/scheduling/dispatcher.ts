@@ -50,6 +50,11 @@ export interface DispatcherOptions {
   policy?: PolicyOptions;
   /** What this runner can render now; null means anything (the storyboard renderer). */
   models?: () => RunnerModels | null;
+  /**
+   * Whether this runner can render at all right now (its ComfyUI answers). While it cannot, it claims
+   * nothing, so jobs wait for (or go to) a runner that can instead of burning their retries here.
+   */
+  online?: () => boolean;
   /** How many waiting jobs to consider per pick (oldest by priority first). Default 500. */
   scanLimit?: number;
   /** Wall clock (the benchmark and tests use the real one; injectable for reasoning, not for faking). */
@@ -94,6 +99,7 @@ export class RenderDispatcher {
    */
   async claim(token: string): Promise<Job | undefined> {
     const { redis } = this.options;
+    if (this.options.online && !this.options.online()) return undefined;
     const lockValue = `${this.options.runnerId}:${token}`;
     const locked = await redis.set(this.lockKey, lockValue, 'PX', LOCK_TTL_MS, 'NX');
     if (locked !== 'OK') return undefined;
