@@ -5,73 +5,38 @@
  * member who clicked; a second click changes nothing and says so. The buttons' ids carry the comic and
  * the cast index only, so they work for whoever clicks them after a restart.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ComicScript } from '../src/agents/script-schema.ts';
-import { runBot, type BotHandle } from '../src/bot/bot.ts';
-import { registerCommands } from '../src/bot/register-commands.ts';
+import type { BotHandle } from '../src/bot/bot.ts';
 import { createCharacter, findCharacter, listCharacters } from '../src/characters/repository.ts';
-import { parseConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
+import type { Database } from '../src/db/client.ts';
 import { createComic, setComicScript } from '../src/db/comics.ts';
 import { comics } from '../src/db/schema.ts';
-import { createLogger } from '../src/log.ts';
-import type { QueueConnection } from '../src/queue/index.ts';
-import { createArtifactStore, type ArtifactStore } from '../src/store/index.ts';
+import type { ArtifactStore } from '../src/store/index.ts';
 import { artifactKeys } from '../src/store/keys.ts';
-import { startFakeDiscord, type FakeDiscord } from './fakes/discord.ts';
+import type { FakeDiscord } from './fakes/discord.ts';
 import { scriptFor, type ChatRequest } from './fakes/openai.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { TEST_GEOMETRY } from './helpers/pipeline.ts';
-import { cleanupQueues, testQueueConnection } from './helpers/redis.ts';
+import { startBotHarness, type BotHarness } from './helpers/bot.ts';
 
-const silent = createLogger({ level: 'silent' });
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
-let dataDir: string;
+let harness: BotHarness;
 let database: Database;
 let fake: FakeDiscord;
-let connection: QueueConnection;
 let store: ArtifactStore;
 let bot: BotHandle;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dataDir = await mkdtemp(join(tmpdir(), 'cm-cast-button-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir });
-  connection = testQueueConnection('cast-button');
-  fake = await startFakeDiscord({ guilds: [{ members: [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }] }] });
-  const config = parseConfig({
-    DISCORD_TOKEN: fake.token,
-    DISCORD_API_URL: fake.restUrl,
-    DISCORD_GUILD_ID: fake.guild.id,
-    DATABASE_URL: testDb.url,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'silent',
+  harness = await startBotHarness({
+    label: 'cast-button',
+    discord: { guilds: [{ members: [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }] }] },
+    bot: { statusIntervalMs: 200, cpuWorkers: false },
   });
-  await registerCommands(config, silent);
-  store = createArtifactStore({ dataDir });
-  bot = await runBot(config, {
-    logger: silent,
-    connection,
-    store,
-    handleSignals: false,
-    statusIntervalMs: 200,
-    cpuWorkers: false,
-    pipeline: { geometry: TEST_GEOMETRY },
-  });
+  ({ database, fake, store, bot } = harness);
 }, 120_000);
 
 afterAll(async () => {
-  await bot?.stop();
-  if (connection) await cleanupQueues(connection);
-  await fake?.close();
-  await database?.close();
-  await testDb?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await harness?.close();
 });
 
 const CAST = [

@@ -4,71 +4,32 @@
  * and the reply says where, and an unfinished comic or another server's comic is refused ephemerally.
  * The upload limit is set small so a "too big" PDF stays a small test image.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { unzipSync } from 'fflate';
 import { PDFDocument } from 'pdf-lib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTemplateScript } from '../src/agents/template-writer.ts';
-import { runBot, type BotHandle } from '../src/bot/bot.ts';
-import { registerCommands } from '../src/bot/register-commands.ts';
-import { parseConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
+import type { Database } from '../src/db/client.ts';
 import { comics, pages, type Comic } from '../src/db/schema.ts';
-import { createLogger } from '../src/log.ts';
-import type { QueueConnection } from '../src/queue/index.ts';
 import { artifactKeys } from '../src/store/keys.ts';
-import { createArtifactStore, type ArtifactStore } from '../src/store/index.ts';
-import { startFakeDiscord, type FakeAttachment, type FakeDiscord, type SlashCommandInput } from './fakes/discord.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { TEST_GEOMETRY } from './helpers/pipeline.ts';
-import { cleanupQueues, testQueueConnection } from './helpers/redis.ts';
+import type { ArtifactStore } from '../src/store/index.ts';
+import type { FakeAttachment, FakeDiscord, SlashCommandInput } from './fakes/discord.ts';
+import { commandReply, startBotHarness, type BotHarness } from './helpers/bot.ts';
 
 const UPLOAD_LIMIT = 96 * 1024;
-const silent = createLogger({ level: 'silent' });
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
-let dataDir: string;
+let harness: BotHarness;
 let database: Database;
 let store: ArtifactStore;
 let fake: FakeDiscord;
-let connection: QueueConnection;
-let bot: BotHandle;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dataDir = await mkdtemp(join(tmpdir(), 'cm-export-discord-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir });
-  store = createArtifactStore({ dataDir });
-  connection = testQueueConnection('export-db-discord');
-  fake = await startFakeDiscord({ uploadLimitBytes: UPLOAD_LIMIT });
-  const config = parseConfig({
-    DISCORD_TOKEN: fake.token,
-    DISCORD_API_URL: fake.restUrl,
-    DISCORD_GUILD_ID: fake.guild.id,
-    DATABASE_URL: testDb.url,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'silent',
-  });
-  await registerCommands(config, silent);
   // runBot applies the migrations, so rows can be written once it is up.
-  bot = await runBot(config, {
-    logger: silent,
-    connection,
-    store,
-    handleSignals: false,
-    pipeline: { geometry: TEST_GEOMETRY },
-  });
+  harness = await startBotHarness({ label: 'export-db-discord', discord: { uploadLimitBytes: UPLOAD_LIMIT } });
+  ({ database, store, fake } = harness);
 }, 120_000);
 
 afterAll(async () => {
-  await bot?.stop();
-  if (connection) await cleanupQueues(connection);
-  await fake?.close();
-  await database?.close();
-  await testDb?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await harness?.close();
 });
 
 /** A flat page (compresses to almost nothing) or a noisy one (no JPEG quality makes it small). */
@@ -127,20 +88,8 @@ interface Reply {
 }
 
 /** Runs a command and resolves with what the member sees: text, whether ephemeral, attached files. */
-async function run(input: SlashCommandInput): Promise<Reply> {
-  const { id } = fake.sendSlashCommand(input);
-  return fake.waitFor(() => {
-    const interaction = fake.interaction(id);
-    const callback = interaction?.callback;
-    if (!callback) return undefined;
-    if (callback.type === 4) {
-      const data = callback.data as { content?: string; flags?: number };
-      return { content: data.content ?? '', ephemeral: ((data.flags ?? 0) & 64) === 64, attachments: [] };
-    }
-    const original = interaction.original;
-    if (!original || original.content === '') return undefined;
-    return { content: original.content, ephemeral: (original.flags & 64) === 64, attachments: original.attachments };
-  }, 60_000);
+function run(input: SlashCommandInput): Promise<Reply> {
+  return commandReply(fake, input, { timeoutMs: 60_000 });
 }
 
 describe('/comic export', () => {
