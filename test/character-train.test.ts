@@ -6,43 +6,33 @@
  * checkpoint to the character, and a comic naming the character carries that LoRA in its recipes.
  * No runner consumes the queues here: jobs are asserted where they wait.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBot, type BotHandle } from '../src/bot/bot.ts';
-import { registerCommands } from '../src/bot/register-commands.ts';
+import type { BotHandle } from '../src/bot/bot.ts';
 import { createCharacter, findCharacter } from '../src/characters/repository.ts';
 import { characterToken } from '../src/characters/token.ts';
 import { startComic } from '../src/comic/flow/index.ts';
 import { processScriptJob } from '../src/comic/flow/script-worker.ts';
-import { parseConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
+import type { Database } from '../src/db/client.ts';
 import { getGuildSettings } from '../src/db/guild-settings.ts';
 import { rendersOfComic } from '../src/db/renders.ts';
 import { checkpoints, guildSettings, styles, trainings, type Character, type Training } from '../src/db/schema.ts';
 import { closeVote } from '../src/evaluation/vote.ts';
-import { createLogger } from '../src/log.ts';
-import type { QueueConnection } from '../src/queue/index.ts';
-import { createArtifactStore, type ArtifactStore } from '../src/store/index.ts';
+import type { ArtifactStore } from '../src/store/index.ts';
 import { artifactKeys } from '../src/store/keys.ts';
 import { evalLoraName } from '../src/evaluation/plan.ts';
-import { snowflake, startFakeDiscord, type FakeDiscord, type FakeUpload, type SlashCommandInput } from './fakes/discord.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { TEST_GEOMETRY } from './helpers/pipeline.ts';
-import { cleanupQueues, testQueueConnection } from './helpers/redis.ts';
+import { snowflake, type FakeDiscord, type FakeUpload, type SlashCommandInput } from './fakes/discord.ts';
+import { commandReply, startBotHarness, type BotHarness } from './helpers/bot.ts';
 
-const silent = createLogger({ level: 'silent' });
 const TRAINER_ROLE = snowflake();
 /** The fake tagger writes 1girl, solo, short_hair, smile, looking_at_viewer (and style tags). */
 const MIRA_APPEARANCE = ['1girl', 'short hair', 'green eyes', 'yellow raincoat'];
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
-let dataDir: string;
+let harness: BotHarness;
 let database: Database;
 let fake: FakeDiscord;
-let connection: QueueConnection;
 let store: ArtifactStore;
 let bot: BotHandle;
 let mira: Character;
@@ -61,51 +51,27 @@ async function fakeSdScripts(root: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dataDir = await mkdtemp(join(tmpdir(), 'cm-character-train-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir });
-  connection = testQueueConnection('character-train');
-  fake = await startFakeDiscord({
-    guilds: [
-      {
-        roles: [{ id: TRAINER_ROLE, name: 'trainers', permissions: 0n }],
-        members: [{ username: 'owner' }, { username: 'alice', roles: [TRAINER_ROLE] }, { username: 'bob' }],
-      },
-    ],
+  harness = await startBotHarness({
+    label: 'character-train',
+    discord: {
+      guilds: [
+        {
+          roles: [{ id: TRAINER_ROLE, name: 'trainers', permissions: 0n }],
+          members: [{ username: 'owner' }, { username: 'alice', roles: [TRAINER_ROLE] }, { username: 'bob' }],
+        },
+      ],
+    },
+    env: async (dataDir) => ({ SD_SCRIPTS_DIR: await fakeSdScripts(dataDir), TRAINER_PYTHON: 'python3' }),
+    bot: { statusIntervalMs: 200, cpuWorkers: false },
   });
-  const config = parseConfig({
-    DISCORD_TOKEN: fake.token,
-    DISCORD_API_URL: fake.restUrl,
-    DISCORD_GUILD_ID: fake.guild.id,
-    DATABASE_URL: testDb.url,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'silent',
-    SD_SCRIPTS_DIR: await fakeSdScripts(dataDir),
-    TRAINER_PYTHON: 'python3',
-  });
-  await registerCommands(config, silent);
-  store = createArtifactStore({ dataDir });
-  bot = await runBot(config, {
-    logger: silent,
-    connection,
-    store,
-    handleSignals: false,
-    statusIntervalMs: 200,
-    cpuWorkers: false,
-    pipeline: { geometry: TEST_GEOMETRY },
-  });
+  ({ database, fake, store, bot } = harness);
   await getGuildSettings(database.db, fake.guild.id);
   await database.db.update(guildSettings).set({ trainerRoleId: TRAINER_ROLE }).where(eq(guildSettings.guildId, fake.guild.id));
   mira = await createCharacter(database.db, { guildId: fake.guild.id, name: 'Mira', appearance: MIRA_APPEARANCE, ownerId: fake.user('bob').id });
 }, 120_000);
 
 afterAll(async () => {
-  await bot?.stop();
-  if (connection) await cleanupQueues(connection);
-  await fake?.close();
-  await database?.close();
-  await testDb?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await harness?.close();
 });
 
 /** A small picture of its own: shapes placed by `seed`, so no two are near-duplicates. */
@@ -129,21 +95,9 @@ async function uploads(from: number, count: number): Promise<Record<string, Fake
 }
 
 /** Runs a command and resolves with what the member finally sees (a deferred reply's last edit). */
-async function run(input: SlashCommandInput): Promise<{ content: string; ephemeral: boolean }> {
-  const { id } = fake.sendSlashCommand(input);
+function run(input: SlashCommandInput): Promise<{ content: string; ephemeral: boolean }> {
   const settled = (content: string) => content !== '' && !content.startsWith('📥') && !content.startsWith('🔎');
-  return fake.waitFor(() => {
-    const interaction = fake.interaction(id);
-    const callback = interaction?.callback;
-    if (!callback) return undefined;
-    if (callback.type === 4) {
-      const data = callback.data as { content?: string; flags?: number };
-      return { content: data.content ?? '', ephemeral: ((data.flags ?? 0) & 64) === 64 };
-    }
-    const original = interaction.original;
-    if (!original || !settled(original.content)) return undefined;
-    return { content: original.content, ephemeral: (original.flags & 64) === 64 };
-  }, 60_000);
+  return commandReply(fake, input, { settled, timeoutMs: 60_000 });
 }
 
 const trainCharacter = (name: string, attachments: Record<string, FakeUpload>): SlashCommandInput => ({
