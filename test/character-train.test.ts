@@ -20,7 +20,8 @@ import type { Database } from '../src/db/client.ts';
 import { getGuildSettings } from '../src/db/guild-settings.ts';
 import { rendersOfComic } from '../src/db/renders.ts';
 import { checkpoints, guildSettings, styles, trainings, type Character, type Training } from '../src/db/schema.ts';
-import { closeVote } from '../src/evaluation/vote.ts';
+import { voteMessageContent } from '../src/bot/vote-poster.ts';
+import { closeVote, voteView } from '../src/evaluation/vote.ts';
 import type { ArtifactStore } from '../src/store/index.ts';
 import { artifactKeys } from '../src/store/keys.ts';
 import { evalLoraName } from '../src/evaluation/plan.ts';
@@ -120,6 +121,14 @@ describe('/train character', () => {
     expect(await trainingRows()).toHaveLength(0);
   });
 
+  it('refuses a member without the trainer role in the words of a character LoRA', async () => {
+    const reply = await run({ ...trainCharacter('mira', await uploads(1, 1)), userId: fake.user('bob').id });
+    expect(reply.ephemeral).toBe(true);
+    expect(reply.content).toContain('Training a character LoRA holds the GPU');
+    expect(reply.content).not.toContain('style');
+    expect(await trainingRows()).toHaveLength(0);
+  });
+
   it('refuses fewer than 8 pictures, saying how many more are needed', async () => {
     const reply = await run(trainCharacter('mira', await uploads(10, 5)));
     expect(reply.content).toContain('Not queued');
@@ -156,6 +165,13 @@ describe('/train character', () => {
 
     const jobs = await bot.deps.producer.queue('train').getJobs(['waiting', 'prioritized', 'delayed']);
     expect(jobs.map((j) => j.data)).toEqual([{ trainingId: training!.id }]);
+
+    // The status message in the channel and /train status speak of the character LoRA, not a style.
+    const status = await fake.waitFor(() => fake.messages().find((m) => m.content.includes(`training \`${training!.id}\``)), 30_000);
+    expect(status.content).toContain('Character LoRA for **Mira**');
+    expect(status.content).not.toContain('Style');
+    const statusReply = await run({ name: 'train', subcommand: 'status', userId: fake.user('bob').id, options: {} });
+    expect(statusReply.content).toContain('Character LoRA for **Mira**');
   });
 
   it('attaches the winning checkpoint to the character when the vote closes, and comics naming her carry it', async () => {
@@ -170,6 +186,9 @@ describe('/train character', () => {
     }
     await database.db.insert(checkpoints).values(rows);
     await database.db.update(trainings).set({ status: 'voting' }).where(eq(trainings.id, training!.id));
+
+    // The vote message asks for the character LoRA.
+    expect(voteMessageContent(await voteView(database.db, training!.id))).toContain('Which checkpoint becomes the character LoRA for “Mira”?');
 
     const result = await closeVote(database.db, store, { trainingId: training!.id, closedBy: 'test' });
     expect(result.style).toBeNull();
