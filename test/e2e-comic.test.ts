@@ -3,39 +3,26 @@
  * ComfyUI configured) against the fake Discord, real PostgreSQL and Redis, the template writer.
  * Every test uses a channel of its own, so "posted once" is a count of that channel's messages.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PermissionFlagsBits } from 'discord.js';
 import { and, eq } from 'drizzle-orm';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBot, type BotHandle } from '../src/bot/bot.ts';
-import { registerCommands } from '../src/bot/register-commands.ts';
-import { parseConfig, type AppConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
+import type { BotHandle } from '../src/bot/bot.ts';
+import type { Database } from '../src/db/client.ts';
 import { updateGuildSettings } from '../src/db/guild-settings.ts';
 import { comics, panels, renders, type Comic } from '../src/db/schema.ts';
 import { runRunner, type RunnerHandle } from '../src/gpu/runner.ts';
-import { createLogger } from '../src/log.ts';
-import { JobProducer, QUEUE_NAMES, type QueueConnection } from '../src/queue/index.ts';
-import { createArtifactStore, type ArtifactStore } from '../src/store/index.ts';
-import { startFakeDiscord, type FakeDiscord, type FakeMessage } from './fakes/discord.ts';
-import { createTestDatabase } from './helpers/database.ts';
+import { JobProducer, QUEUE_NAMES } from '../src/queue/index.ts';
+import type { FakeDiscord, FakeMessage } from './fakes/discord.ts';
+import { startBotHarness, type BotHarness } from './helpers/bot.ts';
 import { TEST_GEOMETRY } from './helpers/pipeline.ts';
-import { cleanupQueues, testQueueConnection } from './helpers/redis.ts';
 
-const silent = createLogger({ level: 'silent' });
 const CHANNELS = ['comics', 'mature', 'no-files', 'rate-limited', 'restart', 'expiry'] as const;
 
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
-let dataDir: string;
+let harness: BotHarness;
 let database: Database;
 let fake: FakeDiscord;
-let connection: QueueConnection;
 let producer: JobProducer;
-let store: ArtifactStore;
-let config: AppConfig;
 let bot: BotHandle | undefined;
 let runner: RunnerHandle;
 
@@ -44,40 +31,21 @@ function channelId(name: (typeof CHANNELS)[number]): string {
 }
 
 function startBot(): Promise<BotHandle> {
-  return runBot(config, {
-    logger: silent,
-    connection,
-    store,
-    handleSignals: false,
-    statusIntervalMs: 300,
-    pipeline: { geometry: TEST_GEOMETRY },
-  });
+  return harness.startBot();
 }
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dataDir = await mkdtemp(join(tmpdir(), 'cm-e2e-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir });
-  store = createArtifactStore({ dataDir });
-  connection = testQueueConnection('e2e');
-  producer = new JobProducer(connection, { logger: silent });
-  fake = await startFakeDiscord({
-    guilds: [{ channels: CHANNELS.map((name) => ({ name, nsfw: name === 'mature' })) }],
+  harness = await startBotHarness({
+    label: 'e2e',
+    discord: { guilds: [{ channels: CHANNELS.map((name) => ({ name, nsfw: name === 'mature' })) }] },
+    env: () => ({ RUNNER_ID: 'gpu-e2e' }),
+    bot: { statusIntervalMs: 300 },
   });
-  config = parseConfig({
-    DISCORD_TOKEN: fake.token,
-    DISCORD_API_URL: fake.restUrl,
-    DISCORD_GUILD_ID: fake.guild.id,
-    DATABASE_URL: testDb.url,
-    DATA_DIR: dataDir,
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    LOG_LEVEL: 'silent',
-    RUNNER_ID: 'gpu-e2e',
-  });
-  await registerCommands(config, silent);
-  bot = await startBot();
+  ({ database, fake, bot } = harness);
+  const { config, connection, store, logger } = harness;
+  producer = new JobProducer(connection, { logger });
   runner = await runRunner(config, {
-    logger: silent,
+    logger,
     connection,
     store,
     handleSignals: false,
@@ -86,14 +54,9 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await bot?.stop();
   await runner?.stop();
   await producer?.close();
-  if (connection) await cleanupQueues(connection);
-  await fake?.close();
-  await database?.close();
-  await testDb?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await harness?.close();
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
