@@ -7,65 +7,44 @@
  * registers the style; a `/comic new style:` then renders with its LoRA, trigger and strength.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { eq } from 'drizzle-orm';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBot, type BotHandle } from '../src/bot/bot.ts';
-import { registerCommands } from '../src/bot/register-commands.ts';
-import { parseConfig, type AppConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
+import type { Database } from '../src/db/client.ts';
 import { getGuildSettings } from '../src/db/guild-settings.ts';
 import { castVote } from '../src/db/votes.ts';
 import { checkpoints, comics, guildSettings, renders, styles, trainings } from '../src/db/schema.ts';
 import { runRunner, type RunnerHandle } from '../src/gpu/runner.ts';
-import { createLogger } from '../src/log.ts';
-import { JobProducer, QUEUE_NAMES, type QueueConnection } from '../src/queue/index.ts';
-import { createArtifactStore, type ArtifactStore } from '../src/store/index.ts';
-import { startFakeDiscord, type FakeDiscord, type FakeMessage } from './fakes/discord.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { TEST_GEOMETRY } from './helpers/pipeline.ts';
-import { cleanupQueues, testQueueConnection } from './helpers/redis.ts';
+import { JobProducer, QUEUE_NAMES } from '../src/queue/index.ts';
+import type { ArtifactStore } from '../src/store/index.ts';
+import type { FakeDiscord, FakeMessage } from './fakes/discord.ts';
+import { startBotHarness, type BotHarness } from './helpers/bot.ts';
 
-const silent = createLogger({ level: 'silent' });
 const UPLOAD_LIMIT = 10 * 1024 * 1024;
 
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
+let harness: BotHarness;
 let dataDir: string;
 let database: Database;
 let fake: FakeDiscord;
-let connection: QueueConnection;
 let producer: JobProducer;
 let store: ArtifactStore;
-let config: AppConfig;
-let bot: BotHandle | undefined;
 let runner: RunnerHandle | undefined;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dataDir = await mkdtemp(join(tmpdir(), 'cm-eval-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir });
-  store = createArtifactStore({ dataDir });
-  connection = testQueueConnection('evaluation-e2e');
-  producer = new JobProducer(connection, { logger: silent });
-  fake = await startFakeDiscord({ guilds: [{ channels: [{ name: 'styles' }, { name: 'comics' }] }], uploadLimitBytes: UPLOAD_LIMIT });
-  config = parseConfig({
-    DISCORD_TOKEN: fake.token,
-    DISCORD_API_URL: fake.restUrl,
-    DISCORD_GUILD_ID: fake.guild.id,
-    DATABASE_URL: testDb.url,
-    DATA_DIR: dataDir,
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    LOG_LEVEL: 'silent',
-    RUNNER_ID: 'gpu-eval',
+  harness = await startBotHarness({
+    label: 'evaluation-e2e',
+    discord: { guilds: [{ channels: [{ name: 'styles' }, { name: 'comics' }] }], uploadLimitBytes: UPLOAD_LIMIT },
+    env: () => ({ RUNNER_ID: 'gpu-eval' }),
+    bot: { statusIntervalMs: 300 },
   });
-  await registerCommands(config, silent);
-  bot = await runBot(config, { logger: silent, connection, store, handleSignals: false, statusIntervalMs: 300, pipeline: { geometry: TEST_GEOMETRY } });
+  ({ dataDir, database, fake, store } = harness);
+  const { config, connection, logger } = harness;
+  producer = new JobProducer(connection, { logger });
   runner = await runRunner(config, {
-    logger: silent,
+    logger,
     connection,
     store,
     handleSignals: false,
@@ -75,14 +54,9 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await bot?.stop();
   await runner?.stop();
   await producer?.close();
-  if (connection) await cleanupQueues(connection);
-  await fake?.close();
-  await database?.close();
-  await testDb?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await harness?.close();
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
