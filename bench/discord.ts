@@ -9,24 +9,10 @@
 //
 // Needs Redis (REDIS_URL, default 127.0.0.1:6379) and PostgreSQL (TEST_DATABASE_URL, default
 // postgres://postgres@127.0.0.1:5432/test; a scratch database is created and dropped).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { runBot } from '../src/bot/bot.ts';
-import { registerCommands } from '../src/bot/register-commands.ts';
-import { parseConfig } from '../src/config/env.ts';
-import { openDatabase } from '../src/db/client.ts';
 import { updateGuildSettings } from '../src/db/guild-settings.ts';
-import { runMigrations } from '../src/db/migrate.ts';
-import { createLogger } from '../src/log.ts';
-import { createArtifactStore } from '../src/store/local-store.ts';
-import { startFakeDiscord } from '../test/fakes/discord.ts';
-import { createTestDatabase } from '../test/helpers/database.ts';
-import { TEST_GEOMETRY } from '../test/helpers/pipeline.ts';
-import { cleanupQueues, testQueueConnection } from '../test/helpers/redis.ts';
+import { startBotHarness } from '../test/helpers/bot.ts';
 
 const N = Number(process.env.BENCH_N ?? 50);
-const silent = createLogger({ level: 'silent' });
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -34,40 +20,20 @@ function percentile(values: number[], p: number): number {
   return Math.round(sorted[index]! * 10) / 10;
 }
 
-const testDb = await createTestDatabase();
-const dataDir = await mkdtemp(join(tmpdir(), 'cm-bench-discord-'));
-const connection = testQueueConnection('bench-discord');
-const fake = await startFakeDiscord({
-  guilds: [
-    {
-      channels: Array.from({ length: N }, (_, i) => ({ name: `comics-${i}` })),
-      members: Array.from({ length: N }, (_, i) => ({ username: `member${i}` })),
-    },
-  ],
+const harness = await startBotHarness({
+  label: 'bench-discord',
+  discord: {
+    guilds: [
+      {
+        channels: Array.from({ length: N }, (_, i) => ({ name: `comics-${i}` })),
+        members: Array.from({ length: N }, (_, i) => ({ username: `member${i}` })),
+      },
+    ],
+  },
 });
-const config = parseConfig({
-  DISCORD_TOKEN: fake.token,
-  DISCORD_API_URL: fake.restUrl,
-  DISCORD_GUILD_ID: fake.guild.id,
-  DATABASE_URL: testDb.url,
-  DATA_DIR: dataDir,
-  REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  LOG_LEVEL: 'silent',
-});
-
-const database = await openDatabase({ databaseUrl: testDb.url, dataDir });
-let bot: Awaited<ReturnType<typeof runBot>> | undefined;
+const { fake, database } = harness;
 try {
-  await runMigrations(database);
   await updateGuildSettings(database.db, fake.guild.id, { maxInFlightPerGuild: N, maxInFlightPerUser: 1 });
-  await registerCommands(config, silent);
-  bot = await runBot(config, {
-    logger: silent,
-    connection,
-    store: createArtifactStore({ dataDir }),
-    handleSignals: false,
-    pipeline: { geometry: TEST_GEOMETRY },
-  });
 
   const started: Promise<{ defer: number; storyboard: number }>[] = [];
   for (let i = 0; i < N; i++) {
@@ -108,10 +74,5 @@ try {
   console.log(`  command → storyboard: p50 ${figures.storyboard_p50_ms} ms   p99 ${figures.storyboard_p99_ms} ms`);
   console.log(JSON.stringify(figures));
 } finally {
-  await bot?.stop();
-  await cleanupQueues(connection);
-  await fake.close();
-  await database.close();
-  await testDb.drop();
-  await rm(dataDir, { recursive: true, force: true });
+  await harness.close();
 }
