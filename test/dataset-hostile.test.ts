@@ -71,10 +71,12 @@ describe('zip archives', () => {
     expect(writtenOutside(dir, before)).toEqual([]);
     expect(existsSync(join(root, 'evil.png'))).toBe(false);
     expect(existsSync('/abs.png')).toBe(false);
-    // Inside out/ there is only the kohya folder: numbered PNGs and their captions.
+    // Inside out/ there is only the kohya folder (numbered PNGs and their captions) and the originals
+    // of the enlarged images (.lowres/NNNN.png and its manifest).
     const files = await readdir(join(out, '10_ohwx'));
     expect(files.every((f) => /^\d{4}\.(png|txt)$/.test(f))).toBe(true);
-    expect(await readdir(out)).toEqual(['10_ohwx']);
+    expect((await readdir(out)).sort()).toEqual(['.lowres', '10_ohwx']);
+    expect((await readdir(join(out, '.lowres'))).every((f) => /^(\d{4}\.png|manifest\.json)$/.test(f))).toBe(true);
   });
 
   it('refuses a bomb by the bytes it really inflates to, even when its header lies', async () => {

@@ -15,6 +15,7 @@ import {
 } from './captions.ts';
 import { DEFAULT_INGEST_LIMITS, ingest, type IngestedImage, type IngestLimits, type Refusal } from './ingest.ts';
 import { DEFAULT_DUPLICATE_THRESHOLDS, fingerprintPixels, isNearDuplicate, type DuplicateThresholds, type Fingerprint } from './phash.ts';
+import { LOWRES_DIR, lowresOriginalPath, writeLowresManifest, type LowresEntry } from './lowres.ts';
 import { mapPool } from './pool.ts';
 import type { DatasetReport, PreparedImage } from './report.ts';
 
@@ -228,7 +229,26 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
         .png({ compressionLevel: 3, adaptiveFiltering: false })
         .toFile(staged);
       const fingerprint = await fingerprintPixels(pixels.data, width, height, channels);
-      return { ...image, fingerprint, staged, outWidth: width, outHeight: height, upscaledFrom: size.upscaled ? oriented : undefined };
+      // An enlarged image keeps its original pixels: the GPU runner re-makes it with an upscale
+      // model (src/gpu/dataset-upscale.ts) where one is installed, instead of this plain resize.
+      let stagedOriginal: string | undefined;
+      if (size.upscaled) {
+        stagedOriginal = join(stagingDir, `original-${String(index).padStart(5, '0')}.png`);
+        await sharp(image.path, { limitInputPixels: limits.maxPixels })
+          .rotate()
+          .flatten({ background: '#ffffff' })
+          .png({ compressionLevel: 3, adaptiveFiltering: false })
+          .toFile(stagedOriginal);
+      }
+      return {
+        ...image,
+        fingerprint,
+        staged,
+        stagedOriginal,
+        outWidth: width,
+        outHeight: height,
+        upscaledFrom: size.upscaled ? oriented : undefined,
+      };
     });
     const decodable = decoded.flatMap((item, i) => {
       if (item) return [item];
@@ -251,18 +271,36 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
     const imageDir = join(out, imageFolder);
     await mkdir(imageDir);
     const prepared: PreparedImage[] = [];
+    const lowres: LowresEntry[] = [];
     for (const [index, image] of kept.entries()) {
       const stem = String(index + 1).padStart(4, '0');
       await rename(image.staged, join(imageDir, `${stem}.png`));
+      const file = `${imageFolder}/${stem}.png`;
+      let original: string | undefined;
+      if (image.stagedOriginal && image.upscaledFrom) {
+        original = lowresOriginalPath(stem);
+        if (lowres.length === 0) await mkdir(join(out, LOWRES_DIR));
+        await rename(image.stagedOriginal, join(out, original));
+        lowres.push({
+          file,
+          original,
+          originalWidth: image.upscaledFrom.width,
+          originalHeight: image.upscaledFrom.height,
+          width: image.outWidth,
+          height: image.outHeight,
+        });
+      }
       prepared.push({
         source: image.source,
-        file: `${imageFolder}/${stem}.png`,
+        file,
         width: image.outWidth,
         height: image.outHeight,
         caption: options.trigger,
         ...(image.upscaledFrom ? { upscaledFrom: image.upscaledFrom } : {}),
+        ...(original ? { original } : {}),
       });
     }
+    if (lowres.length > 0) await writeLowresManifest(out, lowres);
 
     const upscaled = prepared.filter((p) => p.upscaledFrom);
     if (upscaled.length > 0) {
@@ -271,7 +309,7 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
         .map((p) => `${p.source} (${p.upscaledFrom?.width}×${p.upscaledFrom?.height})`)
         .join(', ');
       warnings.push(
-        `${plural(upscaled.length, 'image')} under ${options.targetShortSide} px on the short side ${upscaled.length === 1 ? 'was' : 'were'} upscaled, which can teach blur: ${listed}${upscaled.length > 10 ? ` and ${upscaled.length - 10} more` : ''}. Use --min-side-policy refuse to leave them out.`,
+        `${plural(upscaled.length, 'image')} under ${options.targetShortSide} px on the short side ${upscaled.length === 1 ? 'was' : 'were'} upscaled, which can teach blur: ${listed}${upscaled.length > 10 ? ` and ${upscaled.length - 10} more` : ''}. Their originals are kept in ${LOWRES_DIR}/: a GPU runner with an upscale model (Real-ESRGAN) re-makes them before training. Use --min-side-policy refuse to leave them out.`,
       );
     }
 

@@ -12,6 +12,11 @@ export interface PreparedImage {
   height: number;
   /** Set when the image was smaller than the target short side and was enlarged. */
   upscaledFrom?: { width: number; height: number };
+  /**
+   * With upscaledFrom: the original pixels, relative to the output folder (`.lowres/0003.png`, listed
+   * in `.lowres/manifest.json`), for the GPU runner to re-make the image with an upscale model.
+   */
+  original?: string;
   caption: string;
 }
 
