@@ -40,6 +40,8 @@ export const TrainingProgress = z.object({
   loss: z.number().nullable(),
   /** Seconds left, as the trainer estimates it. */
   etaSeconds: z.number().min(0).nullable(),
+  /** Sentences for the status message about how the run was prepared (e.g. how low-res images were upscaled). */
+  notes: z.array(z.string()).optional(),
 });
 export type TrainingProgress = z.infer<typeof TrainingProgress>;
 

@@ -38,6 +38,9 @@ import { launchTrainer, stopLeftoverTrainer, writePidFile } from '../training/la
 import { diagnoseExit, TrainerOutputParser, type TrainerEvent, type TrainingFailureKind } from '../training/parse.ts';
 import { planTraining, type TrainingPlan } from '../training/plan.ts';
 import { isTrainingBase } from '../training/presets.ts';
+import { ComfyClient, type ComfyClientOptions } from './comfy-client.ts';
+import { upscaleDatasetOnRunner, type UpscaleComfy } from './dataset-upscale.ts';
+import { parseObjectInfo } from './object-info.ts';
 
 /** Overrides a trainings row's `config` may carry (the rest of it is kept for the bot's own use). */
 export const TrainingConfigOverrides = z
@@ -72,7 +75,9 @@ export interface TrainWorkerOptions {
   store: ArtifactStore;
   producer: JobProducer;
   runnerId: string;
-  config: Pick<AppConfig, 'dataDir' | 'TRAINER_PYTHON' | 'SD_SCRIPTS_DIR' | 'AI_TOOLKIT_DIR' | 'COMFYUI_LORA_DIR'>;
+  config: Pick<AppConfig, 'dataDir' | 'TRAINER_PYTHON' | 'SD_SCRIPTS_DIR' | 'AI_TOOLKIT_DIR' | 'COMFYUI_LORA_DIR'> & Partial<Pick<AppConfig, 'COMFYUI_URL'>>;
+  /** ComfyClient tuning for upscaling low-resolution dataset images on this runner's ComfyUI (COMFYUI_URL). */
+  comfy?: Omit<ComfyClientOptions, 'baseUrl' | 'logger'>;
   gpu?: GpuLease;
   logger?: Logger;
   /** Where base model files named on the row live (default: ComfyUI's models/checkpoints next to COMFYUI_LORA_DIR). */
@@ -138,6 +143,29 @@ async function materializeDataset(store: ArtifactStore, datasetKey: string, dir:
   return keys.length;
 }
 
+/** Runs `fn` with a connection to this runner's ComfyUI (null when it has none or it cannot be reached). */
+async function withRunnerComfy<T>(
+  baseUrl: string | undefined,
+  tuning: Omit<ComfyClientOptions, 'baseUrl' | 'logger'> | undefined,
+  logger: Logger,
+  fn: (comfy: UpscaleComfy | null) => Promise<T>,
+): Promise<T> {
+  if (!baseUrl) return fn(null);
+  const client = new ComfyClient({ ...tuning, baseUrl, logger });
+  try {
+    let comfy: UpscaleComfy | null = null;
+    try {
+      await client.connect();
+      comfy = { client, objectInfo: parseObjectInfo(await client.getObjectInfo()) };
+    } catch (err) {
+      logger.warn({ err }, 'ComfyUI unreachable: dataset images keep their plain resize');
+    }
+    return await fn(comfy);
+  } finally {
+    await client.close();
+  }
+}
+
 export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
   const logger = (options.logger ?? log()).child({ component: 'train-worker', runner: options.runnerId });
   const { db, store, config } = options;
@@ -178,6 +206,11 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
     await stopLeftoverTrainer(pidFile, workDir, options.stopGraceMs ?? 60_000, logger);
     const copied = await materializeDataset(store, row.datasetKey, datasetDir);
     if (copied === 0) return fail(id, 'no_data', 'The dataset of this training is empty in the artifact store: prepare it again.');
+
+    // Images prepareDataset had to enlarge: re-made with an upscale model where this runner has one.
+    const upscaled = await withRunnerComfy(config.COMFYUI_URL, options.comfy, logger, (comfy) =>
+      upscaleDatasetOnRunner(datasetDir, comfy, { runnerId: options.runnerId, logger, ...(bullSignal ? { signal: bullSignal } : {}) }),
+    );
 
     const overrides = TrainingConfigOverrides.safeParse(row.config);
     let plan: TrainingPlan;
@@ -241,6 +274,7 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
       totalEpochs: plan.epochs,
       loss: null,
       etaSeconds: plan.estimate.seconds,
+      ...(upscaled.note ? { notes: [upscaled.note] } : {}),
     };
     current = { trainingId: id, progress };
     await setRow(id, { status: 'training', progress, error: null, ...(row.startedAt ? {} : { startedAt: new Date() }) });
