@@ -17,6 +17,7 @@ import { getGuildSettings } from '../src/db/guild-settings.ts';
 import { checkpoints, guildSettings, trainings, type Training } from '../src/db/schema.ts';
 import type { ArtifactStore } from '../src/store/index.ts';
 import { snowflake, type FakeDiscord, type FakeUpload, type SlashCommandInput } from './fakes/discord.ts';
+import { trainingPicture } from './fixtures/dataset/build.ts';
 import { commandReply, startBotHarness, type BotHarness } from './helpers/bot.ts';
 
 const TRAINER_ROLE = snowflake();
@@ -49,23 +50,8 @@ afterAll(async () => {
   await harness?.close();
 });
 
-/** A small picture of its own: shapes placed by `seed`, so no two are near-duplicates. */
-async function picture(seed: number): Promise<Buffer> {
-  const shapes: string[] = [];
-  let s = seed * 7919 + 17;
-  const next = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
-  for (let i = 0; i < 6; i++) {
-    const hue = Math.floor(next() * 360);
-    shapes.push(
-      `<rect x="${Math.floor(next() * 220)}" y="${Math.floor(next() * 220)}" width="${40 + Math.floor(next() * 120)}" height="${40 + Math.floor(next() * 120)}" fill="hsl(${hue},70%,${30 + Math.floor(next() * 40)}%)"/>`,
-    );
-  }
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="288" height="320"><rect width="288" height="320" fill="hsl(${(seed * 47) % 360},40%,85%)"/>${shapes.join('')}</svg>`;
-  return sharp(Buffer.from(svg)).png().toBuffer();
-}
-
 async function pictures(from: number, count: number): Promise<Buffer[]> {
-  return Promise.all(Array.from({ length: count }, (_, i) => picture(from + i)));
+  return Promise.all(Array.from({ length: count }, (_, i) => trainingPicture(from + i)));
 }
 
 function png(name: string, bytes: Buffer): FakeUpload {
