@@ -172,7 +172,10 @@ describe('/train style', () => {
     expect(reply.content).toContain(training!.id);
     expect(training!.config).toMatchObject({ base: 'illustrious', dataset: { images: 22, captionExtension: '.txt' } });
     const stored = await store.list(training!.datasetKey!);
-    expect(stored.filter((k) => k.endsWith('.png'))).toHaveLength(22);
+    expect(stored.filter((k) => k.endsWith('.png') && !k.includes('/.lowres/'))).toHaveLength(22);
+    // These small pictures were enlarged; their originals travel along so the runner can upscale them
+    // with a model instead of the plain resize.
+    expect(stored.filter((k) => k.includes('/.lowres/') && k.endsWith('.png'))).toHaveLength(22);
     expect(stored.filter((k) => k.endsWith('.txt'))).toHaveLength(22);
     const caption = (await store.getBuffer(stored.find((k) => k.endsWith('.txt'))!)).toString('utf8');
     expect(caption.trim().startsWith('inkwash')).toBe(true);

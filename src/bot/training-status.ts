@@ -134,6 +134,8 @@ export function trainingStatusText(view: TrainingView, note?: string): string {
       if (progress.loss !== null) facts.push(`loss ${formatLossValue(progress.loss)}`);
       if (progress.etaSeconds !== null) facts.push(`ETA ~${formatEta(Math.round(progress.etaSeconds))}`);
       lines.push(facts.join(' · '));
+      // What the runner wants people to know (e.g. how small images were upscaled).
+      for (const note of progress.notes ?? []) lines.push(`ℹ️ ${note}`);
       break;
     }
     case 'evaluating':
