@@ -7,23 +7,16 @@
  * The status message is edited at most once per `statusIntervalMs`; updates in between are coalesced
  * into one delayed job, so the last state always lands, even across a restart.
  */
-import {
-  DiscordAPIError,
-  RESTJSONErrorCodes,
-  type AttachmentPayload,
-  type GuildTextBasedChannel,
-  type MessageEditOptions,
-} from 'discord.js';
+import type { AttachmentPayload, GuildTextBasedChannel, MessageEditOptions } from 'discord.js';
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { encodeUnderLimit } from '../comic/encode.ts';
 import { getComic } from '../db/comics.ts';
 import type { Comic } from '../db/schema.ts';
-import { UpstreamError } from '../errors.ts';
 import { createWorker, isEvaluationPostJob, isTrainingPostJob, type JobPayload, type PostJob } from '../queue/index.ts';
 import { artifactKeys } from '../store/keys.ts';
 import { castButtonRows } from './cast-buttons.ts';
 import type { BotDeps } from './deps.ts';
+import { artifactAttachment, discordRefusal, EditThrottle, fetchGuildTextChannel, isUnknownMessage } from './discord-posting.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import {
   addStoryboardMessageId,
@@ -68,7 +61,7 @@ export function startPoster(deps: BotDeps, options: PosterOptions = {}): Poster 
 
 class PostHandler {
   private readonly lock = new KeyedLock();
-  private readonly lastStatusEdit = new Map<string, number>();
+  private readonly statusEdits: EditThrottle;
   private readonly logger: Logger;
   /** Training status messages and loss charts (src/bot/training-poster.ts). */
   private readonly trainings: TrainingPoster;
@@ -77,9 +70,10 @@ class PostHandler {
 
   constructor(
     private readonly deps: BotDeps,
-    private readonly statusIntervalMs: number,
+    statusIntervalMs: number,
   ) {
     this.logger = deps.logger.child({ component: 'poster' });
+    this.statusEdits = new EditThrottle(statusIntervalMs);
     this.trainings = new TrainingPoster(deps, statusIntervalMs);
     this.evaluations = new EvaluationPoster(deps);
   }
@@ -113,20 +107,11 @@ class PostHandler {
     });
   }
 
-  private async channelOf(channelId: string): Promise<GuildTextBasedChannel> {
-    let channel;
-    try {
-      channel = await this.deps.client.channels.fetch(channelId);
-    } catch (error) {
-      throw discordError(error, `fetching channel ${channelId}`);
-    }
-    if (!channel?.isTextBased() || channel.isDMBased()) {
-      throw new UpstreamError('discord', 'The comic channel is gone or is not a text channel.', {
-        retryable: false,
-        operatorMessage: `channel ${channelId} is not a guild text channel`,
-      });
-    }
-    return channel;
+  private channelOf(channelId: string): Promise<GuildTextBasedChannel> {
+    return fetchGuildTextChannel(this.deps.client, channelId, {
+      goneMessage: 'The comic channel is gone or is not a text channel.',
+      refusal: discordError,
+    });
   }
 
   private uploadLimit(channel: GuildTextBasedChannel): number {
@@ -134,13 +119,8 @@ class PostHandler {
   }
 
   /** The artifact as an attachment that fits the channel's upload limit (re-encoded when too big). */
-  private async attachment(key: string, name: string, limit: number): Promise<AttachmentPayload> {
-    const data = await this.deps.store.getBuffer(key);
-    if (data.length <= limit) return { attachment: data, name: `${name}.${extensionOf(key)}` };
-    // A little headroom for the multipart framing.
-    const encoded = await encodeUnderLimit(data, { maxBytes: limit - 1024 });
-    this.logger.info({ key, bytes: data.length, encodedBytes: encoded.data.length, limit }, 're-encoded to fit the upload limit');
-    return { attachment: encoded.data, name: `${name}.${encoded.format === 'jpeg' ? 'jpg' : encoded.format}` };
+  private attachment(key: string, name: string, limit: number): Promise<AttachmentPayload> {
+    return artifactAttachment(this.deps.store, key, name, limit, { logger: this.logger });
   }
 
   // ---------- storyboard ----------
@@ -236,7 +216,7 @@ class PostHandler {
         await channel.messages.edit(existingId, edit);
         return existingId;
       } catch (error) {
-        if (!(error instanceof DiscordAPIError && error.code === RESTJSONErrorCodes.UnknownMessage)) throw error;
+        if (!isUnknownMessage(error)) throw error;
         this.logger.info({ messageId: existingId }, 'message was deleted; posting it again');
       }
     }
@@ -248,16 +228,13 @@ class PostHandler {
   // ---------- status ----------
 
   private async postStatus(comic: Comic, channel: GuildTextBasedChannel, job: Job<JobPayload<'post'>>): Promise<void> {
-    const coalesced = (job.opts.delay ?? 0) > 0;
-    const last = this.lastStatusEdit.get(comic.id);
-    const now = Date.now();
-    if (comic.statusMessageId && !coalesced && last !== undefined && now - last < this.statusIntervalMs) {
+    const deferral = this.statusEdits.deferral(comic.id, { hasMessage: Boolean(comic.statusMessageId), coalesced: (job.opts.delay ?? 0) > 0 });
+    if (deferral) {
       // Too soon: one delayed job per window carries every update that arrives in it.
-      const due = last + this.statusIntervalMs;
       await this.deps.producer.enqueue(
         'post',
         { kind: 'status', comicId: comic.id },
-        { jobId: `status-${comic.id}-${due}`, delay: Math.max(1, due - now) },
+        { jobId: `status-${comic.id}-${deferral.due}`, delay: deferral.delay },
       );
       return;
     }
@@ -274,11 +251,11 @@ class PostHandler {
       const key = artifactKeys.preview(progress.runningRenderId);
       if (await this.deps.store.exists(key)) files.push(await this.attachment(key, 'preview', this.uploadLimit(channel)));
     }
-    this.lastStatusEdit.set(comic.id, Date.now());
+    this.statusEdits.edited(comic.id);
     await this.postOrEdit(channel, comic.statusMessageId, { content, files }, (id) =>
       setStatusMessageId(this.deps.db, comic.id, id),
     );
-    if (!inFlight) this.lastStatusEdit.delete(comic.id);
+    if (!inFlight) this.statusEdits.forget(comic.id);
   }
 
   private async postFailure(comic: Comic, channel: GuildTextBasedChannel, payload: PostKind<'failed'>): Promise<void> {
@@ -290,26 +267,17 @@ class PostHandler {
   }
 }
 
-function extensionOf(key: string): string {
-  const match = /\.([a-z0-9]+)$/i.exec(key);
-  return match?.[1]?.toLowerCase() ?? 'png';
-}
-
 /**
  * Discord refusing for good (403 missing permissions, 404 unknown channel) is not retried; anything
  * else (5xx, network) is, by the job's attempts. 429s never get here: discord.js REST waits them out.
  */
 function discordError(error: unknown, what: string): unknown {
-  if (error instanceof DiscordAPIError && error.status >= 400 && error.status < 500) {
-    const message =
-      error.status === 403
-        ? "I lost the permission to post in this channel, so I can't deliver the comic here."
-        : 'Discord refused to deliver part of the comic.';
-    return new UpstreamError('discord', message, {
-      cause: error,
-      retryable: false,
-      operatorMessage: `${what}: Discord ${error.status} ${error.code}: ${error.message}`,
-    });
-  }
-  return error;
+  return discordRefusal(
+    error,
+    {
+      forbidden: "I lost the permission to post in this channel, so I can't deliver the comic here.",
+      refused: 'Discord refused to deliver part of the comic.',
+    },
+    what,
+  );
 }

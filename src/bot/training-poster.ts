@@ -9,22 +9,16 @@
  * Idempotent by the database, like the comic poster: the status message id is stored right after the
  * first post; a message deleted by someone is posted again (with the chart).
  */
-import {
-  DiscordAPIError,
-  RESTJSONErrorCodes,
-  type AttachmentPayload,
-  type GuildTextBasedChannel,
-  type MessageEditOptions,
-} from 'discord.js';
+import type { AttachmentPayload, GuildTextBasedChannel, MessageEditOptions } from 'discord.js';
 import type { Job } from 'bullmq';
 import { eq } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { TrainingProgress } from '../db/json.ts';
 import { trainings, type Training } from '../db/schema.ts';
-import { UpstreamError } from '../errors.ts';
 import type { JobPayload, TrainingPostJob } from '../queue/index.ts';
 import { renderLossChart } from '../training/chart.ts';
 import type { BotDeps } from './deps.ts';
+import { discordRefusal, EditThrottle, fetchGuildTextChannel, isUnknownMessage } from './discord-posting.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import {
   lossPointOf,
@@ -40,14 +34,15 @@ export const LOSS_CHART_SIZE = { width: 960, height: 480 } as const;
 
 export class TrainingPoster {
   private readonly lock = new KeyedLock();
-  private readonly lastStatusEdit = new Map<string, number>();
+  private readonly statusEdits: EditThrottle;
   private readonly logger: Logger;
 
   constructor(
     private readonly deps: BotDeps,
-    private readonly statusIntervalMs: number,
+    statusIntervalMs: number,
   ) {
     this.logger = deps.logger.child({ component: 'training-poster' });
+    this.statusEdits = new EditThrottle(statusIntervalMs);
   }
 
   async handle(payload: TrainingPostJob, job: Job<JobPayload<'post'>>): Promise<void> {
@@ -79,32 +74,23 @@ export class TrainingPoster {
     if (point) training.lossHistory = await recordLossPoint(this.deps.db, training.id, point);
   }
 
-  private async channelOf(channelId: string): Promise<GuildTextBasedChannel> {
-    let channel;
-    try {
-      channel = await this.deps.client.channels.fetch(channelId);
-    } catch (error) {
-      throw discordError(error, `fetching channel ${channelId}`);
-    }
-    if (!channel?.isTextBased() || channel.isDMBased()) {
-      throw new UpstreamError('discord', 'The training channel is gone or is not a text channel.', {
-        retryable: false,
-        operatorMessage: `channel ${channelId} is not a guild text channel`,
-      });
-    }
-    return channel;
+  private channelOf(channelId: string): Promise<GuildTextBasedChannel> {
+    return fetchGuildTextChannel(this.deps.client, channelId, {
+      goneMessage: 'The training channel is gone or is not a text channel.',
+      refusal: discordError,
+    });
   }
 
   private async postStatus(training: Training, channel: GuildTextBasedChannel, job: Job<JobPayload<'post'>>): Promise<void> {
-    const coalesced = (job.opts.delay ?? 0) > 0;
-    const last = this.lastStatusEdit.get(training.id);
-    const now = Date.now();
-    if (training.statusMessageId && !coalesced && last !== undefined && now - last < this.statusIntervalMs) {
-      const due = last + this.statusIntervalMs;
+    const deferral = this.statusEdits.deferral(training.id, {
+      hasMessage: Boolean(training.statusMessageId),
+      coalesced: (job.opts.delay ?? 0) > 0,
+    });
+    if (deferral) {
       await this.deps.producer.enqueue(
         'post',
         { kind: 'training-status', trainingId: training.id },
-        { jobId: `training-status-${training.id}-${due}`, delay: Math.max(1, due - now) },
+        { jobId: `training-status-${training.id}-${deferral.due}`, delay: deferral.delay },
       );
       return;
     }
@@ -123,7 +109,7 @@ export class TrainingPoster {
     const view = await readTrainingView(this.deps.db, training, this.deps.producer.queue('train'));
     const content = trainingStatusText(view, note);
     const chartDue = view.checkpoints.length > training.chartCheckpoints;
-    this.lastStatusEdit.set(training.id, Date.now());
+    this.statusEdits.edited(training.id);
 
     if (training.statusMessageId) {
       try {
@@ -136,7 +122,7 @@ export class TrainingPoster {
         this.forgetWhenSettled(training);
         return;
       } catch (error) {
-        if (!(error instanceof DiscordAPIError && error.code === RESTJSONErrorCodes.UnknownMessage)) throw error;
+        if (!isUnknownMessage(error)) throw error;
         this.logger.info({ trainingId: training.id, messageId: training.statusMessageId }, 'status message was deleted; posting it again');
       }
     }
@@ -150,7 +136,7 @@ export class TrainingPoster {
   }
 
   private forgetWhenSettled(training: Training): void {
-    if (!trainingInFlight(training.status)) this.lastStatusEdit.delete(training.id);
+    if (!trainingInFlight(training.status)) this.statusEdits.forget(training.id);
   }
 
   private async setChartCheckpoints(trainingId: string, count: number): Promise<void> {
@@ -171,16 +157,12 @@ export class TrainingPoster {
 
 /** Discord refusing for good (403, 404) is not retried; anything else is, by the job's attempts. */
 function discordError(error: unknown, what: string): unknown {
-  if (error instanceof DiscordAPIError && error.status >= 400 && error.status < 500) {
-    const message =
-      error.status === 403
-        ? "I lost the permission to post in this channel, so I can't show the training's progress here."
-        : 'Discord refused a training status update.';
-    return new UpstreamError('discord', message, {
-      cause: error,
-      retryable: false,
-      operatorMessage: `${what}: Discord ${error.status} ${error.code}: ${error.message}`,
-    });
-  }
-  return error;
+  return discordRefusal(
+    error,
+    {
+      forbidden: "I lost the permission to post in this channel, so I can't show the training's progress here.",
+      refused: 'Discord refused a training status update.',
+    },
+    what,
+  );
 }

@@ -13,18 +13,15 @@ import {
   ActionRowBuilder,
   ButtonBuilder,
   ButtonStyle,
-  DiscordAPIError,
-  RESTJSONErrorCodes,
   type AttachmentPayload,
   type GuildTextBasedChannel,
 } from 'discord.js';
 import { eq, sql } from 'drizzle-orm';
-import { encodeUnderLimit } from '../comic/encode.ts';
 import { trainings, type Training } from '../db/schema.ts';
-import { UpstreamError } from '../errors.ts';
 import { closeVote, getTraining, voteView, type CloseResult, type VoteView } from '../evaluation/vote.ts';
 import type { EvaluationPostJob } from '../queue/index.ts';
 import type { BotDeps } from './deps.ts';
+import { artifactAttachment, discordRefusal, fetchGuildTextChannel, isUnknownMessage } from './discord-posting.ts';
 import { KeyedLock } from './keyed-lock.ts';
 
 /** Custom ids carry the training and the checkpoint, so a button works after any restart. */
@@ -164,7 +161,7 @@ export function refreshVoteMessage(deps: BotDeps, trainingId: string): Promise<v
         await channel.messages.edit(training.voteMessageId, message);
         return;
       } catch (error) {
-        if (!(error instanceof DiscordAPIError && error.code === RESTJSONErrorCodes.UnknownMessage)) throw discordError(error);
+        if (!isUnknownMessage(error)) throw discordError(error);
         deps.logger.info({ trainingId, messageId: training.voteMessageId }, 'vote message was deleted; posting it again');
       }
     }
@@ -215,20 +212,11 @@ async function recordMessage(deps: BotDeps, trainingId: string, part: string, me
     .where(eq(trainings.id, trainingId));
 }
 
-async function channelOf(deps: BotDeps, channelId: string): Promise<GuildTextBasedChannel> {
-  let channel;
-  try {
-    channel = await deps.client.channels.fetch(channelId);
-  } catch (error) {
-    throw discordError(error);
-  }
-  if (!channel?.isTextBased() || channel.isDMBased()) {
-    throw new UpstreamError('discord', 'The training channel is gone or is not a text channel.', {
-      retryable: false,
-      operatorMessage: `channel ${channelId} is not a guild text channel`,
-    });
-  }
-  return channel;
+function channelOf(deps: BotDeps, channelId: string): Promise<GuildTextBasedChannel> {
+  return fetchGuildTextChannel(deps.client, channelId, {
+    goneMessage: 'The training channel is gone or is not a text channel.',
+    refusal: (error) => discordError(error),
+  });
 }
 
 async function send(channel: GuildTextBasedChannel, message: Parameters<GuildTextBasedChannel['send']>[0]) {
@@ -239,24 +227,14 @@ async function send(channel: GuildTextBasedChannel, message: Parameters<GuildTex
   }
 }
 
-async function attachment(deps: BotDeps, key: string, name: string, limit: number): Promise<AttachmentPayload> {
-  const data = await deps.store.getBuffer(key);
-  const ext = /\.([a-z0-9]+)$/i.exec(key)?.[1]?.toLowerCase() ?? 'png';
-  if (data.length <= limit) return { attachment: data, name: `${name}.${ext}` };
-  const encoded = await encodeUnderLimit(data, { maxBytes: limit - 1024, prefer: 'jpeg' });
-  return { attachment: encoded.data, name: `${name}.${encoded.format === 'jpeg' ? 'jpg' : encoded.format}` };
+function attachment(deps: BotDeps, key: string, name: string, limit: number): Promise<AttachmentPayload> {
+  return artifactAttachment(deps.store, key, name, limit, { prefer: 'jpeg' });
 }
 
 /** Discord refusing for good (403, 404) is not retried; anything else is, by the job's attempts. */
 function discordError(error: unknown): unknown {
-  if (error instanceof DiscordAPIError && error.status >= 400 && error.status < 500 && error.status !== 429) {
-    return new UpstreamError('discord', "I can't post the evaluation in the training's channel.", {
-      cause: error,
-      retryable: false,
-      operatorMessage: `Discord ${error.status} ${error.code}: ${error.message}`,
-    });
-  }
-  return error;
+  const message = "I can't post the evaluation in the training's channel.";
+  return discordRefusal(error, { forbidden: message, refused: message });
 }
 
 /** Attachment names: letters, digits, dash and underscore only (Discord rewrites anything else). */
