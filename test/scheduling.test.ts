@@ -171,12 +171,14 @@ async function startOrder(jobs: Job[]): Promise<string[]> {
 describe('GPU scheduling', () => {
   it('groups renders by checkpoint, yet a job on another checkpoint does not wait past the bound', async () => {
     await setup();
-    const comfy = await fake([CKPT_A, CKPT_B], 25);
+    // 4 steps × 60 ms: the A work (12 renders) takes about 3 s, twice the bound. The margins on both
+    // sides are wide so that a slow start or a busy machine cannot reorder the result.
+    const comfy = await fake([CKPT_A, CKPT_B], 60);
     // Two comic panels on A, one on B, then ten more on A: FIFO would load A, B, A.
     const early = await makeRenders([CKPT_A, CKPT_A]);
     const [onB] = await makeRenders([CKPT_B]);
     const late = await makeRenders(Array<string>(10).fill(CKPT_A));
-    const bound = 500;
+    const bound = 1500;
     await startRunner('gpu-1', comfy, { ...DEFAULT_POLICY, maxWaitMs: { ...LANES_OFF, comic: bound }, overdueWindowMs: 0 });
     await renderQueue().pause();
     const jobs = [];
