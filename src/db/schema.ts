@@ -20,7 +20,7 @@ import {
 // Type-only imports: drizzle-kit loads this file on its own, and the jsonb shapes are only types here.
 // The values themselves are validated with zod where they enter (src/db/json.ts and the flows).
 import type { ComicScript, Panel as ScriptPanel } from '../agents/script-schema.ts';
-import type { RenderRecipe } from '../comic/recipe.ts';
+import { MODEL_FAMILIES, type RenderRecipe } from '../comic/recipe.ts';
 import type { CheckpointMetadata, ComicOptions, PageLayout, TrainingProgress } from './json.ts';
 import type { EvaluationRecord } from '../evaluation/record.ts';
 
@@ -35,19 +35,8 @@ import type { EvaluationRecord } from '../evaluation/record.ts';
 // ---------------------------------------------------------------------------------------------------
 // Enums
 
-export const modelFamily = pgEnum('model_family', [
-  'illustrious',
-  'noobai',
-  'flux',
-  'flux-schnell',
-  'flux2',
-  'sdxl',
-  'pony',
-  'playground',
-  'sd35-large',
-  'sd35-medium',
-  'ponyv7',
-]);
+// The recipe's list is the one source: a family added there reaches the database enum through a migration.
+export const modelFamily = pgEnum('model_family', MODEL_FAMILIES);
 export const nsfwPolicy = pgEnum('nsfw_policy', ['block', 'nsfw_channels_only']);
 export const scriptWriter = pgEnum('script_writer', ['llm', 'template']);
 export const comicStatus = pgEnum('comic_status', [
