@@ -5,6 +5,7 @@ import { panelsWithCurrentRenders } from '../../db/panels.ts';
 import { cancelRendersOfComic, rendersOfComic } from '../../db/renders.ts';
 import type { Comic } from '../../db/schema.ts';
 import type { RenderJob } from '../../queue/payloads.ts';
+import { renderOwner } from '../../scheduling/candidates.ts';
 import { type PipelineDeps, pipelineLogger } from './deps.ts';
 import { jobIds } from './job-ids.ts';
 import { withPageFlows } from './page-flows.ts';
@@ -84,6 +85,8 @@ async function resumeRendering(
         recipe: o.render.recipe,
         // A reroll was asked for by a person; first renders are batch work.
         interactive: o.render.attempt > 0,
+        // Turns are taken by person, also for work recovered after a crash.
+        owner: renderOwner(comic),
       }));
       for (const r of renders) await clearFinishedJob(deps.producer, 'render', jobIds.render(r.renderId));
       const parentJobId = jobIds.assembleResume(
