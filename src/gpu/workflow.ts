@@ -187,15 +187,8 @@ function saveNodes(graph: ApiGraph, samples: Link, vae: Link, prefix: string): v
   };
 }
 
-function sdxlGraph(recipe: RenderRecipe, models: { checkpoint: string }, opts: WorkflowOptions): ApiGraph {
-  const graph: ApiGraph = {};
-  graph[NODE_IDS.model] = {
-    class_type: 'CheckpointLoaderSimple',
-    inputs: { ckpt_name: models.checkpoint },
-    _meta: { title: `Checkpoint: ${models.checkpoint}` },
-  };
-  let model = link(NODE_IDS.model, 0);
-  let clip = link(NODE_IDS.model, 1);
+/** The recipe's LoRAs chained after the model and CLIP (SDXL-family and SD 3.5 graphs). */
+function addLoras(graph: ApiGraph, recipe: RenderRecipe, model: Link, clip: Link): { model: Link; clip: Link } {
   recipe.loras.forEach((lora, i) => {
     const id = String(NODE_IDS.loraBase + i);
     graph[id] = {
@@ -206,6 +199,70 @@ function sdxlGraph(recipe: RenderRecipe, models: { checkpoint: string }, opts: W
     model = link(id, 0);
     clip = link(id, 1);
   });
+  return { model, clip };
+}
+
+/** The recipe's LoRAs chained after the diffusion model only (FLUX graphs: the text encoders stay as they are). */
+function addModelOnlyLoras(graph: ApiGraph, recipe: RenderRecipe, model: Link): Link {
+  recipe.loras.forEach((lora, i) => {
+    const id = String(NODE_IDS.loraBase + i);
+    graph[id] = {
+      class_type: 'LoraLoaderModelOnly',
+      inputs: { model, lora_name: lora.name, strength_model: lora.strength },
+      _meta: { title: `LoRA: ${lora.name}` },
+    };
+    model = link(id, 0);
+  });
+  return model;
+}
+
+/** The positive and negative CLIPTextEncode nodes, both on `clip`. */
+function addPrompts(graph: ApiGraph, recipe: RenderRecipe, clip: Link): void {
+  graph[NODE_IDS.positive] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.positive, clip }, _meta: { title: 'Positive prompt' } };
+  graph[NODE_IDS.negative] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.negative, clip }, _meta: { title: 'Negative prompt' } };
+}
+
+/** The empty latent (its class and title per family) and a KSampler at full denoise. */
+function addKSampler(
+  graph: ApiGraph,
+  recipe: RenderRecipe,
+  model: Link,
+  cond: { positive: Link; negative: Link },
+  latent: { classType: string; title: string },
+): void {
+  graph[NODE_IDS.latent] = {
+    class_type: latent.classType,
+    inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
+    _meta: { title: latent.title },
+  };
+  graph[NODE_IDS.sampler] = {
+    class_type: 'KSampler',
+    inputs: {
+      model,
+      seed: recipe.seed,
+      steps: recipe.steps,
+      cfg: recipe.cfg,
+      sampler_name: recipe.sampler,
+      scheduler: recipe.scheduler,
+      positive: cond.positive,
+      negative: cond.negative,
+      latent_image: link(NODE_IDS.latent, 0),
+      denoise: 1,
+    },
+    _meta: { title: 'KSampler' },
+  };
+}
+
+function sdxlGraph(recipe: RenderRecipe, models: { checkpoint: string }, opts: WorkflowOptions): ApiGraph {
+  const graph: ApiGraph = {};
+  graph[NODE_IDS.model] = {
+    class_type: 'CheckpointLoaderSimple',
+    inputs: { ckpt_name: models.checkpoint },
+    _meta: { title: `Checkpoint: ${models.checkpoint}` },
+  };
+  let model = link(NODE_IDS.model, 0);
+  let clip = link(NODE_IDS.model, 1);
+  ({ model, clip } = addLoras(graph, recipe, model, clip));
   model = addIPAdapter(graph, recipe, model, opts);
   if (recipe.vPrediction) {
     graph[NODE_IDS.modelSampling] = {
@@ -224,30 +281,9 @@ function sdxlGraph(recipe: RenderRecipe, models: { checkpoint: string }, opts: W
     };
     model = link(NODE_IDS.modelSampling, 0);
   }
-  graph[NODE_IDS.positive] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.positive, clip }, _meta: { title: 'Positive prompt' } };
-  graph[NODE_IDS.negative] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.negative, clip }, _meta: { title: 'Negative prompt' } };
+  addPrompts(graph, recipe, clip);
   const cond = addControlNet(graph, recipe, opts.controlImageName ?? '', link(NODE_IDS.positive, 0), link(NODE_IDS.negative, 0), null);
-  graph[NODE_IDS.latent] = {
-    class_type: 'EmptyLatentImage',
-    inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
-    _meta: { title: 'Empty latent' },
-  };
-  graph[NODE_IDS.sampler] = {
-    class_type: 'KSampler',
-    inputs: {
-      model,
-      seed: recipe.seed,
-      steps: recipe.steps,
-      cfg: recipe.cfg,
-      sampler_name: recipe.sampler,
-      scheduler: recipe.scheduler,
-      positive: cond.positive,
-      negative: cond.negative,
-      latent_image: link(NODE_IDS.latent, 0),
-      denoise: 1,
-    },
-    _meta: { title: 'KSampler' },
-  };
+  addKSampler(graph, recipe, model, cond, { classType: 'EmptyLatentImage', title: 'Empty latent' });
   saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.model, 2), opts.filenamePrefix);
   return graph;
 }
@@ -271,15 +307,7 @@ function fluxGraph(
   graph[NODE_IDS.vae] = { class_type: 'VAELoader', inputs: { vae_name: models.vae }, _meta: { title: `VAE: ${models.vae}` } };
 
   let model = link(NODE_IDS.model, 0);
-  recipe.loras.forEach((lora, i) => {
-    const id = String(NODE_IDS.loraBase + i);
-    graph[id] = {
-      class_type: 'LoraLoaderModelOnly',
-      inputs: { model, lora_name: lora.name, strength_model: lora.strength },
-      _meta: { title: `LoRA: ${lora.name}` },
-    };
-    model = link(id, 0);
-  });
+  model = addModelOnlyLoras(graph, recipe, model);
   // FLUX.1-dev shifts its sigma schedule by resolution; the default workflow sets it per size.
   graph[NODE_IDS.modelSampling] = {
     class_type: 'ModelSamplingFlux',
@@ -396,15 +424,7 @@ function flux2Graph(
   };
   graph[NODE_IDS.vae] = { class_type: 'VAELoader', inputs: { vae_name: models.vae }, _meta: { title: `VAE: ${models.vae}` } };
   let model = link(NODE_IDS.model, 0);
-  recipe.loras.forEach((lora, i) => {
-    const id = String(NODE_IDS.loraBase + i);
-    graph[id] = {
-      class_type: 'LoraLoaderModelOnly',
-      inputs: { model, lora_name: lora.name, strength_model: lora.strength },
-      _meta: { title: `LoRA: ${lora.name}` },
-    };
-    model = link(id, 0);
-  });
+  model = addModelOnlyLoras(graph, recipe, model);
   graph[NODE_IDS.positive] = {
     class_type: 'CLIPTextEncode',
     inputs: { text: recipe.positive, clip: link(NODE_IDS.clip, 0) },
@@ -485,46 +505,16 @@ function sd3Graph(
     clip = link(NODE_IDS.clip, 0);
   }
   let model = link(NODE_IDS.model, 0);
-  recipe.loras.forEach((lora, i) => {
-    const id = String(NODE_IDS.loraBase + i);
-    graph[id] = {
-      class_type: 'LoraLoader',
-      inputs: { model, clip, lora_name: lora.name, strength_model: lora.strength, strength_clip: lora.strength },
-      _meta: { title: `LoRA: ${lora.name}` },
-    };
-    model = link(id, 0);
-    clip = link(id, 1);
-  });
+  ({ model, clip } = addLoras(graph, recipe, model, clip));
   graph[NODE_IDS.modelSampling] = {
     class_type: 'ModelSamplingSD3',
     inputs: { model, shift: familyProfile(recipe.family).samplingShift ?? 3 },
     _meta: { title: 'SD3 sampling shift' },
   };
   model = link(NODE_IDS.modelSampling, 0);
-  graph[NODE_IDS.positive] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.positive, clip }, _meta: { title: 'Positive prompt' } };
-  graph[NODE_IDS.negative] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.negative, clip }, _meta: { title: 'Negative prompt' } };
+  addPrompts(graph, recipe, clip);
   const cond = addControlNet(graph, recipe, opts.controlImageName ?? '', link(NODE_IDS.positive, 0), link(NODE_IDS.negative, 0), link(NODE_IDS.model, 2));
-  graph[NODE_IDS.latent] = {
-    class_type: 'EmptySD3LatentImage',
-    inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
-    _meta: { title: 'Empty latent (16-channel)' },
-  };
-  graph[NODE_IDS.sampler] = {
-    class_type: 'KSampler',
-    inputs: {
-      model,
-      seed: recipe.seed,
-      steps: recipe.steps,
-      cfg: recipe.cfg,
-      sampler_name: recipe.sampler,
-      scheduler: recipe.scheduler,
-      positive: cond.positive,
-      negative: cond.negative,
-      latent_image: link(NODE_IDS.latent, 0),
-      denoise: 1,
-    },
-    _meta: { title: 'KSampler' },
-  };
+  addKSampler(graph, recipe, model, cond, { classType: 'EmptySD3LatentImage', title: 'Empty latent (16-channel)' });
   saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.model, 2), opts.filenamePrefix);
   return graph;
 }
