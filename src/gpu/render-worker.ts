@@ -274,18 +274,7 @@ export function startRenderWorker(options: RenderWorkerOptions): RenderWorker {
     resume: () => worker.resume(),
     async close(graceMs = 30_000) {
       shuttingDown = true;
-      const closing = worker.close();
-      let timer: NodeJS.Timeout | undefined;
-      const graceOver = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), graceMs);
-      });
-      const outcome = await Promise.race([closing.then(() => 'closed' as const), graceOver]);
-      clearTimeout(timer);
-      if (outcome === 'timeout') {
-        logger.warn({ renders: [...inFlight.keys()] }, 'renders did not finish in time; handing them back to the queue');
-        for (const controller of inFlight.values()) controller.abort(new Error('runner shutting down'));
-      }
-      await closing;
+      await closeWithinGrace(worker.close(), graceMs, inFlight, logger);
     },
   };
 }
@@ -342,20 +331,32 @@ function startScheduled(
     resume: () => consumer.resume(),
     async close(graceMs = 30_000) {
       markShuttingDown();
-      const closing = consumer.stop();
-      let timer: NodeJS.Timeout | undefined;
-      const graceOver = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), graceMs);
-      });
-      const outcome = await Promise.race([closing.then(() => 'closed' as const), graceOver]);
-      clearTimeout(timer);
-      if (outcome === 'timeout') {
-        logger.warn({ renders: [...inFlight.keys()] }, 'renders did not finish in time; handing them back to the queue');
-        for (const controller of inFlight.values()) controller.abort(new Error('runner shutting down'));
-      }
-      await closing;
+      await closeWithinGrace(consumer.stop(), graceMs, inFlight, logger);
       await worker.close();
       await queue.close();
     },
   };
+}
+
+/**
+ * Waits for `closing` (no new jobs, running ones finishing); when the grace period runs out first,
+ * aborts the renders still running so their jobs go back to the queue, then waits for the close.
+ */
+async function closeWithinGrace(
+  closing: Promise<void>,
+  graceMs: number,
+  inFlight: Map<string, AbortController>,
+  logger: Logger,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const graceOver = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), graceMs);
+  });
+  const outcome = await Promise.race([closing.then(() => 'closed' as const), graceOver]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    logger.warn({ renders: [...inFlight.keys()] }, 'renders did not finish in time; handing them back to the queue');
+    for (const controller of inFlight.values()) controller.abort(new Error('runner shutting down'));
+  }
+  await closing;
 }
