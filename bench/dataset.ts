@@ -52,7 +52,8 @@ async function makeImage(i: number, dir: string): Promise<void> {
   })
     .png({ compressionLevel: 0 })
     .toBuffer();
-  const colour = () => `rgb(${Math.floor(rnd() * 256)},${Math.floor(rnd() * 256)},${Math.floor(rnd() * 256)})`;
+  const colour = () =>
+    `rgb(${Math.floor(rnd() * 256)},${Math.floor(rnd() * 256)},${Math.floor(rnd() * 256)})`;
   const shapes = Array.from({ length: 8 }, (_, k) => {
     const x = Math.floor(rnd() * width);
     const y = Math.floor(rnd() * height);
@@ -61,9 +62,14 @@ async function makeImage(i: number, dir: string): Promise<void> {
       ? `<circle cx="${x}" cy="${y}" r="${r}" fill="${colour()}" fill-opacity="0.8"/>`
       : `<rect x="${x - r}" y="${y - r}" width="${2 * r}" height="${r}" fill="${colour()}" fill-opacity="0.8"/>`;
   }).join('');
-  const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${shapes}</svg>`);
-  const image = sharp(grain).resize(width, height, { kernel: 'cubic' }).composite([{ input: svg }]);
-  if (i % 2 === 0) await image.jpeg({ quality: 90 }).toFile(join(dir, `img${String(i).padStart(3, '0')}.jpg`));
+  const svg = Buffer.from(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${shapes}</svg>`,
+  );
+  const image = sharp(grain)
+    .resize(width, height, { kernel: 'cubic' })
+    .composite([{ input: svg }]);
+  if (i % 2 === 0)
+    await image.jpeg({ quality: 90 }).toFile(join(dir, `img${String(i).padStart(3, '0')}.jpg`));
   else await image.png().toFile(join(dir, `img${String(i).padStart(3, '0')}.png`));
 }
 
@@ -77,7 +83,9 @@ async function runPool(count: number, work: (i: number) => Promise<void>): Promi
 }
 
 let sampledPeak = 0;
-const sampler = phase ? setInterval(() => (sampledPeak = Math.max(sampledPeak, process.memoryUsage.rss())), 20) : undefined;
+const sampler = phase
+  ? setInterval(() => (sampledPeak = Math.max(sampledPeak, process.memoryUsage.rss())), 20)
+  : undefined;
 sampler?.unref();
 
 function peakRssMb(): number {
@@ -117,7 +125,8 @@ async function preparePhase(images: string, out: string): Promise<PhaseResult> {
   const report = await prepareDataset([images], { trigger: 'benchstyle', out });
   const seconds = (performance.now() - started) / 1000;
   if (report.status !== 'prepared') throw new Error(`bench dataset was refused: ${report.message}`);
-  if (report.refused.length > 0) console.error(`note: ${report.refused.length} refused, e.g. ${report.refused[0]?.reason}`);
+  if (report.refused.length > 0)
+    console.error(`note: ${report.refused.length} refused, e.g. ${report.refused[0]?.reason}`);
   return { seconds, peak_rss_mb: peakRssMb(), images: report.accepted.length };
 }
 
@@ -125,7 +134,13 @@ function runChild(which: 'baseline' | 'prepare', images: string, out: string): P
   const self = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', self], {
-      env: { ...process.env, BENCH_DATASET_PHASE: which, BENCH_DATASET_IMAGES_DIR: images, BENCH_DATASET_OUT: out, LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        BENCH_DATASET_PHASE: which,
+        BENCH_DATASET_IMAGES_DIR: images,
+        BENCH_DATASET_OUT: out,
+        LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let stdout = '';
@@ -152,15 +167,21 @@ if (phase === 'baseline' || phase === 'prepare') {
     const genStart = performance.now();
     await runPool(IMAGES, (i) => makeImage(i, images));
     await writeFile(join(root, 'README'), 'comicmaster dataset bench scratch folder\n');
-    console.log(`Generated ${IMAGES} images (2–12 MP, half JPEG, half PNG) in ${((performance.now() - genStart) / 1000).toFixed(1)} s (not timed).`);
+    console.log(
+      `Generated ${IMAGES} images (2–12 MP, half JPEG, half PNG) in ${((performance.now() - genStart) / 1000).toFixed(1)} s (not timed).`,
+    );
 
     const baseline = await runChild('baseline', images, join(root, 'baseline'));
-    console.log(`baseline (decode + resize + PNG encode, ${PARALLELISM} at a time): ${baseline.seconds.toFixed(1)} s, peak RSS ${baseline.peak_rss_mb} MB`);
+    console.log(
+      `baseline (decode + resize + PNG encode, ${PARALLELISM} at a time): ${baseline.seconds.toFixed(1)} s, peak RSS ${baseline.peak_rss_mb} MB`,
+    );
     const prepared = await runChild('prepare', images, join(root, 'dataset'));
     console.log(
       `dataset prepare (checks, fingerprints, de-dup, orient, resize, PNG, captions): ${prepared.seconds.toFixed(1)} s, peak RSS ${prepared.peak_rss_mb} MB`,
     );
-    console.log(`  ${(prepared.seconds / baseline.seconds).toFixed(2)}× the baseline; target under 90 s and under 1024 MB`);
+    console.log(
+      `  ${(prepared.seconds / baseline.seconds).toFixed(2)}× the baseline; target under 90 s and under 1024 MB`,
+    );
     console.log(
       JSON.stringify({
         seconds: Number(prepared.seconds.toFixed(2)),

@@ -51,7 +51,13 @@ try {
       (async () => {
         await fake.waitFor(() => fake.interaction(id)?.callback, 30_000);
         const defer = performance.now() - t0;
-        await fake.waitFor(() => fake.messages(channelId).some((m) => m.interactionId === null && !m.webhookId && m.content.startsWith('📖')), 300_000);
+        await fake.waitFor(
+          () =>
+            fake
+              .messages(channelId)
+              .some((m) => m.interactionId === null && !m.webhookId && m.content.startsWith('📖')),
+          300_000,
+        );
         return { defer, storyboard: performance.now() - t0 };
       })(),
     );
@@ -69,9 +75,15 @@ try {
     storyboard_p99_ms: percentile(storyboards, 99),
     defer_target_p99_ms: 250,
   };
-  console.log(`${N} concurrent /comic new against the fake Discord (real bot, template writer, storyboard on CPU)`);
-  console.log(`  command → deferral:   p50 ${figures.defer_p50_ms} ms   p99 ${figures.defer_p99_ms} ms   (target p99 < 250 ms)`);
-  console.log(`  command → storyboard: p50 ${figures.storyboard_p50_ms} ms   p99 ${figures.storyboard_p99_ms} ms`);
+  console.log(
+    `${N} concurrent /comic new against the fake Discord (real bot, template writer, storyboard on CPU)`,
+  );
+  console.log(
+    `  command → deferral:   p50 ${figures.defer_p50_ms} ms   p99 ${figures.defer_p99_ms} ms   (target p99 < 250 ms)`,
+  );
+  console.log(
+    `  command → storyboard: p50 ${figures.storyboard_p50_ms} ms   p99 ${figures.storyboard_p99_ms} ms`,
+  );
   console.log(JSON.stringify(figures));
 } finally {
   await harness.close();

@@ -40,14 +40,21 @@ async function render(prompt: number, ckpt: number | null, strength: number | nu
 
 for (let p = 0; p < PROMPTS; p++) {
   await writeFile(fileOf(p, null, null), await render(p, null, null));
-  for (let c = 1; c <= CHECKPOINTS; c++) for (const s of STRENGTHS) await writeFile(fileOf(p, c, s), await render(p, c, s));
+  for (let c = 1; c <= CHECKPOINTS; c++)
+    for (const s of STRENGTHS) await writeFile(fileOf(p, c, s), await render(p, c, s));
 }
 const columns = ['no LoRA', ...STRENGTHS.map((s) => `strength ${s.toFixed(1)}`)];
 const rows = Array.from({ length: CHECKPOINTS }, (_, i) => `epoch ${i + 1}`);
 
 async function cellsOf(prompt: number): Promise<Buffer[][]> {
   return Promise.all(
-    rows.map((_, r) => Promise.all([fileOf(prompt, null, null), ...STRENGTHS.map((s) => fileOf(prompt, r + 1, s))].map((f) => readFile(f)))),
+    rows.map((_, r) =>
+      Promise.all(
+        [fileOf(prompt, null, null), ...STRENGTHS.map((s) => fileOf(prompt, r + 1, s))].map((f) =>
+          readFile(f),
+        ),
+      ),
+    ),
   );
 }
 
@@ -61,7 +68,13 @@ const t0 = performance.now();
 let parts = 0;
 let maxBytes = 0;
 for (let p = 0; p < PROMPTS; p++) {
-  const spec: GridSpec = { title: `bench · prompt ${p + 1}`, rowLabels: rows, columnLabels: columns, cells: await cellsOf(p), cellSize: CELL };
+  const spec: GridSpec = {
+    title: `bench · prompt ${p + 1}`,
+    rowLabels: rows,
+    columnLabels: columns,
+    cells: await cellsOf(p),
+    cellSize: CELL,
+  };
   const encoded = await composeGridParts(spec, LIMIT);
   parts += encoded.length;
   for (const e of encoded) maxBytes = Math.max(maxBytes, e.data.length);
@@ -80,12 +93,17 @@ const height = HEADER + rows.length * (CELL + 4);
 // for all four on 2 cores, which would only slow the run down without telling more.
 const b0 = performance.now();
 for (let p = 0; p < 1; p++) {
-  let canvas = await sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).png().toBuffer();
+  let canvas = await sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
+    .png()
+    .toBuffer();
   const cells = await cellsOf(p);
   for (let r = 0; r < rows.length; r++) {
     for (let c = 0; c < columns.length; c++) {
       const cell = await sharp(cells[r]![c]!).resize(CELL, CELL).png().toBuffer();
-      canvas = await sharp(canvas).composite([{ input: cell, left: GUTTER + c * (CELL + 4), top: HEADER + r * (CELL + 4) }]).png().toBuffer();
+      canvas = await sharp(canvas)
+        .composite([{ input: cell, left: GUTTER + c * (CELL + 4), top: HEADER + r * (CELL + 4) }])
+        .png()
+        .toBuffer();
     }
   }
   await sharp(canvas).jpeg({ quality: 88 }).toBuffer();
@@ -94,8 +112,22 @@ const baselineSeconds = ((performance.now() - b0) / 1000) * PROMPTS;
 await rm(dir, { recursive: true, force: true });
 
 const r2 = (n: number) => Math.round(n * 100) / 100;
-console.log(`grids: ${PROMPTS} prompts × ${CHECKPOINTS} checkpoints × ${columns.length} columns from ${RENDER}² PNG renders, ${CELL} px cells`);
-console.log(`  ours (decode once, one composite, JPEG)   ${r2(seconds)} s   ${parts} image(s), largest ${r2(maxBytes / 1024 / 1024)} MiB   (target < 10 s)`);
-console.log(`  naive (one composite per cell)            ${r2(baselineSeconds)} s (1 grid × ${PROMPTS})   (${r2(baselineSeconds / seconds)}x ours)`);
+console.log(
+  `grids: ${PROMPTS} prompts × ${CHECKPOINTS} checkpoints × ${columns.length} columns from ${RENDER}² PNG renders, ${CELL} px cells`,
+);
+console.log(
+  `  ours (decode once, one composite, JPEG)   ${r2(seconds)} s   ${parts} image(s), largest ${r2(maxBytes / 1024 / 1024)} MiB   (target < 10 s)`,
+);
+console.log(
+  `  naive (one composite per cell)            ${r2(baselineSeconds)} s (1 grid × ${PROMPTS})   (${r2(baselineSeconds / seconds)}x ours)`,
+);
 console.log(`  peak RSS during ours                      ${r2(oursPeakMb)} MB   (target < 1500 MB)`);
-console.log(JSON.stringify({ bench: 'grids', seconds: r2(seconds), baseline_seconds: r2(baselineSeconds), parts, peak_rss_mb: r2(oursPeakMb) }));
+console.log(
+  JSON.stringify({
+    bench: 'grids',
+    seconds: r2(seconds),
+    baseline_seconds: r2(baselineSeconds),
+    parts,
+    peak_rss_mb: r2(oursPeakMb),
+  }),
+);

@@ -60,7 +60,17 @@ function recipe(comicId: string, panel: number, seed: number): RenderRecipe {
     seed,
     candidates: 1,
     controlNet: null,
-    panel: { comicId, page: 1, panel, attempt: 0, shot: 'wide', angle: 'eye', setting: 'rooftop', action: 'stands', characters: [] },
+    panel: {
+      comicId,
+      page: 1,
+      panel,
+      attempt: 0,
+      shot: 'wide',
+      angle: 'eye',
+      setting: 'rooftop',
+      action: 'stands',
+      characters: [],
+    },
   });
 }
 
@@ -70,14 +80,22 @@ const idleShare = (fake: FakeComfyUI) => {
 };
 
 /** Raw client: one prompt at a time, as a simple script would. */
-async function baseline(fake: FakeComfyUI, count: number, seedBase: number): Promise<{ msPerRender: number; idle: number }> {
+async function baseline(
+  fake: FakeComfyUI,
+  count: number,
+  seedBase: number,
+): Promise<{ msPerRender: number; idle: number }> {
   const client = new ComfyClient({ baseUrl: fake.url, logger: silent });
   await client.connect();
   const graphs: ApiGraph[] = [];
   for (let i = 0; i < count; i++) {
-    graphs.push(buildWorkflow(recipe('bench', 1, seedBase + i), { filenamePrefix: 'bench/base' }) as ApiGraph);
+    graphs.push(
+      buildWorkflow(recipe('bench', 1, seedBase + i), { filenamePrefix: 'bench/base' }) as ApiGraph,
+    );
   }
-  await client.run(buildWorkflow(recipe('bench', 1, seedBase - 1), { filenamePrefix: 'bench/warm' }) as ApiGraph);
+  await client.run(
+    buildWorkflow(recipe('bench', 1, seedBase - 1), { filenamePrefix: 'bench/warm' }) as ApiGraph,
+  );
   fake.resetStats();
   const t0 = performance.now();
   for (const graph of graphs) await client.run(graph);
@@ -87,9 +105,17 @@ async function baseline(fake: FakeComfyUI, count: number, seedBase: number): Pro
   return { msPerRender: ms / count, idle };
 }
 
-async function throughRunner(fake: FakeComfyUI, count: number, seedBase: number, databaseUrl: string | undefined) {
+async function throughRunner(
+  fake: FakeComfyUI,
+  count: number,
+  seedBase: number,
+  databaseUrl: string | undefined,
+) {
   const dir = await mkdtemp(join(tmpdir(), 'bench-runner-'));
-  const connection = createQueueConnection({ redisUrl: REDIS_URL, prefix: `bench-runner-${randomUUID().slice(0, 8)}` });
+  const connection = createQueueConnection({
+    redisUrl: REDIS_URL,
+    prefix: `bench-runner-${randomUUID().slice(0, 8)}`,
+  });
   const producer = new JobProducer(connection, { logger: silent });
   const config = parseConfig({
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
@@ -99,7 +125,12 @@ async function throughRunner(fake: FakeComfyUI, count: number, seedBase: number,
     RUNNER_ID: 'bench-gpu',
     LOG_LEVEL: 'silent',
   });
-  const runner = await runRunner(config, { logger: silent, connection, handleSignals: false, store: createArtifactStore(config) });
+  const runner = await runRunner(config, {
+    logger: silent,
+    connection,
+    handleSignals: false,
+    store: createArtifactStore(config),
+  });
   const database = await openDatabase({ databaseUrl, dataDir: dir });
   try {
     await runMigrations(database);
@@ -118,14 +149,36 @@ async function throughRunner(fake: FakeComfyUI, count: number, seedBase: number,
         comicId: comic.id,
         pageNumber: 1,
         panelNumber: 1,
-        scriptPanel: { shot: 'wide', angle: 'eye-level', setting: 'rooftop', time: 'night', lighting: 'neon', action: 'stands', characters: [], balloons: [], caption: null, sfx: null },
+        scriptPanel: {
+          shot: 'wide',
+          angle: 'eye-level',
+          setting: 'rooftop',
+          time: 'night',
+          lighting: 'neon',
+          action: 'stands',
+          characters: [],
+          balloons: [],
+          caption: null,
+          sfx: null,
+        },
       })
       .returning();
     const payloads: RenderJob[] = [];
     for (let i = 0; i <= count; i++) {
       const r = recipe(comic.id, 1, seedBase + i);
-      const [row] = await db.insert(renders).values({ panelId: panel!.id, attempt: i, recipe: { ...r, panel: { ...r.panel, attempt: i } } }).returning();
-      payloads.push({ renderId: row!.id, comicId: comic.id, pageNumber: 1, panelNumber: 1, attempt: i, recipe: { ...r, panel: { ...r.panel, attempt: i } }, interactive: false });
+      const [row] = await db
+        .insert(renders)
+        .values({ panelId: panel!.id, attempt: i, recipe: { ...r, panel: { ...r.panel, attempt: i } } })
+        .returning();
+      payloads.push({
+        renderId: row!.id,
+        comicId: comic.id,
+        pageNumber: 1,
+        panelNumber: 1,
+        attempt: i,
+        recipe: { ...r, panel: { ...r.panel, attempt: i } },
+        interactive: false,
+      });
     }
     const queue = producer.queue('render');
     // Warm-up render, then all jobs enqueued while the worker is paused so enqueueing is not timed.
@@ -138,7 +191,9 @@ async function throughRunner(fake: FakeComfyUI, count: number, seedBase: number,
     runner.renderWorker.worker.resume();
     for (const job of jobs) await settledJob(queue, job.id);
     const ms = performance.now() - t0;
-    const failed = (await Promise.all(jobs.map((j) => queue.getJobState(j.id!)))).filter((s) => s !== 'completed').length;
+    const failed = (await Promise.all(jobs.map((j) => queue.getJobState(j.id!)))).filter(
+      (s) => s !== 'completed',
+    ).length;
     return { msPerRender: ms / count, idle: idleShare(fake), failed };
   } finally {
     await runner.stop();
@@ -167,13 +222,22 @@ try {
   const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
   console.log(`renders: ${N} per series, ${STEPS} steps, 256×256, fake ComfyUI on loopback`);
   console.log('zero render time:');
-  console.log(`  baseline (client.run loop)  ${base0.msPerRender.toFixed(2)} ms/render, ComfyUI idle ${pct(base0.idle)}`);
-  console.log(`  runner (queue+db+store)     ${run0.msPerRender.toFixed(2)} ms/render, ComfyUI idle ${pct(run0.idle)}`);
+  console.log(
+    `  baseline (client.run loop)  ${base0.msPerRender.toFixed(2)} ms/render, ComfyUI idle ${pct(base0.idle)}`,
+  );
+  console.log(
+    `  runner (queue+db+store)     ${run0.msPerRender.toFixed(2)} ms/render, ComfyUI idle ${pct(run0.idle)}`,
+  );
   console.log(`  overhead per render         ${overhead.toFixed(2)} ms (target ≤ 30 ms)`);
   console.log(`render time ${STEPS} × ${STEP_MS} ms:`);
-  console.log(`  baseline (client.run loop)  ${base1.msPerRender.toFixed(2)} ms/render, ComfyUI idle ${pct(base1.idle)}`);
-  console.log(`  runner (queue+db+store)     ${run1.msPerRender.toFixed(2)} ms/render, ComfyUI idle ${pct(run1.idle)} (target < 1 %)`);
-  if (run0.failed + run1.failed > 0) console.log(`  WARNING: ${run0.failed + run1.failed} render jobs did not complete`);
+  console.log(
+    `  baseline (client.run loop)  ${base1.msPerRender.toFixed(2)} ms/render, ComfyUI idle ${pct(base1.idle)}`,
+  );
+  console.log(
+    `  runner (queue+db+store)     ${run1.msPerRender.toFixed(2)} ms/render, ComfyUI idle ${pct(run1.idle)} (target < 1 %)`,
+  );
+  if (run0.failed + run1.failed > 0)
+    console.log(`  WARNING: ${run0.failed + run1.failed} render jobs did not complete`);
   console.log(
     JSON.stringify({
       bench: 'runner',
@@ -182,7 +246,10 @@ try {
       overheadMsPerRender: Number(overhead.toFixed(2)),
       baselineMsPerRender: Number(base0.msPerRender.toFixed(2)),
       runnerMsPerRender: Number(run0.msPerRender.toFixed(2)),
-      idleShareZeroRenderTime: { baseline: Number(base0.idle.toFixed(4)), runner: Number(run0.idle.toFixed(4)) },
+      idleShareZeroRenderTime: {
+        baseline: Number(base0.idle.toFixed(4)),
+        runner: Number(run0.idle.toFixed(4)),
+      },
       stepMs: STEP_MS,
       idleShare: { baseline: Number(base1.idle.toFixed(4)), runner: Number(run1.idle.toFixed(4)) },
       failed: run0.failed + run1.failed,

@@ -42,8 +42,18 @@ const SCALE = Number(process.env.BENCH_SCALE ?? 1 / 60);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const COST = { loadMs: 8_000, loraMs: 1_000, stepMs: 250, steps: 28 };
 const CKPTS = ['illustriousXL_v01.safetensors', 'noobaiXL_vpred10.safetensors'] as const;
-const STYLES = ['style-ink.safetensors', 'style-watercolor.safetensors', 'style-noir.safetensors', 'style-pastel.safetensors'];
-const EPOCHS = ['newstyle-e04.safetensors', 'newstyle-e08.safetensors', 'newstyle-e12.safetensors', 'newstyle-e16.safetensors'];
+const STYLES = [
+  'style-ink.safetensors',
+  'style-watercolor.safetensors',
+  'style-noir.safetensors',
+  'style-pastel.safetensors',
+];
+const EPOCHS = [
+  'newstyle-e04.safetensors',
+  'newstyle-e08.safetensors',
+  'newstyle-e12.safetensors',
+  'newstyle-e16.safetensors',
+];
 const silent = pino({ level: 'silent' });
 
 interface Arrival {
@@ -55,7 +65,15 @@ interface Arrival {
   startedAt?: number;
 }
 
-function recipe(owner: string, checkpoint: string, loras: { name: string; strength: number }[], seed: number, page = 1, panel = 1, attempt = 0): RenderRecipe {
+function recipe(
+  owner: string,
+  checkpoint: string,
+  loras: { name: string; strength: number }[],
+  seed: number,
+  page = 1,
+  panel = 1,
+  attempt = 0,
+): RenderRecipe {
   return RenderRecipe.parse({
     version: 1,
     family: 'illustrious',
@@ -74,7 +92,17 @@ function recipe(owner: string, checkpoint: string, loras: { name: string; streng
     seed,
     candidates: 1,
     controlNet: null,
-    panel: { comicId: owner, page, panel, attempt, shot: 'wide', angle: 'eye', setting: 'street', action: 'walks', characters: [] },
+    panel: {
+      comicId: owner,
+      page,
+      panel,
+      attempt,
+      shot: 'wide',
+      angle: 'eye',
+      setting: 'street',
+      action: 'walks',
+      characters: [],
+    },
   });
 }
 
@@ -93,7 +121,14 @@ function workload(): Arrival[] {
   const random = rng(8);
   const arrivals: Arrival[] = [];
   let seed = 1;
-  const comics = [10, 8, 12, 9, 11, 10].map((panels, i) => ({ id: `comic${i + 1}`, owner: `person${i + 1}`, panels, start: i * 10, ckpt: CKPTS[i % 2] ?? CKPTS[0], style: STYLES[i % 4] ?? '' }));
+  const comics = [10, 8, 12, 9, 11, 10].map((panels, i) => ({
+    id: `comic${i + 1}`,
+    owner: `person${i + 1}`,
+    panels,
+    start: i * 10,
+    ckpt: CKPTS[i % 2] ?? CKPTS[0],
+    style: STYLES[i % 4] ?? '',
+  }));
   for (const c of comics) {
     for (let j = 0; j < c.panels; j++) {
       const page = Math.floor(j / 6) + 1;
@@ -177,7 +212,12 @@ function interleavedWorkload(): Arrival[] {
           owner: `member${i + 1}`,
         };
         const first = page === 1 && panel === 1;
-        arrivals.push({ at: scriptDone + (page - 1), job, kind: first ? 'first' : 'comic', ...(first ? { startedAt: start } : {}) });
+        arrivals.push({
+          at: scriptDone + (page - 1),
+          job,
+          kind: first ? 'first' : 'comic',
+          ...(first ? { startedAt: start } : {}),
+        });
       }
     }
   }
@@ -190,11 +230,16 @@ async function fakeComfy(): Promise<FakeComfyUI> {
     checkpoints: [...CKPTS],
     loras: [...STYLES, ...EPOCHS],
     previews: 'none',
-    timing: { checkpointLoadMs: COST.loadMs * SCALE, loraPatchMs: COST.loraMs * SCALE, stepMs: COST.stepMs * SCALE },
+    timing: {
+      checkpointLoadMs: COST.loadMs * SCALE,
+      loraPatchMs: COST.loraMs * SCALE,
+      stepMs: COST.stepMs * SCALE,
+    },
   });
 }
 
-const graphOf = (r: RenderRecipe, tag: string) => buildWorkflow(r, { filenamePrefix: `bench/${tag}` }) as ApiGraph;
+const graphOf = (r: RenderRecipe, tag: string) =>
+  buildWorkflow(r, { filenamePrefix: `bench/${tag}` }) as ApiGraph;
 
 /** Measured time of one render on a loaded model and LoRA (what the lower bound sums). */
 async function calibrate(): Promise<number> {
@@ -207,7 +252,9 @@ async function calibrate(): Promise<number> {
   const n = 12;
   fake.resetStats();
   for (let i = 0; i < n; i += 2) {
-    await Promise.all([0, 1].map((k) => client.run(graphOf(recipe('cal', CKPTS[0], loras, 2 + i + k), 'cal'))));
+    await Promise.all(
+      [0, 1].map((k) => client.run(graphOf(recipe('cal', CKPTS[0], loras, 2 + i + k), 'cal'))),
+    );
   }
   const perRender = fake.getStats().busyMs / n;
   await client.close();
@@ -234,7 +281,10 @@ const round = (n: number, digits = 1) => Number(n.toFixed(digits));
 
 async function run(mode: SchedulingMode, arrivals: Arrival[]): Promise<Outcome> {
   const fake = await fakeComfy();
-  const connection: QueueConnection = createQueueConnection({ redisUrl: REDIS_URL, prefix: `bench-sched-${randomUUID().slice(0, 8)}` });
+  const connection: QueueConnection = createQueueConnection({
+    redisUrl: REDIS_URL,
+    prefix: `bench-sched-${randomUUID().slice(0, 8)}`,
+  });
   const producer = new JobProducer(connection, { logger: silent });
   const redis = createRedisClient(connection, 'worker');
   const client = new ComfyClient({ baseUrl: fake.url, logger: silent });
@@ -249,7 +299,14 @@ async function run(mode: SchedulingMode, arrivals: Arrival[]): Promise<Outcome> 
     prefix: connection.prefix,
     runnerId: `bench-${mode}`,
     mode,
-    policy: scalePolicy({ ...DEFAULT_POLICY, switchPatienceMs: Number(process.env.BENCH_PATIENCE_S ?? DEFAULT_POLICY.switchPatienceMs / 1_000) * 1_000 }, SCALE),
+    policy: scalePolicy(
+      {
+        ...DEFAULT_POLICY,
+        switchPatienceMs:
+          Number(process.env.BENCH_PATIENCE_S ?? DEFAULT_POLICY.switchPatienceMs / 1_000) * 1_000,
+      },
+      SCALE,
+    ),
     logger: silent,
   });
   const finishedAt = new Map<string, number>();
@@ -275,10 +332,15 @@ async function run(mode: SchedulingMode, arrivals: Arrival[]): Promise<Outcome> 
   const timers = arrivals.map(
     (a) =>
       new Promise<void>((resolve, reject) => {
-        setTimeout(() => {
-          const priority = a.job.interactive ? 2 : a.job.purpose === 'evaluation' ? 1_000 : 100;
-          producer.enqueue('render', a.job, { jobId: `render-${a.job.renderId}`, priority }).then(() => resolve(), reject);
-        }, a.at * 1_000 * SCALE);
+        setTimeout(
+          () => {
+            const priority = a.job.interactive ? 2 : a.job.purpose === 'evaluation' ? 1_000 : 100;
+            producer
+              .enqueue('render', a.job, { jobId: `render-${a.job.renderId}`, priority })
+              .then(() => resolve(), reject);
+          },
+          a.at * 1_000 * SCALE,
+        );
       }),
   );
   await Promise.all(timers);
@@ -298,8 +360,12 @@ async function run(mode: SchedulingMode, arrivals: Arrival[]): Promise<Outcome> 
   await fake.close();
 
   const model = (ms: number) => ms / 1_000 / SCALE;
-  const firsts = arrivals.filter((a) => a.kind === 'first').map((a) => model((finishedAt.get(a.job.renderId) ?? 0) - t0) - (a.startedAt ?? 0));
-  const rerolls = arrivals.filter((a) => a.kind === 'reroll').map((a) => model((finishedAt.get(a.job.renderId) ?? 0) - t0) - a.at);
+  const firsts = arrivals
+    .filter((a) => a.kind === 'first')
+    .map((a) => model((finishedAt.get(a.job.renderId) ?? 0) - t0) - (a.startedAt ?? 0));
+  const rerolls = arrivals
+    .filter((a) => a.kind === 'reroll')
+    .map((a) => model((finishedAt.get(a.job.renderId) ?? 0) - t0) - a.at);
   return {
     makespan_s: round(model(makespanMs)),
     gpu_busy: round(stats.busyMs / makespanMs, 3),
@@ -325,25 +391,39 @@ function printTable(title: string, ours: Outcome, fifo: Outcome, lowerBound: num
   console.log(title);
   console.log(`  ${'figure'.padEnd(22)}${'ours'.padStart(10)}${'fifo'.padStart(10)}`);
   for (const [label, key] of rows) console.log(`  ${label.padEnd(22)}${cell(ours[key])}${cell(fifo[key])}`);
-  console.log(`  lower bound ${lowerBound.toFixed(1)} s; ours ${(ours.makespan_s / lowerBound).toFixed(3)} × the bound; FIFO ${(fifo.makespan_s / ours.makespan_s).toFixed(2)} × ours`);
+  console.log(
+    `  lower bound ${lowerBound.toFixed(1)} s; ours ${(ours.makespan_s / lowerBound).toFixed(3)} × the bound; FIFO ${(fifo.makespan_s / ours.makespan_s).toFixed(2)} × ours`,
+  );
 }
 
 const arrivals = workload();
 const perRenderMs = await calibrate();
 const perRenderS = perRenderMs / 1_000 / SCALE;
 const lowerBound = arrivals.length * perRenderS + (CKPTS.length * COST.loadMs) / 1_000;
-console.log(`scheduling: ${arrivals.length} renders (6 comics, 1 grid of 112, 10 re-rolls), scale ${SCALE.toFixed(4)}`);
-console.log(`  one render measured at ${perRenderS.toFixed(2)} model s (nominal ${(COST.stepMs * COST.steps) / 1_000} s)`);
+console.log(
+  `scheduling: ${arrivals.length} renders (6 comics, 1 grid of 112, 10 re-rolls), scale ${SCALE.toFixed(4)}`,
+);
+console.log(
+  `  one render measured at ${perRenderS.toFixed(2)} model s (nominal ${(COST.stepMs * COST.steps) / 1_000} s)`,
+);
 const ours = await run('scheduled', arrivals);
 const fifo = await run('fifo', arrivals);
 printTable('issue workload (all of a comic at once)', ours, fifo, lowerBound);
 
 const late = interleavedWorkload();
 const span = Math.max(...late.map((a) => a.at)) - Math.min(...late.map((a) => a.at));
-const lateBound = Math.max(late.length * perRenderS + (CKPTS.length * COST.loadMs) / 1_000, span + perRenderS);
+const lateBound = Math.max(
+  late.length * perRenderS + (CKPTS.length * COST.loadMs) / 1_000,
+  span + perRenderS,
+);
 const lateOurs = await run('scheduled', late);
 const lateFifo = await run('fifo', late);
-printTable(`interleaved variant: ${late.length} renders, 8 comics whose pages arrive as their scripts complete, over ${span} s`, lateOurs, lateFifo, lateBound);
+printTable(
+  `interleaved variant: ${late.length} renders, 8 comics whose pages arrive as their scripts complete, over ${span} s`,
+  lateOurs,
+  lateFifo,
+  lateBound,
+);
 
 console.log(
   JSON.stringify({

@@ -8,7 +8,11 @@ export class ComicMasterError extends Error {
   /** Safe to show to the person who asked: no secrets, no stack. */
   readonly userMessage: string;
 
-  constructor(code: string, userMessage: string, options: { cause?: unknown; operatorMessage?: string } = {}) {
+  constructor(
+    code: string,
+    userMessage: string,
+    options: { cause?: unknown; operatorMessage?: string } = {},
+  ) {
     super(options.operatorMessage ?? userMessage, { cause: options.cause });
     this.name = 'ComicMasterError';
     this.code = code;

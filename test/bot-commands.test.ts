@@ -24,7 +24,12 @@ beforeAll(async () => {
   harness = await startBotHarness({
     label: 'bot-commands',
     discord: {
-      guilds: [{ roles: [{ name: 'mods', permissions: 1n << 13n }], members: [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }] }],
+      guilds: [
+        {
+          roles: [{ name: 'mods', permissions: 1n << 13n }],
+          members: [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }],
+        },
+      ],
     },
     bot: { statusIntervalMs: 300 },
   });
@@ -40,7 +45,12 @@ afterAll(async () => {
 const run = (input: SlashCommandInput) => commandReply(fake, input);
 
 async function newComic(username: string, prompt: string): Promise<Comic> {
-  const reply = await run({ name: 'comic', subcommand: 'new', userId: fake.user(username).id, options: { prompt, pages: 1, panels: 1 } });
+  const reply = await run({
+    name: 'comic',
+    subcommand: 'new',
+    userId: fake.user(username).id,
+    options: { prompt, pages: 1, panels: 1 },
+  });
   const id = /`([0-9a-f-]{36})`/.exec(reply.content)?.[1];
   if (!id) throw new Error(`no comic id in: ${reply.content}`);
   const [comic] = await database.db.select().from(comics).where(eq(comics.id, id));
@@ -49,17 +59,30 @@ async function newComic(username: string, prompt: string): Promise<Comic> {
 
 describe('the bot’s commands', () => {
   it('autocompletes style from the guild’s ready styles, filtered by what was typed', async () => {
-    const base = { guildId: fake.guild.id, modelFamily: 'illustrious' as const, createdBy: 'x', trigger: 't' };
+    const base = {
+      guildId: fake.guild.id,
+      modelFamily: 'illustrious' as const,
+      createdBy: 'x',
+      trigger: 't',
+    };
     await database.db.insert(styles).values([
       { ...base, name: 'Ink Wash', status: 'ready', loraArtifactKey: 'loras/ink.safetensors' },
       { ...base, name: 'Inky Noir', status: 'ready', loraArtifactKey: 'loras/noir.safetensors' },
       { ...base, name: 'Ink Draft', status: 'training' },
       { ...base, name: 'Pastel', status: 'ready', loraArtifactKey: 'loras/pastel.safetensors' },
     ]);
-    const { id } = fake.sendAutocomplete({ name: 'comic', subcommand: 'new', options: { prompt: 'x', style: 'ink' }, focused: 'style' });
+    const { id } = fake.sendAutocomplete({
+      name: 'comic',
+      subcommand: 'new',
+      options: { prompt: 'x', style: 'ink' },
+      focused: 'style',
+    });
     const callback = await fake.waitFor(() => fake.interaction(id)?.callback);
     expect(callback.type).toBe(8);
-    expect((callback.data as { choices: { name: string }[] }).choices.map((c) => c.name)).toEqual(['Ink Wash', 'Inky Noir']);
+    expect((callback.data as { choices: { name: string }[] }).choices.map((c) => c.name)).toEqual([
+      'Ink Wash',
+      'Inky Noir',
+    ]);
   });
 
   it('answers bad input ephemerally, naming the problem, and queues nothing', async () => {
@@ -75,7 +98,11 @@ describe('the bot’s commands', () => {
     const shown = await run({ name: 'comic', subcommand: 'show', options: { id: comic.id } });
     expect(shown.ephemeral).toBe(true);
     expect(shown.content).toContain(comic.id);
-    const missing = await run({ name: 'comic', subcommand: 'show', options: { id: '00000000-0000-4000-8000-000000000000' } });
+    const missing = await run({
+      name: 'comic',
+      subcommand: 'show',
+      options: { id: '00000000-0000-4000-8000-000000000000' },
+    });
     expect(missing.ephemeral).toBe(true);
     expect(missing.content).toContain('no comic');
   });
@@ -89,10 +116,20 @@ describe('the bot’s commands', () => {
 
   it('lets only the owner or a member with Manage Messages cancel a comic', async () => {
     const comic = await newComic('bob', 'A bakery on the moon');
-    const refused = await run({ name: 'comic', subcommand: 'cancel', userId: fake.user('alice').id, options: { id: comic.id } });
+    const refused = await run({
+      name: 'comic',
+      subcommand: 'cancel',
+      userId: fake.user('alice').id,
+      options: { id: comic.id },
+    });
     expect(refused.ephemeral).toBe(true);
     expect(refused.content).toContain('Manage Messages');
-    const cancelled = await run({ name: 'comic', subcommand: 'cancel', userId: fake.user('bob').id, options: { id: comic.id } });
+    const cancelled = await run({
+      name: 'comic',
+      subcommand: 'cancel',
+      userId: fake.user('bob').id,
+      options: { id: comic.id },
+    });
     expect(cancelled.content).toContain('cancelled');
     const [row] = await database.db.select().from(comics).where(eq(comics.id, comic.id));
     expect(row!.status).toBe('cancelled');

@@ -40,7 +40,11 @@ afterAll(async () => {
 });
 
 const CAST = [
-  { name: 'Mira', role: 'recurring character from the server cast', appearance: ['short red hair', 'yellow raincoat'] },
+  {
+    name: 'Mira',
+    role: 'recurring character from the server cast',
+    appearance: ['short red hair', 'yellow raincoat'],
+  },
   { name: 'Captain Oru', role: 'the harbour master', appearance: ['Grey Beard', 'navy peacoat', 'pipe'] },
   { name: 'Pell', role: 'a cat', appearance: ['ginger cat', 'torn ear'] },
 ];
@@ -63,7 +67,9 @@ async function comicWithStoryboard(): Promise<string> {
     options: { pages: 1, panelsPerPage: 2, style: null, modelFamily: 'illustrious', rtl: false },
   });
   await setComicScript(database.db, comic.id, script, 'llm');
-  const page = await sharp({ create: { width: 60, height: 90, channels: 3, background: '#ffffff' } }).png().toBuffer();
+  const page = await sharp({ create: { width: 60, height: 90, channels: 3, background: '#ffffff' } })
+    .png()
+    .toBuffer();
   await store.put(artifactKeys.storyboardPage(comic.id, 1), page);
   await bot.deps.producer.enqueue('post', { kind: 'storyboard', comicId: comic.id });
   return comic.id;
@@ -75,7 +81,11 @@ interface PostedButton {
 }
 
 /** Clicks a button and resolves with the bot's (ephemeral) answer. */
-async function click(messageId: string, customId: string, user: string): Promise<{ content: string; ephemeral: boolean }> {
+async function click(
+  messageId: string,
+  customId: string,
+  user: string,
+): Promise<{ content: string; ephemeral: boolean }> {
   const { id } = fake.clickButton({ messageId, customId, userId: fake.user(user).id });
   return fake.waitFor(() => {
     const callback = fake.interaction(id)?.callback;
@@ -87,9 +97,17 @@ async function click(messageId: string, customId: string, user: string): Promise
 
 describe('Save to cast', () => {
   it('offers a button per invented character and saves it once, owned by the member who clicked', async () => {
-    await createCharacter(database.db, { guildId: fake.guild.id, name: 'Mira', appearance: ['short red hair', 'yellow raincoat'], ownerId: 'someone' });
+    await createCharacter(database.db, {
+      guildId: fake.guild.id,
+      name: 'Mira',
+      appearance: ['short red hair', 'yellow raincoat'],
+      ownerId: 'someone',
+    });
     const comicId = await comicWithStoryboard();
-    const message = await fake.waitFor(() => fake.messages().find((m) => m.content.includes('Harbour Night') && m.components.length > 0), 30_000);
+    const message = await fake.waitFor(
+      () => fake.messages().find((m) => m.content.includes('Harbour Night') && m.components.length > 0),
+      30_000,
+    );
     const buttons = (message.components as { components: PostedButton[] }[]).flatMap((row) => row.components);
     // Mira is already in the cast: buttons only for Captain Oru (cast index 1) and Pell (2).
     expect(buttons.map((b) => b.label)).toEqual(['Save Captain Oru to cast', 'Save Pell to cast']);
@@ -100,7 +118,11 @@ describe('Save to cast', () => {
     expect(first.ephemeral).toBe(true);
     expect(first.content).toContain('**Captain Oru** is in the cast now');
     const oru = await findCharacter(database.db, fake.guild.id, 'captain oru');
-    expect(oru).toMatchObject({ name: 'Captain Oru', appearance: ['grey beard', 'navy peacoat', 'pipe'], ownerId: fake.user('alice').id });
+    expect(oru).toMatchObject({
+      name: 'Captain Oru',
+      appearance: ['grey beard', 'navy peacoat', 'pipe'],
+      ownerId: fake.user('alice').id,
+    });
 
     const second = await click(message.id, `cast:${comicId}:1`, 'bob');
     expect(second.ephemeral).toBe(true);

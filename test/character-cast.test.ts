@@ -25,11 +25,29 @@ beforeAll(async () => {
     ownerId: 'u1',
     referenceImageKeys: [`characters/${GUILD}/mira/ref-a.png`],
   });
-  await updateCharacter(h.deps.db, mira.id, { loraArtifactKey: 'loras/mira_v1.safetensors', loraTrigger: 'mira_rr', loraStrength: 0.7 });
-  const oskar = await createCharacter(h.deps.db, { guildId: GUILD, name: 'Oskar', appearance: ['old man', 'grey beard', 'black trench coat'], ownerId: 'u2' });
-  await updateCharacter(h.deps.db, oskar.id, { loraArtifactKey: 'loras/oskar_v2.safetensors', loraTrigger: 'oskar_gb', loraStrength: 0.7 });
+  await updateCharacter(h.deps.db, mira.id, {
+    loraArtifactKey: 'loras/mira_v1.safetensors',
+    loraTrigger: 'mira_rr',
+    loraStrength: 0.7,
+  });
+  const oskar = await createCharacter(h.deps.db, {
+    guildId: GUILD,
+    name: 'Oskar',
+    appearance: ['old man', 'grey beard', 'black trench coat'],
+    ownerId: 'u2',
+  });
+  await updateCharacter(h.deps.db, oskar.id, {
+    loraArtifactKey: 'loras/oskar_v2.safetensors',
+    loraTrigger: 'oskar_gb',
+    loraStrength: 0.7,
+  });
   // Not named in the story: must stay out of the comic.
-  await createCharacter(h.deps.db, { guildId: GUILD, name: 'Pip', appearance: ['small round robot'], ownerId: 'u2' });
+  await createCharacter(h.deps.db, {
+    guildId: GUILD,
+    name: 'Pip',
+    appearance: ['small round robot'],
+    ownerId: 'u2',
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -39,7 +57,9 @@ afterAll(async () => {
 describe('guild characters in a comic', () => {
   it('finds names as whole words, in any case, in story order', () => {
     const cast = [{ name: 'Mira' }, { name: 'Oskar' }, { name: 'Al' }];
-    expect(charactersNamedIn("OSKAR chases mira's bag over the roofs; Alfred watches", cast).map((c) => c.name)).toEqual(['Oskar', 'Mira']);
+    expect(
+      charactersNamedIn("OSKAR chases mira's bag over the roofs; Alfred watches", cast).map((c) => c.name),
+    ).toEqual(['Oskar', 'Mira']);
   });
 
   it('casts them and carries their LoRAs, triggers and appearance into every panel they are on', async () => {
@@ -57,8 +77,17 @@ describe('guild characters in a comic', () => {
 
     const comic = await getComic(h.deps.db, started.comic.id);
     const cast = comic!.script!.cast;
-    expect(cast.find((c) => c.name === 'Mira')?.appearance).toEqual(['1girl', 'short red hair', 'green eyes', 'yellow raincoat']);
-    expect(cast.find((c) => c.name === 'Oskar')?.appearance).toEqual(['old man', 'grey beard', 'black trench coat']);
+    expect(cast.find((c) => c.name === 'Mira')?.appearance).toEqual([
+      '1girl',
+      'short red hair',
+      'green eyes',
+      'yellow raincoat',
+    ]);
+    expect(cast.find((c) => c.name === 'Oskar')?.appearance).toEqual([
+      'old man',
+      'grey beard',
+      'black trench coat',
+    ]);
     expect(cast.some((c) => c.name === 'Pip')).toBe(false);
 
     const renders = await rendersOfComic(h.deps.db, started.comic.id);
@@ -73,9 +102,13 @@ describe('guild characters in a comic', () => {
       if (on.has('Mira') && on.has('Oskar')) bothPanels++;
       if (on.has('Mira')) {
         miraPanels++;
-        expect(loras['mira_v1.safetensors']).toMatchObject({ trigger: 'mira_rr', artifactKey: 'loras/mira_v1.safetensors' });
+        expect(loras['mira_v1.safetensors']).toMatchObject({
+          trigger: 'mira_rr',
+          artifactKey: 'loras/mira_v1.safetensors',
+        });
         expect(recipe.positive).toContain('mira_rr');
-        for (const tag of ['short red hair', 'green eyes', 'yellow raincoat']) expect(recipe.positive).toContain(tag);
+        for (const tag of ['short red hair', 'green eyes', 'yellow raincoat'])
+          expect(recipe.positive).toContain(tag);
         expect(recipe.references?.map((r) => r.label)).toContain('Mira');
       } else {
         expect(loras['mira_v1.safetensors']).toBeUndefined();

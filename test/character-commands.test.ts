@@ -25,7 +25,12 @@ beforeAll(async () => {
       guilds: [
         {
           roles: [{ id: '700000000000000001', name: 'mods', permissions: 1n << 13n }],
-          members: [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }, { username: 'mod', roles: ['700000000000000001'] }],
+          members: [
+            { username: 'owner' },
+            { username: 'alice' },
+            { username: 'bob' },
+            { username: 'mod', roles: ['700000000000000001'] },
+          ],
         },
       ],
     },
@@ -42,7 +47,10 @@ afterAll(async () => {
 const run = (input: SlashCommandInput) => commandReply(fake, input);
 
 const as = (username: string) => fake.user(username).id;
-const photo = () => sharp({ create: { width: 600, height: 800, channels: 3, background: '#2a6fdb' } }).jpeg().toBuffer();
+const photo = () =>
+  sharp({ create: { width: 600, height: 800, channels: 3, background: '#2a6fdb' } })
+    .jpeg()
+    .toBuffer();
 
 describe('/character', () => {
   it('creates, lists, shows, edits and deletes a character', async () => {
@@ -53,34 +61,62 @@ describe('/character', () => {
       options: { name: 'Mira', appearance: 'Short red hair,  green eyes, yellow raincoat, green eyes' },
       attachments: { image1: { filename: 'mira.jpg', bytes: await photo(), contentType: 'image/jpeg' } },
     });
-    expect(created.content).toContain('**Mira** joined the cast: short red hair, green eyes, yellow raincoat.');
+    expect(created.content).toContain(
+      '**Mira** joined the cast: short red hair, green eyes, yellow raincoat.',
+    );
     expect(created.content).toContain('1 reference image');
 
     const [row] = await database.db.select().from(characters);
-    expect(row).toMatchObject({ name: 'Mira', appearance: ['short red hair', 'green eyes', 'yellow raincoat'], ownerId: as('alice') });
+    expect(row).toMatchObject({
+      name: 'Mira',
+      appearance: ['short red hair', 'green eyes', 'yellow raincoat'],
+      ownerId: as('alice'),
+    });
     expect(row!.referenceImageKeys).toHaveLength(1);
     // Stored upright as a PNG no larger than the IPAdapter needs.
     const stored = await sharp(await store.getBuffer(row!.referenceImageKeys[0]!)).metadata();
     expect(stored).toMatchObject({ format: 'png', width: 600, height: 800 });
 
-    const taken = await run({ name: 'character', subcommand: 'create', userId: as('bob'), options: { name: 'MIRA', appearance: 'tall' } });
+    const taken = await run({
+      name: 'character',
+      subcommand: 'create',
+      userId: as('bob'),
+      options: { name: 'MIRA', appearance: 'tall' },
+    });
     expect(taken.ephemeral).toBe(true);
     expect(taken.content).toContain('already a character called “MIRA”');
 
-    await run({ name: 'character', subcommand: 'create', userId: as('bob'), options: { name: 'Oskar', appearance: 'old man, grey beard' } });
+    await run({
+      name: 'character',
+      subcommand: 'create',
+      userId: as('bob'),
+      options: { name: 'Oskar', appearance: 'old man, grey beard' },
+    });
     const list = await run({ name: 'character', subcommand: 'list' });
     expect(list.ephemeral).toBe(true);
-    expect(list.content).toMatch(/The cast \(2\):\n• \*\*Mira\*\* — short red hair, green eyes, yellow raincoat · 1 🖼️\n• \*\*Oskar\*\* — old man, grey beard/);
+    expect(list.content).toMatch(
+      /The cast \(2\):\n• \*\*Mira\*\* — short red hair, green eyes, yellow raincoat · 1 🖼️\n• \*\*Oskar\*\* — old man, grey beard/,
+    );
 
     const shown = await run({ name: 'character', subcommand: 'show', options: { name: 'mira' } });
     expect(shown.content).toContain('Appearance: short red hair, green eyes, yellow raincoat');
     expect(shown.content).toContain('LoRA: none');
 
-    const notYours = await run({ name: 'character', subcommand: 'edit', userId: as('bob'), options: { name: 'Mira', appearance: 'blue hair' } });
+    const notYours = await run({
+      name: 'character',
+      subcommand: 'edit',
+      userId: as('bob'),
+      options: { name: 'Mira', appearance: 'blue hair' },
+    });
     expect(notYours.ephemeral).toBe(true);
     expect(notYours.content).toContain('Only the member who created Mira');
 
-    const noTrigger = await run({ name: 'character', subcommand: 'edit', userId: as('alice'), options: { name: 'Mira', lora: 'mira_v1.safetensors' } });
+    const noTrigger = await run({
+      name: 'character',
+      subcommand: 'edit',
+      userId: as('alice'),
+      options: { name: 'Mira', lora: 'mira_v1.safetensors' },
+    });
     expect(noTrigger.content).toContain('`trigger`');
 
     const edited = await run({
@@ -91,12 +127,27 @@ describe('/character', () => {
     });
     expect(edited.content).toContain('LoRA: `mira_v1.safetensors` (trigger “mira_rr”, strength 0.7)');
 
-    const byMod = await run({ name: 'character', subcommand: 'edit', userId: as('mod'), options: { name: 'Mira', appearance: 'short red hair, freckles' } });
+    const byMod = await run({
+      name: 'character',
+      subcommand: 'edit',
+      userId: as('mod'),
+      options: { name: 'Mira', appearance: 'short red hair, freckles' },
+    });
     expect(byMod.content).toContain('**Mira** is updated: short red hair, freckles.');
 
-    const refused = await run({ name: 'character', subcommand: 'delete', userId: as('bob'), options: { name: 'Mira' } });
+    const refused = await run({
+      name: 'character',
+      subcommand: 'delete',
+      userId: as('bob'),
+      options: { name: 'Mira' },
+    });
     expect(refused.content).toContain('Only the member who created Mira');
-    const deleted = await run({ name: 'character', subcommand: 'delete', userId: as('alice'), options: { name: 'Mira' } });
+    const deleted = await run({
+      name: 'character',
+      subcommand: 'delete',
+      userId: as('alice'),
+      options: { name: 'Mira' },
+    });
     expect(deleted.content).toContain('**Mira** left the cast');
     expect((await database.db.select().from(characters)).map((c) => c.name)).toEqual(['Oskar']);
     expect(await store.list(`characters/${fake.guild.id}/${row!.id}/`)).toEqual([]);
@@ -108,9 +159,15 @@ describe('/character', () => {
       subcommand: 'create',
       userId: as('bob'),
       options: { name: 'Pip', appearance: 'small round robot' },
-      attachments: { image1: { filename: 'pip.png', bytes: Buffer.from('this is a shopping list, not a photo\n'), contentType: 'image/png' } },
+      attachments: {
+        image1: {
+          filename: 'pip.png',
+          bytes: Buffer.from('this is a shopping list, not a photo\n'),
+          contentType: 'image/png',
+        },
+      },
     });
-    expect(textAsPng.content).toContain('“pip.png” can\'t be a reference image: not an image (text)');
+    expect(textAsPng.content).toContain("“pip.png” can't be a reference image: not an image (text)");
 
     const bomb = await run({
       name: 'character',
@@ -122,7 +179,9 @@ describe('/character', () => {
         image2: { filename: 'huge.png', bytes: pixelBombPng(40000, 40000), contentType: 'image/png' },
       },
     });
-    expect(bomb.content).toContain('“huge.png” can\'t be a reference image: 40000×40000 pixels is over the 50 MP limit');
+    expect(bomb.content).toContain(
+      "“huge.png” can't be a reference image: 40000×40000 pixels is over the 50 MP limit",
+    );
 
     const rows = await database.db.select().from(characters);
     expect(rows.some((c) => c.name === 'Pip')).toBe(false);

@@ -18,7 +18,14 @@ import { processScriptJob } from '../src/comic/flow/script-worker.ts';
 import type { Database } from '../src/db/client.ts';
 import { getGuildSettings } from '../src/db/guild-settings.ts';
 import { rendersOfComic } from '../src/db/renders.ts';
-import { checkpoints, guildSettings, styles, trainings, type Character, type Training } from '../src/db/schema.ts';
+import {
+  checkpoints,
+  guildSettings,
+  styles,
+  trainings,
+  type Character,
+  type Training,
+} from '../src/db/schema.ts';
 import { voteMessageContent } from '../src/bot/vote-poster.ts';
 import { closeVote, voteView } from '../src/evaluation/vote.ts';
 import type { ArtifactStore } from '../src/store/index.ts';
@@ -42,7 +49,13 @@ let mira: Character;
 async function fakeSdScripts(root: string): Promise<string> {
   const sdScripts = join(root, 'sd-scripts');
   await mkdir(join(sdScripts, 'finetune'), { recursive: true });
-  const tagger = join(import.meta.dirname, 'fakes', 'wd14-tagger', 'finetune', 'tag_images_by_wd14_tagger.py');
+  const tagger = join(
+    import.meta.dirname,
+    'fakes',
+    'wd14-tagger',
+    'finetune',
+    'tag_images_by_wd14_tagger.py',
+  );
   await writeFile(join(sdScripts, 'finetune', 'tag_images_by_wd14_tagger.py'), await readFile(tagger));
   const model = join(sdScripts, 'wd14_tagger_model', 'SmilingWolf_wd-v1-4-convnext-tagger-v2');
   await mkdir(model, { recursive: true });
@@ -67,8 +80,16 @@ beforeAll(async () => {
   });
   ({ database, fake, store, bot } = harness);
   await getGuildSettings(database.db, fake.guild.id);
-  await database.db.update(guildSettings).set({ trainerRoleId: TRAINER_ROLE }).where(eq(guildSettings.guildId, fake.guild.id));
-  mira = await createCharacter(database.db, { guildId: fake.guild.id, name: 'Mira', appearance: MIRA_APPEARANCE, ownerId: fake.user('bob').id });
+  await database.db
+    .update(guildSettings)
+    .set({ trainerRoleId: TRAINER_ROLE })
+    .where(eq(guildSettings.guildId, fake.guild.id));
+  mira = await createCharacter(database.db, {
+    guildId: fake.guild.id,
+    name: 'Mira',
+    appearance: MIRA_APPEARANCE,
+    ownerId: fake.user('bob').id,
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -77,12 +98,18 @@ afterAll(async () => {
 
 async function uploads(from: number, count: number): Promise<Record<string, FakeUpload>> {
   const images = await Promise.all(Array.from({ length: count }, (_, i) => trainingPicture(from + i)));
-  return Object.fromEntries(images.map((bytes, i) => [`image${i + 1}`, { filename: `mira-${i}.png`, bytes, contentType: 'image/png' }]));
+  return Object.fromEntries(
+    images.map((bytes, i) => [
+      `image${i + 1}`,
+      { filename: `mira-${i}.png`, bytes, contentType: 'image/png' },
+    ]),
+  );
 }
 
 /** Runs a command and resolves with what the member finally sees (a deferred reply's last edit). */
 function run(input: SlashCommandInput): Promise<{ content: string; ephemeral: boolean }> {
-  const settled = (content: string) => content !== '' && !content.startsWith('📥') && !content.startsWith('🔎');
+  const settled = (content: string) =>
+    content !== '' && !content.startsWith('📥') && !content.startsWith('🔎');
   return commandReply(fake, input, { settled, timeoutMs: 60_000 });
 }
 
@@ -120,7 +147,9 @@ describe('/train character', () => {
     expect(reply.content).toContain('a character needs at least 8');
     expect(reply.content).toContain('Add 3 more');
     expect(await trainingRows()).toHaveLength(0);
-    expect(await bot.deps.producer.queue('train').getJobs(['waiting', 'prioritized', 'delayed'])).toHaveLength(0);
+    expect(
+      await bot.deps.producer.queue('train').getJobs(['waiting', 'prioritized', 'delayed']),
+    ).toHaveLength(0);
   });
 
   it("queues a training under the character's token, with captions that leave out the character's constant look", async () => {
@@ -128,14 +157,19 @@ describe('/train character', () => {
     expect(token).toMatch(/^mira_[0-9a-f]{4}$/);
     const reply = await run(trainCharacter('mira', await uploads(100, 9)));
     expect(reply.ephemeral).toBe(false);
-    expect(reply.content).toContain(`Character LoRA for **Mira** (trigger \`${token}\`) is queued for training`);
+    expect(reply.content).toContain(
+      `Character LoRA for **Mira** (trigger \`${token}\`) is queued for training`,
+    );
     expect(reply.content).toContain('9 images prepared');
     // Under the recommended 20: a warning, not a refusal.
     expect(reply.content).toContain('20 or more');
 
     const [training] = await trainingRows();
     expect(training).toMatchObject({ kind: 'character', name: 'Mira', trigger: token, status: 'queued' });
-    expect(training!.config).toMatchObject({ characterId: mira.id, dataset: { images: 9, captionMode: 'wd14' } });
+    expect(training!.config).toMatchObject({
+      characterId: mira.id,
+      dataset: { images: 9, captionMode: 'wd14' },
+    });
 
     const captionKeys = (await store.list(training!.datasetKey!)).filter((k) => k.endsWith('.txt'));
     expect(captionKeys).toHaveLength(9);
@@ -152,10 +186,18 @@ describe('/train character', () => {
     expect(jobs.map((j) => j.data)).toEqual([{ trainingId: training!.id }]);
 
     // The status message in the channel and /train status speak of the character LoRA, not a style.
-    const status = await fake.waitFor(() => fake.messages().find((m) => m.content.includes(`training \`${training!.id}\``)), 30_000);
+    const status = await fake.waitFor(
+      () => fake.messages().find((m) => m.content.includes(`training \`${training!.id}\``)),
+      30_000,
+    );
     expect(status.content).toContain('Character LoRA for **Mira**');
     expect(status.content).not.toContain('Style');
-    const statusReply = await run({ name: 'train', subcommand: 'status', userId: fake.user('bob').id, options: {} });
+    const statusReply = await run({
+      name: 'train',
+      subcommand: 'status',
+      userId: fake.user('bob').id,
+      options: {},
+    });
     expect(statusReply.content).toContain('Character LoRA for **Mira**');
   });
 
@@ -173,14 +215,21 @@ describe('/train character', () => {
     await database.db.update(trainings).set({ status: 'voting' }).where(eq(trainings.id, training!.id));
 
     // The vote message asks for the character LoRA.
-    expect(voteMessageContent(await voteView(database.db, training!.id))).toContain('Which checkpoint becomes the character LoRA for “Mira”?');
+    expect(voteMessageContent(await voteView(database.db, training!.id))).toContain(
+      'Which checkpoint becomes the character LoRA for “Mira”?',
+    );
 
     const result = await closeVote(database.db, store, { trainingId: training!.id, closedBy: 'test' });
     expect(result.style).toBeNull();
     expect(result.character?.name).toBe('Mira');
     const loraKey = artifactKeys.lora(evalLoraName(training!.id, 2));
     const after = await findCharacter(database.db, fake.guild.id, 'Mira');
-    expect(after).toMatchObject({ loraArtifactKey: loraKey, loraTrigger: token, loraStrength: 0.6, appearance: MIRA_APPEARANCE });
+    expect(after).toMatchObject({
+      loraArtifactKey: loraKey,
+      loraTrigger: token,
+      loraStrength: 0.6,
+      appearance: MIRA_APPEARANCE,
+    });
     expect((await store.getBuffer(loraKey)).toString()).toBe('fake lora epoch 2');
     // No style appears under the character's name.
     expect(await database.db.select().from(styles).where(eq(styles.guildId, fake.guild.id))).toHaveLength(0);
@@ -197,11 +246,15 @@ describe('/train character', () => {
     if (!started.ok) throw new Error(started.reason);
     await processScriptJob(bot.deps, { comicId: started.comic.id });
     const renders = await rendersOfComic(database.db, started.comic.id);
-    const withMira = renders.filter(({ render }) => render.recipe.panel.characters.some((c) => c.name === 'Mira'));
+    const withMira = renders.filter(({ render }) =>
+      render.recipe.panel.characters.some((c) => c.name === 'Mira'),
+    );
     expect(withMira.length).toBeGreaterThan(0);
     const file = loraKey.split('/').pop();
     for (const { render } of withMira) {
-      expect(render.recipe.loras).toContainEqual(expect.objectContaining({ name: file, trigger: token, strength: 0.6, artifactKey: loraKey }));
+      expect(render.recipe.loras).toContainEqual(
+        expect.objectContaining({ name: file, trigger: token, strength: 0.6, artifactKey: loraKey }),
+      );
       expect(render.recipe.positive).toContain(token);
     }
   });

@@ -28,7 +28,16 @@ function cli(args: string[]) {
 
 describe('comicmaster comic', () => {
   const out = join(work, 'robot');
-  const run = cli(['comic', 'A retired robot opens a noodle bar on Mars and its first customer is a lost astronaut', '--pages', '2', '--panels-per-page', '4', '--out', out]);
+  const run = cli([
+    'comic',
+    'A retired robot opens a noodle bar on Mars and its first customer is a lost astronaut',
+    '--pages',
+    '2',
+    '--panels-per-page',
+    '4',
+    '--out',
+    out,
+  ]);
 
   it('writes lettered pages at comic page size and says where they are', async () => {
     expect(run.stderr).not.toMatch(/error/i);
@@ -62,10 +71,21 @@ describe('comicmaster comic', () => {
 
   it('is repeatable: the same story and options give the same pages', () => {
     const again = join(work, 'robot-again');
-    const second = cli(['comic', 'A retired robot opens a noodle bar on Mars and its first customer is a lost astronaut', '--pages', '2', '--panels-per-page', '4', '--out', again]);
+    const second = cli([
+      'comic',
+      'A retired robot opens a noodle bar on Mars and its first customer is a lost astronaut',
+      '--pages',
+      '2',
+      '--panels-per-page',
+      '4',
+      '--out',
+      again,
+    ]);
     expect(second.status).toBe(0);
     for (const page of ['page-01.png', 'page-02.png']) {
-      expect(readFileSync(join(again, 'pages', page)).equals(readFileSync(join(out, 'pages', page)))).toBe(true);
+      expect(readFileSync(join(again, 'pages', page)).equals(readFileSync(join(out, 'pages', page)))).toBe(
+        true,
+      );
     }
   });
 
@@ -85,7 +105,11 @@ describe('comicmaster comic', () => {
     ['9 pages', ['comic', 'a story', '--pages', '9'], /A comic has 1 to 8 pages/],
     ['0 panels', ['comic', 'a story', '--panels-per-page', '0'], /A page has 1 to 6 panels/],
     ['pages in words', ['comic', 'a story', '--pages', 'two'], /whole number/],
-    ['an unknown model', ['comic', 'a story', '--model', 'sd15'], /Allowed choices are illustrious, noobai, flux/],
+    [
+      'an unknown model',
+      ['comic', 'a story', '--model', 'sd15'],
+      /Allowed choices are illustrious, noobai, flux/,
+    ],
   ] as const)('refuses %s with a clear message and a non-zero exit', (_label, args, message) => {
     const result = cli([...args]);
     expect(result.status).not.toBe(0);

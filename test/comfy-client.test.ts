@@ -19,29 +19,56 @@ const silent = pino({ level: 'silent' });
 const CKPT = 'illustriousXL_v01.safetensors';
 
 /** The reference's SDXL graph (shared/reference/comfyui.md §3), small and with few steps. */
-function sdxlGraph(o: { seed?: number; width?: number; height?: number; steps?: number; loras?: string[]; batch?: number; prefix?: string } = {}): ApiGraph {
+function sdxlGraph(
+  o: {
+    seed?: number;
+    width?: number;
+    height?: number;
+    steps?: number;
+    loras?: string[];
+    batch?: number;
+    prefix?: string;
+  } = {},
+): ApiGraph {
   const graph: ApiGraph = { '1': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: CKPT } } };
   let model: [string, number] = ['1', 0];
   let clip: [string, number] = ['1', 1];
   (o.loras ?? []).forEach((lora, i) => {
     const id = String(2 + i);
-    graph[id] = { class_type: 'LoraLoader', inputs: { model, clip, lora_name: lora, strength_model: 0.8, strength_clip: 0.8 } };
+    graph[id] = {
+      class_type: 'LoraLoader',
+      inputs: { model, clip, lora_name: lora, strength_model: 0.8, strength_clip: 0.8 },
+    };
     model = [id, 0];
     clip = [id, 1];
   });
   Object.assign(graph, {
     '5': { class_type: 'CLIPTextEncode', inputs: { clip, text: 'masterpiece, 1girl, rooftop, night' } },
     '6': { class_type: 'CLIPTextEncode', inputs: { clip, text: 'lowres, bad anatomy' } },
-    '7': { class_type: 'EmptyLatentImage', inputs: { width: o.width ?? 64, height: o.height ?? 96, batch_size: o.batch ?? 1 } },
+    '7': {
+      class_type: 'EmptyLatentImage',
+      inputs: { width: o.width ?? 64, height: o.height ?? 96, batch_size: o.batch ?? 1 },
+    },
     '8': {
       class_type: 'KSampler',
       inputs: {
-        model, positive: ['5', 0], negative: ['6', 0], latent_image: ['7', 0],
-        seed: o.seed ?? 123456789, steps: o.steps ?? 3, cfg: 5.5, sampler_name: 'euler_ancestral', scheduler: 'normal', denoise: 1.0,
+        model,
+        positive: ['5', 0],
+        negative: ['6', 0],
+        latent_image: ['7', 0],
+        seed: o.seed ?? 123456789,
+        steps: o.steps ?? 3,
+        cfg: 5.5,
+        sampler_name: 'euler_ancestral',
+        scheduler: 'normal',
+        denoise: 1.0,
       },
     },
     '9': { class_type: 'VAEDecode', inputs: { samples: ['8', 0], vae: ['1', 2] } },
-    '10': { class_type: 'SaveImage', inputs: { images: ['9', 0], filename_prefix: o.prefix ?? 'comic/ep01/p003' } },
+    '10': {
+      class_type: 'SaveImage',
+      inputs: { images: ['9', 0], filename_prefix: o.prefix ?? 'comic/ep01/p003' },
+    },
   });
   return graph;
 }
@@ -77,7 +104,12 @@ describe('ComfyClient against the fake ComfyUI', () => {
     expect(result.cached).toBe(false);
     expect(result.images).toHaveLength(1);
     const [image] = result.images;
-    expect(image).toMatchObject({ filename: 'p003_00001_.png', subfolder: 'comic/ep01', type: 'output', nodeId: '10' });
+    expect(image).toMatchObject({
+      filename: 'p003_00001_.png',
+      subfolder: 'comic/ep01',
+      type: 'output',
+      nodeId: '10',
+    });
     const meta = await sharp(image!.data).metadata();
     expect(meta).toMatchObject({ format: 'png', width: 832, height: 1216 });
     expect(await readdir(join(fake.dataDir, 'output/comic/ep01'))).toEqual(['p003_00001_.png']);
@@ -104,7 +136,12 @@ describe('ComfyClient against the fake ComfyUI', () => {
     const previews: { mime: string; format: string | undefined }[] = [];
     const formats: Promise<void>[] = [];
     await client.run(sdxlGraph({ steps: 2 }), {
-      onPreview: (image, mime) => formats.push(sharp(image).metadata().then((m) => void previews.push({ mime, format: m.format }))),
+      onPreview: (image, mime) =>
+        formats.push(
+          sharp(image)
+            .metadata()
+            .then((m) => void previews.push({ mime, format: m.format })),
+        ),
     });
     await Promise.all(formats);
     expect(client.serverFeatures.supports_preview_metadata).toBe(true);
@@ -122,7 +159,12 @@ describe('ComfyClient against the fake ComfyUI', () => {
     const seen: { mime: string; format: string | undefined }[] = [];
     const pending: Promise<void>[] = [];
     await client.run(sdxlGraph({ steps: 3 }), {
-      onPreview: (image, m) => pending.push(sharp(image).metadata().then((meta) => void seen.push({ mime: m, format: meta.format }))),
+      onPreview: (image, m) =>
+        pending.push(
+          sharp(image)
+            .metadata()
+            .then((meta) => void seen.push({ mime: m, format: meta.format })),
+        ),
     });
     await Promise.all(pending);
     expect(seen).toHaveLength(3);
@@ -131,7 +173,9 @@ describe('ComfyClient against the fake ComfyUI', () => {
 
   it('turns a missing LoRA into a ComfyValidationError naming the node and input', async () => {
     const { client } = await setup({ loras: ['style/ink.safetensors'] });
-    const error = await client.run(sdxlGraph({ loras: ['comic_style_v1.safetensors'] })).catch((e: unknown) => e);
+    const error = await client
+      .run(sdxlGraph({ loras: ['comic_style_v1.safetensors'] }))
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ComfyValidationError);
     const v = error as ComfyValidationError;
     expect(v.errorType).toBe('prompt_outputs_failed_validation');
@@ -140,11 +184,17 @@ describe('ComfyClient against the fake ComfyUI', () => {
         nodeId: '2',
         classType: 'LoraLoader',
         errors: [
-          expect.objectContaining({ type: 'value_not_in_list', inputName: 'lora_name', receivedValue: 'comic_style_v1.safetensors' }),
+          expect.objectContaining({
+            type: 'value_not_in_list',
+            inputName: 'lora_name',
+            receivedValue: 'comic_style_v1.safetensors',
+          }),
         ],
       },
     ]);
-    expect(v.userMessage).toContain("node 2 (LoraLoader): lora_name 'comic_style_v1.safetensors' is not available");
+    expect(v.userMessage).toContain(
+      "node 2 (LoraLoader): lora_name 'comic_style_v1.safetensors' is not available",
+    );
   });
 
   it('reports a missing input, an out-of-range value and an unknown node type readably', async () => {
@@ -288,12 +338,22 @@ describe('ComfyClient against the fake ComfyUI', () => {
 
   it('uploads an image and returns the server name, renamed on collision', async () => {
     const { client } = await setup();
-    const a = await sharp({ create: { width: 8, height: 8, channels: 3, background: 'red' } }).png().toBuffer();
-    const b = await sharp({ create: { width: 8, height: 8, channels: 3, background: 'blue' } }).png().toBuffer();
-    expect(await client.uploadImage(a, 'pose.png', { subfolder: 'cn' })).toEqual({ name: 'pose.png', subfolder: 'cn', type: 'input' });
+    const a = await sharp({ create: { width: 8, height: 8, channels: 3, background: 'red' } })
+      .png()
+      .toBuffer();
+    const b = await sharp({ create: { width: 8, height: 8, channels: 3, background: 'blue' } })
+      .png()
+      .toBuffer();
+    expect(await client.uploadImage(a, 'pose.png', { subfolder: 'cn' })).toEqual({
+      name: 'pose.png',
+      subfolder: 'cn',
+      type: 'input',
+    });
     expect((await client.uploadImage(a, 'pose.png', { subfolder: 'cn' })).name).toBe('pose.png');
     expect((await client.uploadImage(b, 'pose.png', { subfolder: 'cn' })).name).toBe('pose (1).png');
-    expect((await client.uploadImage(b, 'pose.png', { subfolder: 'cn', overwrite: true })).name).toBe('pose.png');
+    expect((await client.uploadImage(b, 'pose.png', { subfolder: 'cn', overwrite: true })).name).toBe(
+      'pose.png',
+    );
   });
 
   it('reads the GPU, models, queue and object_info', async () => {
@@ -305,10 +365,9 @@ describe('ComfyClient against the fake ComfyUI', () => {
     expect(await client.getModels('loras')).toEqual(['chars/hero.safetensors', 'style/ink.safetensors']);
     expect(await client.getModels('checkpoints')).toEqual([CKPT]);
     const info = await client.getObjectInfo();
-    expect((info.LoraLoader as { input: { required: { lora_name: unknown[] } } }).input.required.lora_name[0]).toEqual([
-      'chars/hero.safetensors',
-      'style/ink.safetensors',
-    ]);
+    expect(
+      (info.LoraLoader as { input: { required: { lora_name: unknown[] } } }).input.required.lora_name[0],
+    ).toEqual(['chars/hero.safetensors', 'style/ink.safetensors']);
     expect(await client.queueRemaining()).toBe(0);
     expect(await client.getQueue()).toEqual({ running: [], pending: [] });
     await client.free({ unloadModels: true, freeMemory: true });

@@ -14,7 +14,10 @@ function composeConfig(envFile: string) {
   copyFileSync('docker-compose.yml', join(dir, 'docker-compose.yml'));
   writeFileSync(join(dir, '.env'), envFile);
   const result = spawnSync('docker-compose', ['config'], { cwd: dir, encoding: 'utf8' });
-  if (result.error) throw new Error(`docker-compose is not installed (apt-get install docker-compose): ${result.error.message}`);
+  if (result.error)
+    throw new Error(
+      `docker-compose is not installed (apt-get install docker-compose): ${result.error.message}`,
+    );
   return result;
 }
 
@@ -52,7 +55,13 @@ describe('docker-compose.yml', () => {
   });
 
   it('keeps Redis durable and password-protected, and health-checks PostgreSQL and Redis', () => {
-    expect(services.redis?.command).toEqual(['redis-server', '--appendonly', 'yes', '--requirepass', 'redis-secret']);
+    expect(services.redis?.command).toEqual([
+      'redis-server',
+      '--appendonly',
+      'yes',
+      '--requirepass',
+      'redis-secret',
+    ]);
     expect(services.postgres?.healthcheck?.test.join(' ')).toContain('pg_isready');
     expect(services.redis?.healthcheck).toBeDefined();
     expect(services.postgres?.volumes?.some((v) => v.startsWith('pgdata:'))).toBe(true);
@@ -65,7 +74,9 @@ describe('docker-compose.yml', () => {
     expect(services.runner?.volumes).toContain('comfyui-models:/comfyui/models:rw');
     expect(services.comfyui?.volumes?.some((v) => v.startsWith('comfyui-models:'))).toBe(true);
     expect(services.runner?.environment?.COMFYUI_URL).toBe('http://comfyui:8188');
-    expect(services.bot?.environment?.DATABASE_URL).toBe('postgres://comicmaster:pg-secret@postgres:5432/comicmaster');
+    expect(services.bot?.environment?.DATABASE_URL).toBe(
+      'postgres://comicmaster:pg-secret@postgres:5432/comicmaster',
+    );
   });
 
   it('refuses to start without database and Redis passwords', () => {

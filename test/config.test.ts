@@ -22,7 +22,12 @@ describe('configuration', () => {
   it('names each malformed variable and what it expects', () => {
     let error: unknown;
     try {
-      parseConfig({ REDIS_URL: 'localhost:6379', DATABASE_URL: 'mysql://x@y/z', LOG_LEVEL: 'loud', COMFYUI_URL: 'not a url' });
+      parseConfig({
+        REDIS_URL: 'localhost:6379',
+        DATABASE_URL: 'mysql://x@y/z',
+        LOG_LEVEL: 'loud',
+        COMFYUI_URL: 'not a url',
+      });
     } catch (e) {
       error = e;
     }
@@ -32,13 +37,18 @@ describe('configuration', () => {
     expect(message).toMatch(/DATABASE_URL: expected a postgres/);
     expect(message).toMatch(/LOG_LEVEL/);
     expect(message).toMatch(/COMFYUI_URL: expected a URL/);
-    expect((error as ConfigError).problems.map((p) => p.variable).sort()).toEqual(
-      ['COMFYUI_URL', 'DATABASE_URL', 'LOG_LEVEL', 'REDIS_URL'],
-    );
+    expect((error as ConfigError).problems.map((p) => p.variable).sort()).toEqual([
+      'COMFYUI_URL',
+      'DATABASE_URL',
+      'LOG_LEVEL',
+      'REDIS_URL',
+    ]);
   });
 
   it('rejects a guild id that is not a snowflake', () => {
-    expect(() => parseConfig({ DISCORD_GUILD_ID: 'my-server' })).toThrow(/DISCORD_GUILD_ID: expected a Discord guild id/);
+    expect(() => parseConfig({ DISCORD_GUILD_ID: 'my-server' })).toThrow(
+      /DISCORD_GUILD_ID: expected a Discord guild id/,
+    );
   });
 });
 

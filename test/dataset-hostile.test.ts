@@ -16,7 +16,9 @@ let good: Buffer[];
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'cm-dataset-hostile-'));
-  good = await Promise.all(Array.from({ length: 21 }, (_, i) => makePicture(1000 + i, 320, 384, i % 2 ? 'jpeg' : 'png')));
+  good = await Promise.all(
+    Array.from({ length: 21 }, (_, i) => makePicture(1000 + i, 320, 384, i % 2 ? 'jpeg' : 'png')),
+  );
 });
 
 afterAll(async () => {
@@ -76,7 +78,9 @@ describe('zip archives', () => {
     const files = await readdir(join(out, '10_ohwx'));
     expect(files.every((f) => /^\d{4}\.(png|txt)$/.test(f))).toBe(true);
     expect((await readdir(out)).sort()).toEqual(['.lowres', '10_ohwx']);
-    expect((await readdir(join(out, '.lowres'))).every((f) => /^(\d{4}\.png|manifest\.json)$/.test(f))).toBe(true);
+    expect((await readdir(join(out, '.lowres'))).every((f) => /^(\d{4}\.png|manifest\.json)$/.test(f))).toBe(
+      true,
+    );
   });
 
   it('refuses a bomb by the bytes it really inflates to, even when its header lies', async () => {
@@ -102,42 +106,96 @@ describe('zip archives', () => {
     expect(writtenOutside(dir, before)).toEqual([]);
 
     // Without a ratio limit, the per-file limit counts the inflated bytes; the liar's 1234 is ignored.
-    const noRatio = await prepareDataset([zipPath], { trigger: 'ohwx', out: join(dir, 'out2') }, {
-      limits: { zip: { maxEntries: 2000, maxEntryBytes: 50 * 1024 * 1024, maxTotalBytes: 2 ** 31, maxRatio: 1e9, ratioFloorBytes: 1 << 20 } },
-    });
-    expect(reasonFor(noRatio, ':bomb.png')).toBe('inflates to more than the 50 MB per-file limit (archive bomb?)');
-    expect(reasonFor(noRatio, ':liar.png')).toBe('inflates to more than the 50 MB per-file limit (archive bomb?)');
+    const noRatio = await prepareDataset(
+      [zipPath],
+      { trigger: 'ohwx', out: join(dir, 'out2') },
+      {
+        limits: {
+          zip: {
+            maxEntries: 2000,
+            maxEntryBytes: 50 * 1024 * 1024,
+            maxTotalBytes: 2 ** 31,
+            maxRatio: 1e9,
+            ratioFloorBytes: 1 << 20,
+          },
+        },
+      },
+    );
+    expect(reasonFor(noRatio, ':bomb.png')).toBe(
+      'inflates to more than the 50 MB per-file limit (archive bomb?)',
+    );
+    expect(reasonFor(noRatio, ':liar.png')).toBe(
+      'inflates to more than the 50 MB per-file limit (archive bomb?)',
+    );
     expect(writtenOutside(dir, before).filter((f) => !f.startsWith('out2/'))).toEqual([]);
   });
 
   it('stops reading an archive whose entries together inflate past the total limit', async () => {
     const { dir, out } = await workspace('total');
     // Incompressible data, so only the total budget can stop it.
-    const chunk = await sharp({ create: { width: 1024, height: 1024, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 60 } } })
+    const chunk = await sharp({
+      create: {
+        width: 1024,
+        height: 1024,
+        channels: 3,
+        background: '#000',
+        noise: { type: 'gaussian', mean: 128, sigma: 60 },
+      },
+    })
       .raw()
       .toBuffer();
     const zipPath = join(dir, 'big.zip');
-    await writeFile(zipPath, buildZip(Array.from({ length: 6 }, (_, i) => ({ name: `part${i}.bin`, data: chunk, method: 0 as const }))));
+    await writeFile(
+      zipPath,
+      buildZip(
+        Array.from({ length: 6 }, (_, i) => ({ name: `part${i}.bin`, data: chunk, method: 0 as const })),
+      ),
+    );
 
-    const report = await prepareDataset([zipPath], { trigger: 'ohwx', out }, { limits: { zip: { maxEntries: 2000, maxEntryBytes: 50e6, maxTotalBytes: 8 * 1024 * 1024, maxRatio: 100, ratioFloorBytes: 1 << 20 } } });
+    const report = await prepareDataset(
+      [zipPath],
+      { trigger: 'ohwx', out },
+      {
+        limits: {
+          zip: {
+            maxEntries: 2000,
+            maxEntryBytes: 50e6,
+            maxTotalBytes: 8 * 1024 * 1024,
+            maxRatio: 100,
+            ratioFloorBytes: 1 << 20,
+          },
+        },
+      },
+    );
 
-    expect(report.refused.find((r) => r.source === zipPath)?.reason).toMatch(/remaining entries were not read/);
+    expect(report.refused.find((r) => r.source === zipPath)?.reason).toMatch(
+      /remaining entries were not read/,
+    );
     // Two 3 MB entries fit; the third breaks the 8 MB budget, and the rest are never looked at.
-    expect(report.refused.filter((r) => r.source.startsWith(`${zipPath}:`)).map((r) => r.source.slice(zipPath.length + 1))).toEqual([
-      'part0.bin',
-      'part1.bin',
-      'part2.bin',
-    ]);
+    expect(
+      report.refused
+        .filter((r) => r.source.startsWith(`${zipPath}:`))
+        .map((r) => r.source.slice(zipPath.length + 1)),
+    ).toEqual(['part0.bin', 'part1.bin', 'part2.bin']);
   });
 
   it('refuses an archive with too many entries before inflating any of them', async () => {
     const { dir, out } = await workspace('entries');
     const zipPath = join(dir, 'many.zip');
-    await writeFile(zipPath, buildZip(Array.from({ length: 2001 }, (_, i) => ({ name: `${i}.png`, data: Buffer.from('x') }))));
+    await writeFile(
+      zipPath,
+      buildZip(Array.from({ length: 2001 }, (_, i) => ({ name: `${i}.png`, data: Buffer.from('x') }))),
+    );
 
     const report = await prepareDataset([zipPath], { trigger: 'ohwx', out });
 
-    expect(report.refused).toEqual([{ source: zipPath, code: 'zip_too_many_entries', reason: '2001 entries is over the 2000-entry limit for an archive' }]);
+    expect(report.refused).toEqual([
+      {
+        source: zipPath,
+        code: 'zip_too_many_entries',
+        reason: '2001 entries is over the 2000-entry limit for an archive',
+      },
+    ]);
     expect(report.counts.lookedAt).toBe(0);
     expect(report.message).toMatch(/Add 20 more/);
   });
@@ -150,7 +208,10 @@ describe('zip archives', () => {
     flipped[60] = (flipped[60] ?? 0) ^ 0xff; // inside the deflated data
     await writeFile(join(dir, 'flipped.zip'), flipped);
 
-    const report = await prepareDataset([join(dir, 'cut.zip'), join(dir, 'flipped.zip')], { trigger: 'ohwx', out });
+    const report = await prepareDataset([join(dir, 'cut.zip'), join(dir, 'flipped.zip')], {
+      trigger: 'ohwx',
+      out,
+    });
 
     expect(reasonFor(report, 'cut.zip')).toMatch(/not a readable zip archive/);
     expect(reasonFor(report, 'flipped.zip:a.png')).toMatch(/damaged|checksum|says/);
@@ -193,7 +254,11 @@ describe('hostile image files', () => {
   it('refuses a file over the size limit without reading it', async () => {
     const { dir, out } = await workspace('size');
     await writeFile(join(dir, 'big.png'), Buffer.concat([good[0]!, Buffer.alloc(2 * 1024 * 1024)]));
-    const report = await prepareDataset([join(dir, 'big.png')], { trigger: 'ohwx', out }, { limits: { maxFileBytes: 1024 * 1024 } });
+    const report = await prepareDataset(
+      [join(dir, 'big.png')],
+      { trigger: 'ohwx', out },
+      { limits: { maxFileBytes: 1024 * 1024 } },
+    );
     expect(reasonFor(report, 'big.png')).toMatch(/^2(\.\d)? MB is over the 1 MB per-file limit$/);
   });
 

@@ -41,17 +41,36 @@ async function preparedDataset() {
   const dir = join(root, `in-${++datasets}`);
   await mkdir(dir);
   await sharp({ create: { width: 128, height: 192, channels: 3, background: '#c04020' } })
-    .composite([{ input: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><circle cx="32" cy="32" r="30" fill="#203080"/></svg>'), left: 20, top: 40 }])
+    .composite([
+      {
+        input: Buffer.from(
+          '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><circle cx="32" cy="32" r="30" fill="#203080"/></svg>',
+        ),
+        left: 20,
+        top: 40,
+      },
+    ])
     .png()
     .toFile(join(dir, 'small.png'));
-  await sharp({ create: { width: 300, height: 300, channels: 3, background: '#40c080' } }).png().toFile(join(dir, 'big.png'));
+  await sharp({ create: { width: 300, height: 300, channels: 3, background: '#40c080' } })
+    .png()
+    .toFile(join(dir, 'big.png'));
   const out = join(root, `ds-${datasets}`);
-  const report = await prepareDataset([dir], { trigger: 'ohwx', out, minImages: 1, recommendedImages: 1, targetShortSide: 256, maxLongSide: 512 }, { limits: { minSide: 64 } });
+  const report = await prepareDataset(
+    [dir],
+    { trigger: 'ohwx', out, minImages: 1, recommendedImages: 1, targetShortSide: 256, maxLongSide: 512 },
+    { limits: { minSide: 64 } },
+  );
   return { out, report };
 }
 
 async function connect(options: Parameters<typeof startFakeComfyUI>[0]) {
-  fake = await startFakeComfyUI({ objectInfoPath: false, timing: { stepMs: 0 }, dataDir: join(root, `comfy-${datasets}`), ...options });
+  fake = await startFakeComfyUI({
+    objectInfoPath: false,
+    timing: { stepMs: 0 },
+    dataDir: join(root, `comfy-${datasets}`),
+    ...options,
+  });
   client = new ComfyClient({ baseUrl: fake.url, logger: silent });
   await client.connect();
   return { client, objectInfo: parseObjectInfo(await client.getObjectInfo()) };
@@ -61,14 +80,31 @@ describe('dataset upscaling on the runner', () => {
   it('prepareDataset keeps the original pixels of an enlarged image next to the dataset, out of the image folder', async () => {
     const { out, report } = await preparedDataset();
     const small = report.accepted.find((a) => a.upscaledFrom);
-    expect(small).toMatchObject({ upscaledFrom: { width: 128, height: 192 }, width: 256, height: 384, original: '.lowres/0002.png' });
+    expect(small).toMatchObject({
+      upscaledFrom: { width: 128, height: 192 },
+      width: 256,
+      height: 384,
+      original: '.lowres/0002.png',
+    });
     expect(report.accepted.filter((a) => a.original)).toHaveLength(1);
     const original = await sharp(join(out, small!.original!)).metadata();
     expect([original.width, original.height]).toEqual([128, 192]);
     expect(await readLowresManifest(out)).toEqual([
-      { file: small!.file, original: '.lowres/0002.png', originalWidth: 128, originalHeight: 192, width: 256, height: 384 },
+      {
+        file: small!.file,
+        original: '.lowres/0002.png',
+        originalWidth: 128,
+        originalHeight: 192,
+        width: 256,
+        height: 384,
+      },
     ]);
-    expect((await readdir(join(out, '10_ohwx'))).sort()).toEqual(['0001.png', '0001.txt', '0002.png', '0002.txt']);
+    expect((await readdir(join(out, '10_ohwx'))).sort()).toEqual([
+      '0001.png',
+      '0001.txt',
+      '0002.png',
+      '0002.txt',
+    ]);
   });
 
   it('with an upscale model, the enlarged file becomes the model output at the planned size; others are untouched', async () => {
@@ -84,11 +120,17 @@ describe('dataset upscaling on the runner', () => {
     expect(outcome).toMatchObject({ kind: 'model', images: 1, model: 'RealESRGAN_x2.pth' });
     expect(outcome.note).toMatch(/1 low-resolution image upscaled with RealESRGAN_x2\.pth/);
     // The fake's model output (×2 of the 128×192 original) is the file ComfyUI saved for the prompt.
-    const outputs = (await readdir(join(root, `comfy-${datasets}`, 'output'), { recursive: true })).filter((f) => f.endsWith('.png'));
+    const outputs = (await readdir(join(root, `comfy-${datasets}`, 'output'), { recursive: true })).filter(
+      (f) => f.endsWith('.png'),
+    );
     expect(outputs).toHaveLength(1);
     const modelOutput = await readFile(join(root, `comfy-${datasets}`, 'output', outputs[0]!));
     expect(await sharp(modelOutput).metadata()).toMatchObject({ width: 256, height: 384 });
-    const expected = await sharp(modelOutput).resize(256, 384, { fit: 'fill', kernel: 'lanczos3' }).flatten({ background: '#ffffff' }).raw().toBuffer();
+    const expected = await sharp(modelOutput)
+      .resize(256, 384, { fit: 'fill', kernel: 'lanczos3' })
+      .flatten({ background: '#ffffff' })
+      .raw()
+      .toBuffer();
     const now = await readFile(join(out, small.file));
     expect(now.equals(plain)).toBe(false);
     expect(await sharp(now).metadata()).toMatchObject({ format: 'png', width: 256, height: 384 });
@@ -104,7 +146,9 @@ describe('dataset upscaling on the runner', () => {
 
     const outcome = await upscaleDatasetOnRunner(out, comfy, { runnerId: 'gpu-1', logger: silent });
     expect(outcome.kind).toBe('resized');
-    expect(outcome.note).toMatch(/1 low-resolution image kept their plain resize: the GPU runner has no upscale model/);
+    expect(outcome.note).toMatch(
+      /1 low-resolution image kept their plain resize: the GPU runner has no upscale model/,
+    );
     expect((await readFile(join(out, small.file))).equals(plain)).toBe(true);
 
     const noComfy = await upscaleDatasetOnRunner(out, null, { runnerId: 'gpu-1', logger: silent });
@@ -115,6 +159,9 @@ describe('dataset upscaling on the runner', () => {
     const dir = join(root, 'plain');
     await mkdir(dir);
     await writeFile(join(dir, 'a.txt'), 'not a dataset of small images');
-    expect(await upscaleDatasetOnRunner(dir, null, { runnerId: 'gpu-1', logger: silent })).toEqual({ kind: 'none', images: 0 });
+    expect(await upscaleDatasetOnRunner(dir, null, { runnerId: 'gpu-1', logger: silent })).toEqual({
+      kind: 'none',
+      images: 0,
+    });
   });
 });

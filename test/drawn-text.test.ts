@@ -46,8 +46,13 @@ describe('lettering drawn by the model', () => {
       expect(refused.reason).toMatch(/Illustrious XL/);
       expect(refused.reason).toMatch(/lettering:overlay/);
     }
-    expect(() => parseLocalComicOptions({ story: 'A cat opens a bakery.', model: 'illustrious', lettering: 'model' })).toThrow(/--model flux2/);
-    expect(parseLocalComicOptions({ story: 'A cat opens a bakery.', model: 'flux2', lettering: 'model' }).lettering).toBe('model');
+    expect(() =>
+      parseLocalComicOptions({ story: 'A cat opens a bakery.', model: 'illustrious', lettering: 'model' }),
+    ).toThrow(/--model flux2/);
+    expect(
+      parseLocalComicOptions({ story: 'A cat opens a bakery.', model: 'flux2', lettering: 'model' })
+        .lettering,
+    ).toBe('model');
   });
 
   it('a flux2 comic with lettering:model has recipes quoting the dialogue and pages with no overlaid balloons', async () => {
@@ -58,7 +63,9 @@ describe('lettering drawn by the model', () => {
     const comic = await getComic(h.deps.db, started.comic.id);
     const script = comic!.script!;
     const page = script.pages[0]!;
-    const renders = (await rendersOfComic(h.deps.db, started.comic.id)).sort((a, b) => a.render.recipe.panel.panel - b.render.recipe.panel.panel);
+    const renders = (await rendersOfComic(h.deps.db, started.comic.id)).sort(
+      (a, b) => a.render.recipe.panel.panel - b.render.recipe.panel.panel,
+    );
     expect(renders).toHaveLength(page.panels.length);
 
     const lines = page.panels.flatMap((p) => p.balloons.map((b) => b.text));
@@ -66,16 +73,25 @@ describe('lettering drawn by the model', () => {
     for (const [i, { render }] of renders.entries()) {
       const panel = page.panels[i]!;
       expect(render.recipe.family).toBe('flux2');
-      expect(render.recipe.drawnText?.map((d) => d.text)).toEqual(
-        [...panel.balloons.map((b) => b.text), ...(panel.caption ? [panel.caption] : []), ...(panel.sfx ? [panel.sfx] : [])],
-      );
+      expect(render.recipe.drawnText?.map((d) => d.text)).toEqual([
+        ...panel.balloons.map((b) => b.text),
+        ...(panel.caption ? [panel.caption] : []),
+        ...(panel.sfx ? [panel.sfx] : []),
+      ]);
       for (const balloon of panel.balloons) expect(render.recipe.positive).toContain(`"${balloon.text}"`);
     }
 
     // The page as the assemble worker letters it: the drawn panels get no balloons on top.
-    const frames = layoutPage(page.panels.map((p) => p.shot), TEST_GEOMETRY);
+    const frames = layoutPage(
+      page.panels.map((p) => p.shot),
+      TEST_GEOMETRY,
+    );
     const renderer = new StoryboardRenderer();
-    const images = await Promise.all(renders.map(async ({ render }) => (await renderer.render({ ...render.recipe, width: 256, height: 256 }))[0]!.png));
+    const images = await Promise.all(
+      renders.map(
+        async ({ render }) => (await renderer.render({ ...render.recipe, width: 256, height: 256 }))[0]!.png,
+      ),
+    );
     const drawn = await assemblePage({
       frames,
       panels: page.panels,

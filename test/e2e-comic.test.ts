@@ -95,13 +95,19 @@ async function comicDone(channel: string, except?: string): Promise<Comic> {
 
 /** The bot's own channel messages (not the interaction's reply). */
 function botMessages(channel: string): FakeMessage[] {
-  return fake.messages(channel).filter((m) => m.author.id === fake.botUser.id && m.interactionId === null && !m.webhookId);
+  return fake
+    .messages(channel)
+    .filter((m) => m.author.id === fake.botUser.id && m.interactionId === null && !m.webhookId);
 }
 
-const panelMessages = (channel: string) => botMessages(channel).filter((m) => /^Page \d+ · panel \d+/.test(m.content));
-const pageMessages = (channel: string) => botMessages(channel).filter((m) => /— page \d+ of \d+/.test(m.content));
-const storyboardMessages = (channel: string) => botMessages(channel).filter((m) => m.content.includes('storyboard'));
-const statusMessages = (channel: string) => botMessages(channel).filter((m) => m.content.includes('· comic `'));
+const panelMessages = (channel: string) =>
+  botMessages(channel).filter((m) => /^Page \d+ · panel \d+/.test(m.content));
+const pageMessages = (channel: string) =>
+  botMessages(channel).filter((m) => /— page \d+ of \d+/.test(m.content));
+const storyboardMessages = (channel: string) =>
+  botMessages(channel).filter((m) => m.content.includes('storyboard'));
+const statusMessages = (channel: string) =>
+  botMessages(channel).filter((m) => m.content.includes('· comic `'));
 
 /** The finished comic is in the channel exactly once: storyboard, status, every panel with 🔁, every page. */
 async function expectCompleteComic(channel: string, comic: Comic, shape: { pages: number; panels: number }) {
@@ -188,7 +194,8 @@ describe('/comic new end to end', () => {
     const pageMessage = pageMessages(channel)[0]!;
     const before = { panel: panelMessage!.edits, page: pageMessage.edits };
     const [alice, bob, carol] = ['alice', 'bob', 'carol'].map((u) => fake.user(u).id);
-    const react = (userId: string) => fake.addReaction({ channelId: channel, messageId: panelMessage!.id, userId, emoji: '🔁' });
+    const react = (userId: string) =>
+      fake.addReaction({ channelId: channel, messageId: panelMessage!.id, userId, emoji: '🔁' });
     react(alice!);
     react(bob!);
     react(carol!);
@@ -202,7 +209,10 @@ describe('/comic new end to end', () => {
     expect(fake.message(panelMessage!.id)!.edits).toBe(before.panel + 1);
     expect(fake.message(pageMessage.id)!.edits).toBe(before.page + 1);
     expect(fake.message(panelMessage!.id)!.content).toContain('take 2');
-    const [panel] = await database.db.select().from(panels).where(eq(panels.discordMessageId, panelMessage!.id));
+    const [panel] = await database.db
+      .select()
+      .from(panels)
+      .where(eq(panels.discordMessageId, panelMessage!.id));
     const panelRenders = await database.db.select().from(renders).where(eq(renders.panelId, panel!.id));
     expect(panelRenders.map((r) => r.attempt).sort()).toEqual([0, 1]);
     // Nothing new was posted: the re-roll edits the messages it replaces.
@@ -232,7 +242,10 @@ describe('/comic new end to end', () => {
 
   it('retries channel posts Discord answers with 429, losing and doubling nothing', async () => {
     const channel = channelId('rate-limited');
-    fake.rateLimit({ method: 'POST', path: `/channels/${channel}/messages` }, { times: 2, retryAfterSeconds: 0.3 });
+    fake.rateLimit(
+      { method: 'POST', path: `/channels/${channel}/messages` },
+      { times: 2, retryAfterSeconds: 0.3 },
+    );
     fake.sendSlashCommand({
       name: 'comic',
       subcommand: 'new',
@@ -241,7 +254,9 @@ describe('/comic new end to end', () => {
       options: { prompt: 'Two robots learn to dance', pages: 1, panels: 2 },
     });
     const comic = await comicDone(channel);
-    expect(fake.requests({ method: 'POST', path: `/channels/${channel}/messages`, status: 429 })).toHaveLength(2);
+    expect(
+      fake.requests({ method: 'POST', path: `/channels/${channel}/messages`, status: 429 }),
+    ).toHaveLength(2);
     await expectCompleteComic(channel, comic, { pages: 1, panels: 2 });
   }, 120_000);
 

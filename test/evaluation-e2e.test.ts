@@ -36,7 +36,10 @@ let runner: RunnerHandle | undefined;
 beforeAll(async () => {
   harness = await startBotHarness({
     label: 'evaluation-e2e',
-    discord: { guilds: [{ channels: [{ name: 'styles' }, { name: 'comics' }] }], uploadLimitBytes: UPLOAD_LIMIT },
+    discord: {
+      guilds: [{ channels: [{ name: 'styles' }, { name: 'comics' }] }],
+      uploadLimitBytes: UPLOAD_LIMIT,
+    },
     env: () => ({ RUNNER_ID: 'gpu-eval' }),
     bot: { statusIntervalMs: 300 },
   });
@@ -61,7 +64,9 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function until<T>(what: () => Promise<T | undefined | null | false> | T | undefined | null | false): Promise<T> {
+async function until<T>(
+  what: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+): Promise<T> {
   for (;;) {
     const value = await what();
     if (value) return value;
@@ -73,7 +78,9 @@ async function settled(): Promise<void> {
   for (;;) {
     let busy = 0;
     for (const name of QUEUE_NAMES) {
-      const counts = await producer.queue(name).getJobCounts('waiting', 'active', 'prioritized', 'waiting-children');
+      const counts = await producer
+        .queue(name)
+        .getJobCounts('waiting', 'active', 'prioritized', 'waiting-children');
       busy += Object.values(counts).reduce((a, b) => a + b, 0);
     }
     if (busy === 0) return;
@@ -92,7 +99,9 @@ function fakeSafetensors(epoch: number): Buffer {
 const channelId = (name: string) => fake.guild.channels.find((c) => c.name === name)!.id;
 const member = (name: string) => fake.guild.members.find((m) => m.user.username === name)!.user.id;
 const botMessages = (channel: string): FakeMessage[] =>
-  fake.messages(channel).filter((m) => m.author.id === fake.botUser.id && m.interactionId === null && !m.webhookId);
+  fake
+    .messages(channel)
+    .filter((m) => m.author.id === fake.botUser.id && m.interactionId === null && !m.webhookId);
 
 interface Button {
   custom_id: string;
@@ -105,8 +114,17 @@ const buttonsOf = (message: FakeMessage): Button[] =>
 async function ocr(image: Buffer): Promise<string> {
   const file = join(dataDir, `ocr-${Date.now()}.png`);
   // Upscaled greyscale: tesseract reads 18 px labels far better at twice the size.
-  await writeFile(file, await sharp(image).greyscale().resize({ width: (await sharp(image).metadata()).width! * 2 }).png().toBuffer());
-  const { stdout } = await promisify(execFile)('tesseract', [file, 'stdout', '--psm', '11'], { timeout: 60_000 });
+  await writeFile(
+    file,
+    await sharp(image)
+      .greyscale()
+      .resize({ width: (await sharp(image).metadata()).width! * 2 })
+      .png()
+      .toBuffer(),
+  );
+  const { stdout } = await promisify(execFile)('tesseract', [file, 'stdout', '--psm', '11'], {
+    timeout: 60_000,
+  });
   return stdout;
 }
 
@@ -115,7 +133,10 @@ describe('evaluation → vote → style', () => {
     const styles_ = channelId('styles');
     const guildId = fake.guild.id;
     await getGuildSettings(database.db, guildId);
-    await database.db.update(guildSettings).set({ blindVotes: true, voteMinutes: 60 }).where(eq(guildSettings.guildId, guildId));
+    await database.db
+      .update(guildSettings)
+      .set({ blindVotes: true, voteMinutes: 60 })
+      .where(eq(guildSettings.guildId, guildId));
 
     const [training] = await database.db
       .insert(trainings)
@@ -136,11 +157,16 @@ describe('evaluation → vote → style', () => {
     for (const epoch of [1, 2, 3]) {
       const key = `trainings/${trainingId}/checkpoints/inkwash-e${epoch}.safetensors`;
       await store.put(key, fakeSafetensors(epoch));
-      await database.db.insert(checkpoints).values({ trainingId, epoch, step: epoch * 100, artifactKey: key });
+      await database.db
+        .insert(checkpoints)
+        .values({ trainingId, epoch, step: epoch * 100, artifactKey: key });
     }
 
     await producer.enqueue('evaluate', { trainingId }, { jobId: `evaluate-${trainingId}` });
-    const voteMessageId = await until(async () => (await database.db.select().from(trainings).where(eq(trainings.id, trainingId)))[0]?.voteMessageId);
+    const voteMessageId = await until(
+      async () =>
+        (await database.db.select().from(trainings).where(eq(trainings.id, trainingId)))[0]?.voteMessageId,
+    );
     await settled();
 
     // Grids: one per test prompt (4 built-in), each file under the upload limit, labels readable.
@@ -184,9 +210,21 @@ describe('evaluation → vote → style', () => {
     expect(voteMessage().content).toMatch(/\*\*B\*\* — 2 votes/);
 
     // bob may not close it (no trainer role, no Manage Server); the owner may.
-    const refused = fake.sendSlashCommand({ name: 'vote', subcommand: 'close', userId: member('bob'), channelId: styles_, options: { training: trainingId } });
+    const refused = fake.sendSlashCommand({
+      name: 'vote',
+      subcommand: 'close',
+      userId: member('bob'),
+      channelId: styles_,
+      options: { training: trainingId },
+    });
     expect(await until(() => fake.interaction(refused.id)?.original?.content)).toMatch(/Manage Server/);
-    const close = fake.sendSlashCommand({ name: 'vote', subcommand: 'close', userId: member('owner'), channelId: styles_, options: { training: trainingId } });
+    const close = fake.sendSlashCommand({
+      name: 'vote',
+      subcommand: 'close',
+      userId: member('owner'),
+      channelId: styles_,
+      options: { training: trainingId },
+    });
     const closedText = await until(() => {
       const content = fake.interaction(close.id)?.original?.content;
       return content && !content.startsWith('…') && content.length > 0 ? content : undefined;
@@ -198,28 +236,58 @@ describe('evaluation → vote → style', () => {
     const [style] = await database.db.select().from(styles).where(eq(styles.guildId, guildId));
     const [closed] = await database.db.select().from(trainings).where(eq(trainings.id, trainingId));
     const recommended = closed!.evaluation!.recommendedStrength[winnerId]!;
-    expect(style).toMatchObject({ name: 'inkwash', trigger: 'inkwash', status: 'ready', checkpointId: winnerId, modelFamily: 'illustrious' });
+    expect(style).toMatchObject({
+      name: 'inkwash',
+      trigger: 'inkwash',
+      status: 'ready',
+      checkpointId: winnerId,
+      modelFamily: 'illustrious',
+    });
     expect(style!.defaultStrength).toBeCloseTo(recommended, 5);
-    expect(style!.loraArtifactKey).toBe(`loras/cm_${trainingId.replace(/-/g, '').slice(0, 8)}_e${winner!.epoch}.safetensors`);
-    expect((await store.getBuffer(style!.loraArtifactKey!)).equals(fakeSafetensors(winner!.epoch))).toBe(true);
+    expect(style!.loraArtifactKey).toBe(
+      `loras/cm_${trainingId.replace(/-/g, '').slice(0, 8)}_e${winner!.epoch}.safetensors`,
+    );
+    expect((await store.getBuffer(style!.loraArtifactKey!)).equals(fakeSafetensors(winner!.epoch))).toBe(
+      true,
+    );
     expect(closed!.status).toBe('done');
     await until(() => buttonsOf(voteMessage()).every((b) => b.disabled));
     expect(voteMessage().content).toMatch(/closed/);
     expect(voteMessage().content).toMatch(/\(epoch \d\)/);
 
     // After the close the buttons are disabled: Discord lets nobody click them.
-    expect(() => fake.clickButton({ messageId: voteMessageId, customId: x, userId: member('alice') })).toThrow(/disabled/);
+    expect(() =>
+      fake.clickButton({ messageId: voteMessageId, customId: x, userId: member('alice') }),
+    ).toThrow(/disabled/);
 
     // /comic new style:inkwash renders with the style's LoRA, trigger and strength.
-    fake.sendSlashCommand({ name: 'comic', subcommand: 'new', userId: member('alice'), channelId: channelId('comics'), options: { prompt: 'A cat detective finds a lost hat in the rain', style: 'inkwash', pages: 1, panels: 1 } });
+    fake.sendSlashCommand({
+      name: 'comic',
+      subcommand: 'new',
+      userId: member('alice'),
+      channelId: channelId('comics'),
+      options: {
+        prompt: 'A cat detective finds a lost hat in the rain',
+        style: 'inkwash',
+        pages: 1,
+        panels: 1,
+      },
+    });
     const comic = await until(async () => {
-      const [row] = await database.db.select().from(comics).where(eq(comics.channelId, channelId('comics')));
+      const [row] = await database.db
+        .select()
+        .from(comics)
+        .where(eq(comics.channelId, channelId('comics')));
       return row && ['done', 'failed'].includes(row.status) ? row : undefined;
     });
     expect(comic.status).toBe('done');
     const [render] = await database.db.select().from(renders).limit(1);
     const lora = render!.recipe.loras[0]!;
-    expect(lora).toMatchObject({ name: style!.loraArtifactKey!.split('/').pop(), artifactKey: style!.loraArtifactKey, trigger: 'inkwash' });
+    expect(lora).toMatchObject({
+      name: style!.loraArtifactKey!.split('/').pop(),
+      artifactKey: style!.loraArtifactKey,
+      trigger: 'inkwash',
+    });
     expect(lora.strength).toBeCloseTo(style!.defaultStrength, 5);
     expect(render!.recipe.positive.startsWith('inkwash')).toBe(true);
     await settled();
@@ -247,14 +315,28 @@ describe('evaluation → vote → style', () => {
     for (const epoch of [4, 2]) {
       const key = `trainings/${training!.id}/checkpoints/charcoal-e${epoch}.safetensors`;
       await store.put(key, fakeSafetensors(epoch));
-      const [row] = await database.db.insert(checkpoints).values({ trainingId: training!.id, epoch, step: epoch * 50, artifactKey: key }).returning();
+      const [row] = await database.db
+        .insert(checkpoints)
+        .values({ trainingId: training!.id, epoch, step: epoch * 50, artifactKey: key })
+        .returning();
       ids.push(row!.id);
     }
-    await castVote(database.db, { trainingId: training!.id, memberId: member('alice'), checkpointId: ids[0]! });
+    await castVote(database.db, {
+      trainingId: training!.id,
+      memberId: member('alice'),
+      checkpointId: ids[0]!,
+    });
     await castVote(database.db, { trainingId: training!.id, memberId: member('bob'), checkpointId: ids[1]! });
     // The deadline has passed when the delayed job runs.
-    await database.db.update(trainings).set({ votingClosesAt: new Date(Date.now() - 1_000) }).where(eq(trainings.id, training!.id));
-    await producer.enqueue('post', { kind: 'vote-close', trainingId: training!.id }, { jobId: `vote-close-${training!.id}` });
+    await database.db
+      .update(trainings)
+      .set({ votingClosesAt: new Date(Date.now() - 1_000) })
+      .where(eq(trainings.id, training!.id));
+    await producer.enqueue(
+      'post',
+      { kind: 'vote-close', trainingId: training!.id },
+      { jobId: `vote-close-${training!.id}` },
+    );
 
     const style = await until(async () => {
       const [row] = await database.db.select().from(styles).where(eq(styles.name, 'charcoal'));
@@ -263,7 +345,11 @@ describe('evaluation → vote → style', () => {
     // 1–1: epoch 2 (ids[1]) wins over epoch 4, being less trained.
     expect(style.checkpointId).toBe(ids[1]);
     expect(style.defaultStrength).toBeCloseTo(0.8, 5);
-    await until(() => botMessages(channel).some((m) => m.content.includes('**charcoal** is ready') && m.content.includes('earlier epoch')));
+    await until(() =>
+      botMessages(channel).some(
+        (m) => m.content.includes('**charcoal** is ready') && m.content.includes('earlier epoch'),
+      ),
+    );
     await settled();
   }, 60_000);
 });

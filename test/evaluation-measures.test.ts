@@ -41,7 +41,9 @@ describe('evaluation measures', () => {
         id: c.id,
         epoch: c.epoch,
         thumbs: await Promise.all(
-          EVAL_STRENGTHS.map((s) => Promise.all(prompts.map(async (p) => thumbnail(await image(p, c.dominance * s))))),
+          EVAL_STRENGTHS.map((s) =>
+            Promise.all(prompts.map(async (p) => thumbnail(await image(p, c.dominance * s)))),
+          ),
         ),
       })),
     );
@@ -67,7 +69,11 @@ describe('evaluation measures', () => {
       trainingId,
       trigger: 'inkwash',
       family: 'illustrious',
-      checkpoints: [3, 1, 2].map((epoch) => ({ id: `c${epoch}`, epoch, artifactKey: `trainings/t/e${epoch}.safetensors` })),
+      checkpoints: [3, 1, 2].map((epoch) => ({
+        id: `c${epoch}`,
+        epoch,
+        artifactKey: `trainings/t/e${epoch}.safetensors`,
+      })),
     });
     expect(plan.cells).toHaveLength(4 + 3 * 4 * 4);
     expect(loraChanges(plan.cells)).toBe(3);
@@ -76,15 +82,23 @@ describe('evaluation measures', () => {
     const seeds = new Set(plan.cells.filter((c) => c.prompt === 2).map((c) => c.recipe.seed));
     expect(seeds.size).toBe(1);
     const lora = plan.cells.find((c) => c.checkpoint?.epoch === 2)!.recipe.loras[0]!;
-    expect(lora).toMatchObject({ name: evalLoraName(trainingId, 2), artifactKey: 'trainings/t/e2.safetensors' });
+    expect(lora).toMatchObject({
+      name: evalLoraName(trainingId, 2),
+      artifactKey: 'trainings/t/e2.safetensors',
+    });
     expect(lora.name).toBe('cm_0b9f3c2a_e2.safetensors');
-    expect(plan.cells.filter((c) => c.checkpoint === null).every((c) => c.recipe.loras.length === 0)).toBe(true);
+    expect(plan.cells.filter((c) => c.checkpoint === null).every((c) => c.recipe.loras.length === 0)).toBe(
+      true,
+    );
   });
 
   it('splits a grid that does not fit the upload limit into parts that each fit', async () => {
-    const noisy = await sharp(Buffer.from(Array.from({ length: 256 * 256 * 3 }, (_, i) => (i * 7919) % 251)), {
-      raw: { width: 256, height: 256, channels: 3 },
-    })
+    const noisy = await sharp(
+      Buffer.from(Array.from({ length: 256 * 256 * 3 }, (_, i) => (i * 7919) % 251)),
+      {
+        raw: { width: 256, height: 256, channels: 3 },
+      },
+    )
       .png()
       .toBuffer();
     const spec = {
@@ -107,4 +121,3 @@ describe('evaluation measures', () => {
     expect(meta.width).toBeGreaterThan(5 * spec.cellSize);
   });
 });
-

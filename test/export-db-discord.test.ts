@@ -24,7 +24,10 @@ let fake: FakeDiscord;
 
 beforeAll(async () => {
   // runBot applies the migrations, so rows can be written once it is up.
-  harness = await startBotHarness({ label: 'export-db-discord', discord: { uploadLimitBytes: UPLOAD_LIMIT } });
+  harness = await startBotHarness({
+    label: 'export-db-discord',
+    discord: { uploadLimitBytes: UPLOAD_LIMIT },
+  });
   ({ database, store, fake } = harness);
 }, 120_000);
 
@@ -35,7 +38,9 @@ afterAll(async () => {
 /** A flat page (compresses to almost nothing) or a noisy one (no JPEG quality makes it small). */
 async function pageImage(kind: 'flat' | 'noise', number: number): Promise<Buffer> {
   if (kind === 'flat') {
-    return sharp({ create: { width: 300, height: 460, channels: 3, background: { r: 250, g: 240 - 20 * number, b: 220 } } })
+    return sharp({
+      create: { width: 300, height: 460, channels: 3, background: { r: 250, g: 240 - 20 * number, b: 220 } },
+    })
       .png()
       .toBuffer();
   }
@@ -48,12 +53,24 @@ async function pageImage(kind: 'flat' | 'noise', number: number): Promise<Buffer
     state = (state * 1103515245 + 12345) & 0x7fffffff;
     pixels[i] = state >> 16;
   }
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(pixels, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
-async function seedComic(opts: { pages: number; kind?: 'flat' | 'noise'; rtl?: boolean; guildId?: string; donePages?: number }): Promise<Comic> {
+async function seedComic(opts: {
+  pages: number;
+  kind?: 'flat' | 'noise';
+  rtl?: boolean;
+  guildId?: string;
+  donePages?: number;
+}): Promise<Comic> {
   const done = opts.donePages ?? opts.pages;
-  const script = writeTemplateScript({ story: 'Two pigeons open a tiny post office on a rooftop', pages: opts.pages, panelsPerPage: 1 });
+  const script = writeTemplateScript({
+    story: 'Two pigeons open a tiny post office on a rooftop',
+    pages: opts.pages,
+    panelsPerPage: 1,
+  });
   const [comic] = await database.db
     .insert(comics)
     .values({
@@ -61,7 +78,13 @@ async function seedComic(opts: { pages: number; kind?: 'flat' | 'noise'; rtl?: b
       channelId: fake.guild.channels[0]!.id,
       userId: fake.user('alice').id,
       prompt: 'Two pigeons open a tiny post office on a rooftop',
-      options: { pages: opts.pages, panelsPerPage: 1, style: null, modelFamily: 'illustrious', rtl: opts.rtl ?? false },
+      options: {
+        pages: opts.pages,
+        panelsPerPage: 1,
+        style: null,
+        modelFamily: 'illustrious',
+        rtl: opts.rtl ?? false,
+      },
       script,
       writer: 'template',
       status: done === opts.pages ? 'done' : 'rendering',
@@ -95,7 +118,11 @@ function run(input: SlashCommandInput): Promise<Reply> {
 describe('/comic export', () => {
   it('attaches the CBZ of a finished comic, with ComicInfo.xml naming the member', async () => {
     const comic = await seedComic({ pages: 2, rtl: true });
-    const reply = await run({ name: 'comic', subcommand: 'export', options: { id: comic.id, format: 'cbz' } });
+    const reply = await run({
+      name: 'comic',
+      subcommand: 'export',
+      options: { id: comic.id, format: 'cbz' },
+    });
     expect(reply.ephemeral).toBe(false);
     expect(reply.content).toContain('CBZ');
     expect(reply.attachments).toHaveLength(1);
@@ -111,7 +138,11 @@ describe('/comic export', () => {
 
   it('attaches the print PDF of a finished comic', async () => {
     const comic = await seedComic({ pages: 3 });
-    const reply = await run({ name: 'comic', subcommand: 'export', options: { id: comic.id, format: 'pdf' } });
+    const reply = await run({
+      name: 'comic',
+      subcommand: 'export',
+      options: { id: comic.id, format: 'pdf' },
+    });
     expect(reply.attachments).toHaveLength(1);
     const pdf = await PDFDocument.load(new Uint8Array(reply.attachments[0]!.bytes));
     expect(pdf.getPageCount()).toBe(3);
@@ -121,7 +152,11 @@ describe('/comic export', () => {
 
   it('keeps a PDF too big for the channel in the artifact store and says where', async () => {
     const comic = await seedComic({ pages: 1, kind: 'noise' });
-    const reply = await run({ name: 'comic', subcommand: 'export', options: { id: comic.id, format: 'pdf' } });
+    const reply = await run({
+      name: 'comic',
+      subcommand: 'export',
+      options: { id: comic.id, format: 'pdf' },
+    });
     expect(reply.attachments).toHaveLength(0);
     const key = `exports/${comic.id}.pdf`;
     expect(reply.content).toContain(key);
@@ -133,17 +168,29 @@ describe('/comic export', () => {
 
   it('refuses a comic still being made, ephemerally, saying how far it is', async () => {
     const comic = await seedComic({ pages: 3, donePages: 2 });
-    const reply = await run({ name: 'comic', subcommand: 'export', options: { id: comic.id, format: 'cbz' } });
+    const reply = await run({
+      name: 'comic',
+      subcommand: 'export',
+      options: { id: comic.id, format: 'cbz' },
+    });
     expect(reply.ephemeral).toBe(true);
     expect(reply.content).toContain(`Comic \`${comic.id}\` is still being made: 2 of 3 pages are ready.`);
   });
 
   it('refuses unknown ids and comics of another server, ephemerally', async () => {
-    const unknown = await run({ name: 'comic', subcommand: 'export', options: { id: '00000000-0000-4000-8000-000000000000', format: 'pdf' } });
+    const unknown = await run({
+      name: 'comic',
+      subcommand: 'export',
+      options: { id: '00000000-0000-4000-8000-000000000000', format: 'pdf' },
+    });
     expect(unknown.ephemeral).toBe(true);
     expect(unknown.content).toContain('There is no comic');
     const elsewhere = await seedComic({ pages: 1, guildId: '999999999999999999' });
-    const refused = await run({ name: 'comic', subcommand: 'export', options: { id: elsewhere.id, format: 'cbz' } });
+    const refused = await run({
+      name: 'comic',
+      subcommand: 'export',
+      options: { id: elsewhere.id, format: 'cbz' },
+    });
     expect(refused.ephemeral).toBe(true);
     expect(refused.content).toContain('on this server');
     expect(refused.attachments).toHaveLength(0);

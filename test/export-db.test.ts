@@ -61,7 +61,11 @@ async function seedComic(opts: {
   /** Page numbers stored as WebP under their .png key, as an over-limit encode does. */
   webpPages?: number[];
 }): Promise<Comic> {
-  const script = writeTemplateScript({ story: 'A lighthouse keeper teaches a crab to read the stars', pages: opts.pages, panelsPerPage: 1 });
+  const script = writeTemplateScript({
+    story: 'A lighthouse keeper teaches a crab to read the stars',
+    pages: opts.pages,
+    panelsPerPage: 1,
+  });
   const [comic] = await database.db
     .insert(comics)
     .values({
@@ -69,7 +73,13 @@ async function seedComic(opts: {
       channelId: '2000',
       userId: '3000',
       prompt: 'A lighthouse keeper teaches a crab to read the stars',
-      options: { pages: opts.pages, panelsPerPage: 1, style: null, modelFamily: 'illustrious', rtl: opts.rtl ?? false },
+      options: {
+        pages: opts.pages,
+        panelsPerPage: 1,
+        style: null,
+        modelFamily: 'illustrious',
+        rtl: opts.rtl ?? false,
+      },
       script,
       writer: 'template',
       status: opts.status ?? 'done',
@@ -81,7 +91,10 @@ async function seedComic(opts: {
     const key = artifactKeys.page(comic!.id, number);
     if (isDone) {
       const png = await pageImage(number);
-      await store.put(key, opts.webpPages?.includes(number) ? await sharp(png).webp({ quality: 80 }).toBuffer() : png);
+      await store.put(
+        key,
+        opts.webpPages?.includes(number) ? await sharp(png).webp({ quality: 80 }).toBuffer() : png,
+      );
     }
     await database.db.insert(pages).values({
       comicId: comic!.id,
@@ -101,7 +114,9 @@ function comicInfoOf(zip: Record<string, Uint8Array>): string {
 describe('exporting a comic made in Discord', () => {
   it('builds a CBZ of its pages in order, with ComicInfo.xml from the row', async () => {
     const row = await seedComic({ pages: 3, webpPages: [2] });
-    const comic = await loadComicFromDatabase(database.db, store, row.id, { resolveWriter: async () => 'alice' });
+    const comic = await loadComicFromDatabase(database.db, store, row.id, {
+      resolveWriter: async () => 'alice',
+    });
     const file = await buildComicExport(comic, 'cbz');
 
     const zip = unzipSync(file.bytes);
@@ -153,9 +168,13 @@ describe('exporting a comic made in Discord', () => {
 
   it('refuses unknown ids, comics of another guild, and cancelled comics, saying which', async () => {
     const unknown = '00000000-0000-4000-8000-000000000000';
-    await expect(loadComicFromDatabase(database.db, store, unknown)).rejects.toMatchObject({ userMessage: expect.stringContaining('There is no comic') });
+    await expect(loadComicFromDatabase(database.db, store, unknown)).rejects.toMatchObject({
+      userMessage: expect.stringContaining('There is no comic'),
+    });
     const row = await seedComic({ pages: 1 });
-    await expect(loadComicFromDatabase(database.db, store, row.id, { guildId: 'another' })).rejects.toMatchObject({
+    await expect(
+      loadComicFromDatabase(database.db, store, row.id, { guildId: 'another' }),
+    ).rejects.toMatchObject({
       userMessage: expect.stringContaining('on this server'),
     });
     const cancelled = await seedComic({ pages: 2, donePages: 1, status: 'cancelled' });
@@ -172,7 +191,11 @@ describe('comicmaster export <id>', () => {
   it('writes the CBZ of a comic from the database', async () => {
     const row = await seedComic({ pages: 2, rtl: true });
     const out = join(dataDir, 'out', 'comic.cbz');
-    const { stdout } = await run(process.execPath, [bin, 'export', row.id, '--format', 'cbz', '--out', out, '--writer', 'bob'], { env: env() });
+    const { stdout } = await run(
+      process.execPath,
+      [bin, 'export', row.id, '--format', 'cbz', '--out', out, '--writer', 'bob'],
+      { env: env() },
+    );
     expect(stdout).toContain('2 page(s)');
     const zip = unzipSync(await readFile(out));
     expect(Object.keys(zip).filter((name) => name.endsWith('.png'))).toHaveLength(2);
@@ -183,7 +206,9 @@ describe('comicmaster export <id>', () => {
   it('exits non-zero with the clear message for a comic still being made', async () => {
     const row = await seedComic({ pages: 3, donePages: 1, status: 'rendering' });
     const out = join(dataDir, 'out', 'never.pdf');
-    const failure = await run(process.execPath, [bin, 'export', row.id, '--format', 'pdf', '--out', out], { env: env() }).then(
+    const failure = await run(process.execPath, [bin, 'export', row.id, '--format', 'pdf', '--out', out], {
+      env: env(),
+    }).then(
       () => undefined,
       (error: { code: number; stderr: string }) => error,
     );

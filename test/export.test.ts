@@ -32,7 +32,10 @@ interface XmlElement {
 }
 
 function decodeEntities(text: string): string {
-  return text.replace(/&(amp|lt|gt|quot|apos);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" })[e]!);
+  return text.replace(
+    /&(amp|lt|gt|quot|apos);/g,
+    (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" })[e]!,
+  );
 }
 
 function parseXml(xml: string): XmlElement {
@@ -97,7 +100,19 @@ const XSD_SEQUENCE = (
 ).split(' ');
 const XSD_INT_ELEMENTS = new Set(['Count', 'Volume', 'AlternateCount', 'Year', 'Month', 'Day', 'PageCount']);
 const MANGA_VALUES = ['Unknown', 'No', 'Yes', 'YesAndRightToLeft'];
-const PAGE_TYPES = ['FrontCover', 'InnerCover', 'Roundup', 'Story', 'Advertisement', 'Editorial', 'Letters', 'Preview', 'BackCover', 'Other', 'Deleted'];
+const PAGE_TYPES = [
+  'FrontCover',
+  'InnerCover',
+  'Roundup',
+  'Story',
+  'Advertisement',
+  'Editorial',
+  'Letters',
+  'Preview',
+  'BackCover',
+  'Other',
+  'Deleted',
+];
 
 /** Checks the shape the ComicInfo.xsd requires; returns the elements by name. */
 function validateComicInfo(xml: string): Map<string, XmlElement> {
@@ -139,11 +154,22 @@ let ltrDir = '';
 beforeAll(async () => {
   const renderer = new StoryboardRenderer();
   const rtl = await runLocalComic(
-    { story: 'Two rival chefs & a stolen recipe book', pages: 2, panelsPerPage: 3, rtl: true, out: join(dir, 'rtl') },
+    {
+      story: 'Two rival chefs & a stolen recipe book',
+      pages: 2,
+      panelsPerPage: 3,
+      rtl: true,
+      out: join(dir, 'rtl'),
+    },
     { config, renderer },
   );
   const ltr = await runLocalComic(
-    { story: 'A lighthouse keeper finds a message in a bottle', pages: 1, panelsPerPage: 2, out: join(dir, 'ltr') },
+    {
+      story: 'A lighthouse keeper finds a message in a bottle',
+      pages: 1,
+      panelsPerPage: 2,
+      out: join(dir, 'ltr'),
+    },
     { config, renderer },
   );
   rtlDir = rtl.outDir;
@@ -259,27 +285,43 @@ describe('PDF', () => {
 
 describe('comicmaster export', () => {
   const cli = resolve('bin/comicmaster.js');
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'silent' };
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DATA_DIR: join(dir, 'data'),
+    LOG_LEVEL: 'silent',
+  };
 
   it('writes a CBZ and a PDF from a comic folder', async () => {
     const cbzFile = join(dir, 'out', 'comic.cbz');
-    const cbz = await run(process.execPath, [cli, 'export', rtlDir, '--format', 'cbz', '--out', cbzFile], { env, cwd: dir });
+    const cbz = await run(process.execPath, [cli, 'export', rtlDir, '--format', 'cbz', '--out', cbzFile], {
+      env,
+      cwd: dir,
+    });
     expect(cbz.stdout).toContain('2 page(s)');
     const entries = unzipSync(readFileSync(cbzFile));
     expect(Object.keys(entries)).toEqual(['001.png', '002.png', 'ComicInfo.xml']);
 
     const pdfFile = join(dir, 'out', 'comic.pdf');
-    await run(process.execPath, [cli, 'export', join(ltrDir, 'manifest.json'), '--format', 'pdf', '--out', pdfFile], { env, cwd: dir });
+    await run(
+      process.execPath,
+      [cli, 'export', join(ltrDir, 'manifest.json'), '--format', 'pdf', '--out', pdfFile],
+      { env, cwd: dir },
+    );
     const pdf = await PDFDocument.load(readFileSync(pdfFile), { updateMetadata: false });
     expect(pdf.getPageCount()).toBe(1);
     expect(pdf.getPage(0).getHeight()).toBeCloseTo(733.44, 2);
   });
 
   it('exits non-zero with a readable message for a folder that is not a comic', async () => {
-    const failure = await run(process.execPath, [cli, 'export', join(dir, 'nothing-here'), '--format', 'pdf', '--out', join(dir, 'x.pdf')], {
-      env,
-      cwd: dir,
-    }).catch((e: { code: number; stderr: string }) => e);
+    const failure = await run(
+      process.execPath,
+      [cli, 'export', join(dir, 'nothing-here'), '--format', 'pdf', '--out', join(dir, 'x.pdf')],
+      {
+        env,
+        cwd: dir,
+      },
+    ).catch((e: { code: number; stderr: string }) => e);
     expect('code' in failure && failure.code).toBe(1);
     expect((failure as { stderr: string }).stderr).toContain('does not exist');
   });

@@ -25,11 +25,16 @@ async function connect(options: Parameters<typeof startFakeComfyUI>[0]) {
   return { client, info: parseObjectInfo(await client.getObjectInfo()) };
 }
 
-const small = () => sharp({ create: { width: 96, height: 64, channels: 3, background: '#c04020' } }).png().toBuffer();
+const small = () =>
+  sharp({ create: { width: 96, height: 64, channels: 3, background: '#c04020' } })
+    .png()
+    .toBuffer();
 
 describe('dataset upscaling through ComfyUI upscale models', () => {
   it('prefers Real-ESRGAN (anime first) among the installed models', () => {
-    expect(pickUpscaleModel(['4x-UltraSharp.pth', 'RealESRGAN_x4plus.pth', 'RealESRGAN_x4plus_anime_6B.pth'])).toBe('RealESRGAN_x4plus_anime_6B.pth');
+    expect(
+      pickUpscaleModel(['4x-UltraSharp.pth', 'RealESRGAN_x4plus.pth', 'RealESRGAN_x4plus_anime_6B.pth']),
+    ).toBe('RealESRGAN_x4plus_anime_6B.pth');
     expect(pickUpscaleModel(['4x-UltraSharp.pth'])).toBe('4x-UltraSharp.pth');
     expect(pickUpscaleModel([])).toBeNull();
     expect(pickUpscaleModel(['RealESRGAN_x2.pth'], 'missing.pth')).toBeNull();
@@ -58,7 +63,12 @@ describe('dataset upscaling through ComfyUI upscale models', () => {
   });
 
   it('refuses clearly when ComfyUI lacks the upscale nodes', async () => {
-    const { client, info } = await connect({ upscaleModels: ['RealESRGAN_x4plus.pth'], hiddenNodes: ['ImageUpscaleWithModel'] });
-    await expect(upscaleWithModel(client, info, await small(), { runnerId: 'gpu-1' })).rejects.toMatchObject({ code: 'upscale_unavailable' });
+    const { client, info } = await connect({
+      upscaleModels: ['RealESRGAN_x4plus.pth'],
+      hiddenNodes: ['ImageUpscaleWithModel'],
+    });
+    await expect(upscaleWithModel(client, info, await small(), { runnerId: 'gpu-1' })).rejects.toMatchObject({
+      code: 'upscale_unavailable',
+    });
   });
 });

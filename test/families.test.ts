@@ -1,9 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertFamilyUsable, FAMILIES, familyAvailability } from '../src/comic/families.ts';
 import { buildRecipe } from '../src/comic/prompt-builder.ts';
-import { MODEL_FAMILIES, type ModelFamily, type RecipeModels, type RenderRecipe } from '../src/comic/recipe.ts';
+import {
+  MODEL_FAMILIES,
+  type ModelFamily,
+  type RecipeModels,
+  type RenderRecipe,
+} from '../src/comic/recipe.ts';
 import { userMessageOf } from '../src/errors.ts';
-import { FAMILY_NODES, familySupportProblem, parseObjectInfo, validateWorkflow, type ObjectInfo } from '../src/gpu/object-info.ts';
+import {
+  FAMILY_NODES,
+  familySupportProblem,
+  parseObjectInfo,
+  validateWorkflow,
+  type ObjectInfo,
+} from '../src/gpu/object-info.ts';
 import { buildWorkflow, type ApiGraph } from '../src/gpu/workflow.ts';
 import { startFakeComfyUI, type FakeComfyUI } from './fakes/comfyui.ts';
 import { CHARACTER_LORAS, expectGolden, goldenInput, STYLE } from './golden/golden.ts';
@@ -14,7 +25,16 @@ import { CHARACTER_LORAS, expectGolden, goldenInput, STYLE } from './golden/gold
  */
 
 const PREFIX = 'comic/cm_golden_0001/p01_02_a0';
-const NEW_FAMILIES = ['flux-schnell', 'flux2', 'sdxl', 'pony', 'playground', 'sd35-large', 'sd35-medium', 'ponyv7'] as const;
+const NEW_FAMILIES = [
+  'flux-schnell',
+  'flux2',
+  'sdxl',
+  'pony',
+  'playground',
+  'sd35-large',
+  'sd35-medium',
+  'ponyv7',
+] as const;
 
 /** The files a family's default models need, by ComfyUI model folder. */
 function filesOf(models: RecipeModels): Record<string, string[]> {
@@ -22,9 +42,16 @@ function filesOf(models: RecipeModels): Record<string, string[]> {
     case 'checkpoint':
       return { checkpoints: [models.checkpoint] };
     case 'sd3':
-      return { checkpoints: [models.checkpoint], text_encoders: models.textEncoders ? Object.values(models.textEncoders) : [] };
+      return {
+        checkpoints: [models.checkpoint],
+        text_encoders: models.textEncoders ? Object.values(models.textEncoders) : [],
+      };
     case 'flux':
-      return { diffusion_models: [models.unet], text_encoders: [models.clipT5, models.clipL], vae: [models.vae] };
+      return {
+        diffusion_models: [models.unet],
+        text_encoders: [models.clipT5, models.clipL],
+        vae: [models.vae],
+      };
     case 'flux2':
       return { diffusion_models: [models.unet], text_encoders: [models.textEncoder], vae: [models.vae] };
   }
@@ -33,7 +60,8 @@ function filesOf(models: RecipeModels): Record<string, string[]> {
 function everyFamilyFile(): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const family of MODEL_FAMILIES) {
-    for (const [folder, files] of Object.entries(filesOf(FAMILIES[family].models))) out[folder] = [...new Set([...(out[folder] ?? []), ...files])];
+    for (const [folder, files] of Object.entries(filesOf(FAMILIES[family].models)))
+      out[folder] = [...new Set([...(out[folder] ?? []), ...files])];
   }
   return out;
 }
@@ -43,7 +71,8 @@ async function objectInfoOf(fake: FakeComfyUI): Promise<ObjectInfo> {
   return parseObjectInfo(await res.json());
 }
 
-const recipeFor = (family: ModelFamily, extra: Partial<Parameters<typeof buildRecipe>[0]> = {}) => buildRecipe({ ...goldenInput(family), ...extra });
+const recipeFor = (family: ModelFamily, extra: Partial<Parameters<typeof buildRecipe>[0]> = {}) =>
+  buildRecipe({ ...goldenInput(family), ...extra });
 const graphOf = (recipe: RenderRecipe, referenceImageNames?: string[]) =>
   buildWorkflow(recipe, { filenamePrefix: PREFIX, ...(referenceImageNames ? { referenceImageNames } : {}) });
 const nodesOf = (g: ApiGraph) => Object.values(g);
@@ -117,7 +146,8 @@ describe('each family is refused with a clear reason where its nodes are missing
     const reason = familySupportProblem(family as ModelFamily, oldInfo, 'gpu-old');
     expect(reason).toContain(FAMILIES[family as ModelFamily].label);
     expect(reason).toContain('cannot render on runner gpu-old');
-    for (const node of missing.filter((n) => FAMILY_NODES[family as ModelFamily].includes(n))) expect(reason).toContain(node);
+    for (const node of missing.filter((n) => FAMILY_NODES[family as ModelFamily].includes(n)))
+      expect(reason).toContain(node);
   });
 
   it('says which ComfyUI release brings the FLUX.2 nodes', () => {
@@ -128,7 +158,9 @@ describe('each family is refused with a clear reason where its nodes are missing
     const info = structuredClone(fullInfo);
     info.UNETLoader!.input.required!.unet_name = [['flux1-dev.safetensors'], {}];
     const problems = validateWorkflow(graphOf(recipeFor('flux2')), info, 'gpu-1');
-    expect(problems.map((p) => p.message).join('\n')).toMatch(/Diffusion model flux2_dev_fp8mixed\.safetensors is not installed on runner gpu-1/);
+    expect(problems.map((p) => p.message).join('\n')).toMatch(
+      /Diffusion model flux2_dev_fp8mixed\.safetensors is not installed on runner gpu-1/,
+    );
   });
 });
 
@@ -152,10 +184,19 @@ describe('family conventions', () => {
     };
     const g = graphOf(recipe, ['refs/mira.png', 'refs/oskar.png']);
     expect(validateWorkflow(g, fullInfo, 'gpu-1')).toEqual([]);
-    expect(nodesOf(g).find((n) => n.class_type === 'CLIPLoader')!.inputs).toMatchObject({ clip_name: 'mistral_3_small_flux2_fp8.safetensors', type: 'flux2' });
-    expect(nodesOf(g).find((n) => n.class_type === 'VAELoader')!.inputs.vae_name).toBe('flux2-vae.safetensors');
+    expect(nodesOf(g).find((n) => n.class_type === 'CLIPLoader')!.inputs).toMatchObject({
+      clip_name: 'mistral_3_small_flux2_fp8.safetensors',
+      type: 'flux2',
+    });
+    expect(nodesOf(g).find((n) => n.class_type === 'VAELoader')!.inputs.vae_name).toBe(
+      'flux2-vae.safetensors',
+    );
     expect(classes(g).filter((c) => c === 'ReferenceLatent')).toHaveLength(2);
-    expect(nodesOf(g).filter((n) => n.class_type === 'LoadImage').map((n) => n.inputs.image)).toEqual(['refs/mira.png', 'refs/oskar.png']);
+    expect(
+      nodesOf(g)
+        .filter((n) => n.class_type === 'LoadImage')
+        .map((n) => n.inputs.image),
+    ).toEqual(['refs/mira.png', 'refs/oskar.png']);
     let shown = '';
     try {
       graphOf(recipe, ['refs/mira.png']);
@@ -182,7 +223,11 @@ describe('family conventions', () => {
 
   it('Pony V6: the score ladder, a source tag and the safe rating lead the prompt', () => {
     const recipe = recipeFor('pony');
-    expect(recipe.positive.startsWith('inkpunk_style, score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, source_anime')).toBe(true);
+    expect(
+      recipe.positive.startsWith(
+        'inkpunk_style, score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, source_anime',
+      ),
+    ).toBe(true);
     expect(recipe.positive).toContain('rating_safe');
     expect(recipe.negative).toContain('score_4');
   });
@@ -191,7 +236,11 @@ describe('family conventions', () => {
     const g = graphOf(recipeFor('playground'));
     const edm = nodesOf(g).find((n) => n.class_type === 'ModelSamplingContinuousEDM')!;
     expect(edm.inputs).toMatchObject({ sampling: 'edm_playground_v2.5', sigma_max: 120, sigma_min: 0.002 });
-    expect(nodesOf(g).find((n) => n.class_type === 'KSampler')!.inputs).toMatchObject({ cfg: 3, sampler_name: 'dpmpp_2m', scheduler: 'karras' });
+    expect(nodesOf(g).find((n) => n.class_type === 'KSampler')!.inputs).toMatchObject({
+      cfg: 3,
+      sampler_name: 'dpmpp_2m',
+      scheduler: 'karras',
+    });
   });
 
   it('SDXL base speaks in phrases, not Danbooru counts', () => {
@@ -217,7 +266,9 @@ describe('experimental families', () => {
   it('Pony V7 is refused with its reason until an operator enables it', () => {
     const refused = familyAvailability('ponyv7', []);
     expect(refused.usable).toBe(false);
-    expect(!refused.usable && refused.reason).toMatch(/AuraFlow.*immature.*ENABLE_EXPERIMENTAL_FAMILIES=ponyv7/);
+    expect(!refused.usable && refused.reason).toMatch(
+      /AuraFlow.*immature.*ENABLE_EXPERIMENTAL_FAMILIES=ponyv7/,
+    );
     expect(familyAvailability('ponyv7', ['ponyv7'])).toEqual({ usable: true });
     let shown = '';
     try {
@@ -234,6 +285,7 @@ describe('experimental families', () => {
   });
 
   it('the stable families are usable without any setting', () => {
-    for (const family of MODEL_FAMILIES.filter((f) => f !== 'ponyv7')) expect(familyAvailability(family, [])).toEqual({ usable: true });
+    for (const family of MODEL_FAMILIES.filter((f) => f !== 'ponyv7'))
+      expect(familyAvailability(family, [])).toEqual({ usable: true });
   });
 });

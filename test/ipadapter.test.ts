@@ -49,11 +49,16 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cm-ipadapter-'));
   goldenRecipeText = await readFile(new URL('./golden/recipe.illustrious.json', import.meta.url), 'utf8');
   store = createArtifactStore({ dataDir: join(dir, 'data') });
-  const ref = await sharp({ create: { width: 320, height: 400, channels: 3, background: '#c04030' } }).png().toBuffer();
+  const ref = await sharp({ create: { width: 320, height: 400, channels: 3, background: '#c04030' } })
+    .png()
+    .toBuffer();
   await store.put(REF_KEY, ref);
   // The custom pack is optional: this fixture is the golden table with the pack's nodes layered in.
   withPackPath = join(dir, 'object_info_with_ipadapter.json');
-  await writeFile(withPackPath, JSON.stringify({ ...(loadObjectInfoFixture() as object), ...ipAdapterObjectInfo() }));
+  await writeFile(
+    withPackPath,
+    JSON.stringify({ ...(loadObjectInfoFixture() as object), ...ipAdapterObjectInfo() }),
+  );
 });
 
 afterAll(async () => {
@@ -86,8 +91,13 @@ describe('IPAdapter branch in the graph', () => {
   });
 
   it('weighs references by shot: close-ups follow the reference more than wide shots', () => {
-    const cast = [{ name: 'Mira', referenceImageKeys: [REF_KEY] }] as unknown as Parameters<typeof referencesForPanel>[1];
-    const panel = (shot: 'close-up' | 'wide') => ({ shot, characters: [{ name: 'mira', pose: '', expression: '', position: 'centre' as const }] });
+    const cast = [{ name: 'Mira', referenceImageKeys: [REF_KEY] }] as unknown as Parameters<
+      typeof referencesForPanel
+    >[1];
+    const panel = (shot: 'close-up' | 'wide') => ({
+      shot,
+      characters: [{ name: 'mira', pose: '', expression: '', position: 'centre' as const }],
+    });
     const close = referencesForPanel(panel('close-up'), cast)[0]!;
     const wide = referencesForPanel(panel('wide'), cast)[0]!;
     expect(close.weight).toBeGreaterThanOrEqual(0.75);
@@ -115,10 +125,16 @@ describe('ComfyRenderer with reference images', () => {
       const images = await renderOn(fake);
       expect(images).toHaveLength(1);
       expect(images[0]).toMatchObject({ width: 512, height: 512 });
-      const graph = (fake.received.at(-1) as { prompt: Record<string, { class_type: string; inputs: Record<string, unknown> }> }).prompt;
+      const graph = (
+        fake.received.at(-1) as {
+          prompt: Record<string, { class_type: string; inputs: Record<string, unknown> }>;
+        }
+      ).prompt;
       const load = Object.values(graph).find((n) => n.class_type === 'LoadImage');
       expect(String(load?.inputs.image)).toMatch(/^comicmaster\/[0-9a-f]{24}\.png$/);
-      expect(Object.values(graph).map((n) => n.class_type)).toEqual(expect.arrayContaining(['IPAdapterUnifiedLoader', 'IPAdapterAdvanced']));
+      expect(Object.values(graph).map((n) => n.class_type)).toEqual(
+        expect.arrayContaining(['IPAdapterUnifiedLoader', 'IPAdapterAdvanced']),
+      );
       expect(readEmbeddedRecipe(images[0]!.png)?.referencesApplied).toBe(true);
     } finally {
       await fake.close();
@@ -131,7 +147,11 @@ describe('ComfyRenderer with reference images', () => {
       const images = await renderOn(fake);
       expect(images).toHaveLength(1);
       const graph = (fake.received.at(-1) as { prompt: Record<string, { class_type: string }> }).prompt;
-      expect(Object.values(graph).some((n) => n.class_type.startsWith('IPAdapter') || n.class_type === 'LoadImage')).toBe(false);
+      expect(
+        Object.values(graph).some(
+          (n) => n.class_type.startsWith('IPAdapter') || n.class_type === 'LoadImage',
+        ),
+      ).toBe(false);
       const embedded = readEmbeddedRecipe(images[0]!.png);
       expect(embedded?.referencesApplied).toBe(false);
       expect(embedded?.references?.[0]?.label).toBe('Mira');

@@ -17,11 +17,16 @@ function decayingLoss(): LossPoint[] {
 }
 
 /** Pixels close to an RGB colour. */
-async function countColour(png: Buffer, [r, g, b]: [number, number, number], tolerance = 40): Promise<number> {
+async function countColour(
+  png: Buffer,
+  [r, g, b]: [number, number, number],
+  tolerance = 40,
+): Promise<number> {
   const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   let count = 0;
   for (let i = 0; i < data.length; i += info.channels) {
-    if (Math.abs(data[i]! - r) + Math.abs(data[i + 1]! - g) + Math.abs(data[i + 2]! - b) <= tolerance) count++;
+    if (Math.abs(data[i]! - r) + Math.abs(data[i + 1]! - g) + Math.abs(data[i + 2]! - b) <= tolerance)
+      count++;
   }
   return count;
 }

@@ -1,20 +1,38 @@
 import { describe, expect, it } from 'vitest';
-import { FLUX2_AI_TOOLKIT, flux2LoraFits, LYCORIS_PRESETS, lycorisKohyaArgs, withLycoris } from '../src/training/lycoris.ts';
+import {
+  FLUX2_AI_TOOLKIT,
+  flux2LoraFits,
+  LYCORIS_PRESETS,
+  lycorisKohyaArgs,
+  withLycoris,
+} from '../src/training/lycoris.ts';
 
 describe('LyCORIS presets for kohya', () => {
   it('LoHa: the arguments LyCORIS documents for kohya (lycoris.kohya, algo=loha)', () => {
     expect(lycorisKohyaArgs(LYCORIS_PRESETS.loha)).toEqual([
-      '--network_module', 'lycoris.kohya',
-      '--network_dim', '8',
-      '--network_alpha', '4',
-      '--network_args', 'conv_dim=4', 'conv_alpha=1', 'algo=loha', 'preset=attn-mlp',
+      '--network_module',
+      'lycoris.kohya',
+      '--network_dim',
+      '8',
+      '--network_alpha',
+      '4',
+      '--network_args',
+      'conv_dim=4',
+      'conv_alpha=1',
+      'algo=loha',
+      'preset=attn-mlp',
     ]);
   });
 
   it('LoCon: algo=locon with conv layers', () => {
     const args = lycorisKohyaArgs(LYCORIS_PRESETS.locon);
     expect(args.slice(0, 2)).toEqual(['--network_module', 'lycoris.kohya']);
-    expect(args.slice(args.indexOf('--network_args') + 1)).toEqual(['conv_dim=8', 'conv_alpha=4', 'algo=locon', 'preset=attn-mlp']);
+    expect(args.slice(args.indexOf('--network_args') + 1)).toEqual([
+      'conv_dim=8',
+      'conv_alpha=4',
+      'algo=locon',
+      'preset=attn-mlp',
+    ]);
   });
 
   it('stays within LyCORIS recommendations (LoHa dim ≤ 32, alpha ≤ dim/2; LoCon dim ≤ 64)', () => {
@@ -25,9 +43,23 @@ describe('LyCORIS presets for kohya', () => {
   });
 
   it('replaces kohya LoRA network arguments in an existing argv, keeping the rest', () => {
-    const base = ['sdxl_train_network.py', '--network_module', 'networks.lora', '--network_dim', '32', '--network_alpha', '16', '--network_args', 'conv_dim=4', '--learning_rate', '1e-4'];
+    const base = [
+      'sdxl_train_network.py',
+      '--network_module',
+      'networks.lora',
+      '--network_dim',
+      '32',
+      '--network_alpha',
+      '16',
+      '--network_args',
+      'conv_dim=4',
+      '--learning_rate',
+      '1e-4',
+    ];
     expect(withLycoris(base, LYCORIS_PRESETS.loha)).toEqual([
-      'sdxl_train_network.py', '--learning_rate', '1e-4',
+      'sdxl_train_network.py',
+      '--learning_rate',
+      '1e-4',
       ...lycorisKohyaArgs(LYCORIS_PRESETS.loha),
     ]);
   });

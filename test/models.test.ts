@@ -11,18 +11,51 @@ let redis: Redis;
 function presence(id: string, checkpoints: string[]): RunnerPresence {
   const now = new Date().toISOString();
   return {
-    id, renderer: 'comfyui', description: 'ComfyUI', gpu: 'RTX 3090', vramTotal: 24e9, vramFree: 20e9,
-    checkpoints, loras: [], currentJobs: [], online: true, offlineReason: null, startedAt: now, updatedAt: now,
+    id,
+    renderer: 'comfyui',
+    description: 'ComfyUI',
+    gpu: 'RTX 3090',
+    vramTotal: 24e9,
+    vramFree: 20e9,
+    checkpoints,
+    loras: [],
+    currentJobs: [],
+    online: true,
+    offlineReason: null,
+    startedAt: now,
+    updatedAt: now,
   };
 }
 
 beforeAll(async () => {
   redis = new Redis(TEST_REDIS_URL);
-  await redis.set(presenceKey(prefix, 'gpu-1'), JSON.stringify(presence('gpu-1', [
-    'illustriousXL_v01.safetensors', 'ponyDiffusionV6XL_v6StartWithThisOne.safetensors', 'flux1-dev.safetensors',
-    'flux2_dev_fp8mixed.safetensors', 'sd3.5_large.safetensors', 'mystery_merge_v3.safetensors',
-  ])), 'PX', 60_000);
-  await redis.set(presenceKey(prefix, 'gpu-2'), JSON.stringify(presence('gpu-2', ['illustriousXL_v01.safetensors', 'flux1-schnell.safetensors', 'pony-v7-base.safetensors'])), 'PX', 60_000);
+  await redis.set(
+    presenceKey(prefix, 'gpu-1'),
+    JSON.stringify(
+      presence('gpu-1', [
+        'illustriousXL_v01.safetensors',
+        'ponyDiffusionV6XL_v6StartWithThisOne.safetensors',
+        'flux1-dev.safetensors',
+        'flux2_dev_fp8mixed.safetensors',
+        'sd3.5_large.safetensors',
+        'mystery_merge_v3.safetensors',
+      ]),
+    ),
+    'PX',
+    60_000,
+  );
+  await redis.set(
+    presenceKey(prefix, 'gpu-2'),
+    JSON.stringify(
+      presence('gpu-2', [
+        'illustriousXL_v01.safetensors',
+        'flux1-schnell.safetensors',
+        'pony-v7-base.safetensors',
+      ]),
+    ),
+    'PX',
+    60_000,
+  );
 });
 
 afterAll(async () => {
@@ -59,7 +92,9 @@ describe('/models', () => {
     expect(block('Pony Diffusion V6 XL')).toContain('ponyDiffusionV6XL');
     expect(block('SD 3.5 Large')).toContain('render only');
     expect(block('Pony V7 (AuraFlow)')).toContain('off on this server');
-    expect(text).toContain('**Other files** (family not recognised from the name): `mystery_merge_v3.safetensors` (gpu-1)');
+    expect(text).toContain(
+      '**Other files** (family not recognised from the name): `mystery_merge_v3.safetensors` (gpu-1)',
+    );
     // Families nobody installed are not listed.
     expect(text).not.toContain('Playground');
   });

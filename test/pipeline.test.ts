@@ -205,7 +205,10 @@ describe('starting a comic', () => {
     const tooMany = await startComic(h.deps, request('u-pages', { pages: 9 }, guild));
     expect(tooMany).toEqual({ ok: false, reason: expect.stringContaining('pages must be between 1 and 8') });
     const experimental = await startComic(h.deps, request('u-pony', { model: 'ponyv7' }, guild));
-    expect(experimental).toEqual({ ok: false, reason: expect.stringContaining('ENABLE_EXPERIMENTAL_FAMILIES') });
+    expect(experimental).toEqual({
+      ok: false,
+      reason: expect.stringContaining('ENABLE_EXPERIMENTAL_FAMILIES'),
+    });
 
     // Refusals queued nothing: only the two accepted comics of this guild have script jobs.
     const other = await startComic(h.deps, {

@@ -22,7 +22,13 @@ const recipe: RenderRecipe = RenderRecipe.parse({
   positive: 'masterpiece, best quality, 1girl, rooftop, night',
   negative: 'lowres, bad anatomy',
   loras: [
-    { name: 'style/comic_style_v1.safetensors', strength: 0.8, artifactKey: null, trigger: 'cmstyle', sha256: 'ab'.repeat(32) },
+    {
+      name: 'style/comic_style_v1.safetensors',
+      strength: 0.8,
+      artifactKey: null,
+      trigger: 'cmstyle',
+      sha256: 'ab'.repeat(32),
+    },
   ],
   width: 832,
   height: 1216,
@@ -34,10 +40,23 @@ const recipe: RenderRecipe = RenderRecipe.parse({
   seed: 123456789,
   candidates: 1,
   controlNet: null,
-  panel: { comicId: 'c1', page: 1, panel: 2, attempt: 0, shot: 'wide', angle: 'eye', setting: 'rooftop', action: 'stands', characters: [] },
+  panel: {
+    comicId: 'c1',
+    page: 1,
+    panel: 2,
+    attempt: 0,
+    shot: 'wide',
+    angle: 'eye',
+    setting: 'rooftop',
+    action: 'stands',
+    characters: [],
+  },
 });
 
-const smallPng = () => sharp({ create: { width: 16, height: 8, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toBuffer();
+const smallPng = () =>
+  sharp({ create: { width: 16, height: 8, channels: 3, background: { r: 200, g: 10, b: 10 } } })
+    .png()
+    .toBuffer();
 
 describe('PNG text chunks', () => {
   it('computes the PNG CRC-32 (IEND chunk check value)', () => {
@@ -45,7 +64,10 @@ describe('PNG text chunks', () => {
   });
 
   it('keeps ComfyUI prompt/workflow chunks and adds parameters + comicmaster; the image still decodes', async () => {
-    const comfy = addTextChunks(await smallPng(), { prompt: '{"1":{"class_type":"SaveImage"}}', workflow: '{"nodes":[]}' });
+    const comfy = addTextChunks(await smallPng(), {
+      prompt: '{"1":{"class_type":"SaveImage"}}',
+      workflow: '{"nodes":[]}',
+    });
     const out = embedRecipe(comfy, recipe);
     const text = readPngText(out);
     expect(text.prompt).toBe('{"1":{"class_type":"SaveImage"}}');
@@ -61,7 +83,9 @@ describe('PNG text chunks', () => {
     const [positive, negative, settings] = text.split('\n');
     expect(positive).toBe('masterpiece, best quality, 1girl, rooftop, night <lora:comic_style_v1:0.8>');
     expect(negative).toBe('Negative prompt: lowres, bad anatomy');
-    expect(settings).toContain('Steps: 28, Sampler: Euler a, Schedule type: Karras, CFG scale: 5.5, Seed: 123456789, Size: 832x1216, Model: illustriousXL_v01');
+    expect(settings).toContain(
+      'Steps: 28, Sampler: Euler a, Schedule type: Karras, CFG scale: 5.5, Seed: 123456789, Size: 832x1216, Model: illustriousXL_v01',
+    );
     expect(settings).toContain('Lora hashes: "comic_style_v1: abababababab"');
   });
 
@@ -78,7 +102,10 @@ describe('PNG text chunks', () => {
     const [chunk] = readPngTextChunks(png);
     expect(chunk).toEqual({ keyword: 'Title', text: 'コミック — 第1話', kind: 'iTXt' });
 
-    const z = Buffer.concat([Buffer.from('Comment\0\0', 'latin1'), deflateSync(Buffer.from('squeezed', 'latin1'))]);
+    const z = Buffer.concat([
+      Buffer.from('Comment\0\0', 'latin1'),
+      deflateSync(Buffer.from('squeezed', 'latin1')),
+    ]);
     const withZ = insertRawChunk(await smallPng(), 'zTXt', z);
     expect(readPngText(withZ).Comment).toBe('squeezed');
     await expect(sharp(withZ).metadata()).resolves.toMatchObject({ width: 16 });

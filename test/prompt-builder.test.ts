@@ -41,7 +41,12 @@ describe('seedFor', () => {
     expect(Number.isSafeInteger(s)).toBe(true);
     expect(s).toBeGreaterThanOrEqual(0);
     expect(s).toBeLessThan(2 ** 48);
-    const others = [seedFor('c2', 1, 2, 0), seedFor('c1', 2, 2, 0), seedFor('c1', 1, 3, 0), seedFor('c1', 1, 2, 1)];
+    const others = [
+      seedFor('c2', 1, 2, 0),
+      seedFor('c1', 2, 2, 0),
+      seedFor('c1', 1, 3, 0),
+      seedFor('c1', 1, 2, 1),
+    ];
     expect(new Set([s, ...others]).size).toBe(5);
   });
 });
@@ -60,35 +65,54 @@ describe('buildRecipe', () => {
     expect(r.positive.startsWith(STYLE.trigger)).toBe(true);
   });
 
-  it.each(['illustrious', 'noobai', 'flux'] as const)('%s: each present character appearance is in the prompt verbatim', (family) => {
-    const r = buildRecipe(goldenInput(family));
-    for (const name of ['Mira', 'Oskar']) {
-      const member = SCRIPT.cast.find((c) => c.name === name)!;
-      // Count tags ("1girl") describe the whole picture and are recomputed per panel.
-      for (const tag of member.appearance.filter((t) => !isCountTag(t))) expect(r.positive).toContain(tag);
-    }
-    // Pip is not in this panel.
-    expect(r.positive).not.toContain('blue lens');
-  });
+  it.each(['illustrious', 'noobai', 'flux'] as const)(
+    '%s: each present character appearance is in the prompt verbatim',
+    (family) => {
+      const r = buildRecipe(goldenInput(family));
+      for (const name of ['Mira', 'Oskar']) {
+        const member = SCRIPT.cast.find((c) => c.name === name)!;
+        // Count tags ("1girl") describe the whole picture and are recomputed per panel.
+        for (const tag of member.appearance.filter((t) => !isCountTag(t))) expect(r.positive).toContain(tag);
+      }
+      // Pip is not in this panel.
+      expect(r.positive).not.toContain('blue lens');
+    },
+  );
 
-  it.each(['illustrious', 'noobai', 'flux'] as const)('%s: no dialogue, caption or sfx reaches the image prompt', (family) => {
-    const r = buildRecipe(goldenInput(family));
-    const panel = SCRIPT.pages[0]!.panels[1]!;
-    for (const b of panel.balloons) expect(r.positive).not.toContain(b.text.replace(/[!.]$/, ''));
-    expect(r.positive).not.toContain('never make it');
-    expect(r.positive).not.toContain('WHOOSH');
-    expect(r.positive).not.toContain('Midnight');
-  });
+  it.each(['illustrious', 'noobai', 'flux'] as const)(
+    '%s: no dialogue, caption or sfx reaches the image prompt',
+    (family) => {
+      const r = buildRecipe(goldenInput(family));
+      const panel = SCRIPT.pages[0]!.panels[1]!;
+      for (const b of panel.balloons) expect(r.positive).not.toContain(b.text.replace(/[!.]$/, ''));
+      expect(r.positive).not.toContain('never make it');
+      expect(r.positive).not.toContain('WHOOSH');
+      expect(r.positive).not.toContain('Midnight');
+    },
+  );
 
   it('SDXL families: tags with quality, counts, shot and angle; lettering words in the negative', () => {
     const r = buildRecipe(goldenInput('illustrious'));
     const tags = tagsOf(r.positive);
-    expect(tags.slice(0, 5)).toEqual(['inkpunk_style', 'masterpiece', 'best quality', 'amazing quality', 'absurdres']);
+    expect(tags.slice(0, 5)).toEqual([
+      'inkpunk_style',
+      'masterpiece',
+      'best quality',
+      'amazing quality',
+      'absurdres',
+    ]);
     expect(tags).toEqual(expect.arrayContaining(['1girl', '1boy', 'cowboy shot', 'from below', 'mira_rr']));
-    for (const word of ['speech bubble', 'text', 'watermark', 'signature']) expect(tagsOf(r.negative)).toContain(word);
+    for (const word of ['speech bubble', 'text', 'watermark', 'signature'])
+      expect(tagsOf(r.negative)).toContain(word);
     expect(r.vPrediction).toBe(false);
     expect(r.models).toEqual({ kind: 'checkpoint', checkpoint: 'illustriousXL_v01.safetensors' });
-    expect([r.sampler, r.scheduler, r.steps, r.cfg, r.guidance]).toEqual(['euler_ancestral', 'normal', 28, 5.5, null]);
+    expect([r.sampler, r.scheduler, r.steps, r.cfg, r.guidance]).toEqual([
+      'euler_ancestral',
+      'normal',
+      28,
+      5.5,
+      null,
+    ]);
   });
 
   it('NoobAI is flagged v-pred and uses its own quality tags and sampler', () => {
@@ -100,8 +124,12 @@ describe('buildRecipe', () => {
 
   it('FLUX: natural language, no negative, guidance 3.5 at cfg 1', () => {
     const r = buildRecipe(goldenInput('flux'));
-    expect(r.positive).toMatch(/^inkpunk_style\. A comic book panel, medium-long \(cowboy\) shot from below: /);
-    expect(r.positive).toContain('On the left, Mira (mira_rr, short red hair, green eyes, yellow raincoat, messenger bag), jumping');
+    expect(r.positive).toMatch(
+      /^inkpunk_style\. A comic book panel, medium-long \(cowboy\) shot from below: /,
+    );
+    expect(r.positive).toContain(
+      'On the left, Mira (mira_rr, short red hair, green eyes, yellow raincoat, messenger bag), jumping',
+    );
     expect(r.negative).toBe('');
     expect([r.sampler, r.scheduler, r.steps, r.cfg, r.guidance]).toEqual(['euler', 'simple', 20, 1, 3.5]);
     expect(r.models.kind).toBe('flux');
@@ -119,16 +147,29 @@ describe('buildRecipe', () => {
 
   it('counts people the Danbooru way, and says "no humans" for an empty establishing shot', () => {
     const empty = buildRecipe({ ...goldenInput('illustrious'), panel: 1 });
-    expect(tagsOf(empty.positive)).toEqual(expect.arrayContaining(['no humans', 'scenery', 'wide shot', 'from above']));
+    expect(tagsOf(empty.positive)).toEqual(
+      expect.arrayContaining(['no humans', 'scenery', 'wide shot', 'from above']),
+    );
     const withRobot = buildRecipe({ ...goldenInput('noobai'), page: 2, panel: 1 });
-    expect(tagsOf(withRobot.positive)).toEqual(expect.arrayContaining(['1girl', '1other', 'close-up', 'portrait']));
+    expect(tagsOf(withRobot.positive)).toEqual(
+      expect.arrayContaining(['1girl', '1other', 'close-up', 'portrait']),
+    );
     const twoWomen = ComicScript.parse({
       ...SCRIPT,
       cast: [...SCRIPT.cast, { name: 'Lena', role: 'dispatcher', appearance: ['woman', 'glasses'] }],
-      pages: [{ panels: [{ ...SCRIPT.pages[0]!.panels[1]!, characters: [
-        { name: 'Mira', pose: '', expression: '', position: 'left' },
-        { name: 'Lena', pose: '', expression: '', position: 'right' },
-      ] }] }],
+      pages: [
+        {
+          panels: [
+            {
+              ...SCRIPT.pages[0]!.panels[1]!,
+              characters: [
+                { name: 'Mira', pose: '', expression: '', position: 'left' },
+                { name: 'Lena', pose: '', expression: '', position: 'right' },
+              ],
+            },
+          ],
+        },
+      ],
     });
     const r = buildRecipe({ ...goldenInput('illustrious'), script: twoWomen, page: 1, panel: 1 });
     expect(tagsOf(r.positive)).toContain('2girls');
@@ -149,9 +190,18 @@ describe('buildRecipe', () => {
   it('fills the panel brief for the storyboard renderer and sizes from the frame', () => {
     const r = buildRecipe(goldenInput('flux'));
     expect(r.panel).toEqual({
-      comicId: 'cm_golden_0001', page: 1, panel: 2, attempt: 0, shot: 'cowboy', angle: 'from-below',
-      setting: 'edge of a rooftop', action: 'Mira leaps the gap between two buildings. Oskar yells',
-      characters: [{ name: 'Mira', position: 'left' }, { name: 'Oskar', position: 'right' }],
+      comicId: 'cm_golden_0001',
+      page: 1,
+      panel: 2,
+      attempt: 0,
+      shot: 'cowboy',
+      angle: 'from-below',
+      setting: 'edge of a rooftop',
+      action: 'Mira leaps the gap between two buildings. Oskar yells',
+      characters: [
+        { name: 'Mira', position: 'left' },
+        { name: 'Oskar', position: 'right' },
+      ],
     });
     expect([r.width, r.height, r.candidates]).toEqual([832, 1216, 2]);
   });
@@ -164,9 +214,16 @@ describe('buildRecipe', () => {
 
   it('every family profile names its default models', () => {
     expect(FAMILIES.flux.models).toEqual({
-      kind: 'flux', unet: 'flux1-dev.safetensors', weightDtype: 'fp8_e4m3fn',
-      clipT5: 't5xxl_fp8_e4m3fn.safetensors', clipL: 'clip_l.safetensors', vae: 'ae.safetensors',
+      kind: 'flux',
+      unet: 'flux1-dev.safetensors',
+      weightDtype: 'fp8_e4m3fn',
+      clipT5: 't5xxl_fp8_e4m3fn.safetensors',
+      clipL: 'clip_l.safetensors',
+      vae: 'ae.safetensors',
     });
-    expect(FAMILIES.noobai.models).toEqual({ kind: 'checkpoint', checkpoint: 'noobaiXLVpred_v10.safetensors' });
+    expect(FAMILIES.noobai.models).toEqual({
+      kind: 'checkpoint',
+      checkpoint: 'noobaiXLVpred_v10.safetensors',
+    });
   });
 });

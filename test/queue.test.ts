@@ -105,7 +105,9 @@ describe('payload validation', () => {
     try {
       const bad = { comicId: '../../etc' } as { comicId: string };
       await expect(own.enqueue('script', bad)).rejects.toBeInstanceOf(JobPayloadError);
-      await expect(own.enqueue('render', { ...renderJob(1, 1), pageNumber: 0 })).rejects.toThrow(/pageNumber/);
+      await expect(own.enqueue('render', { ...renderJob(1, 1), pageNumber: 0 })).rejects.toThrow(
+        /pageNumber/,
+      );
       expect(await keysUnderPrefix(isolated)).toEqual([]);
     } finally {
       await own.close();
@@ -116,7 +118,10 @@ describe('payload validation', () => {
 
 describe('workers', () => {
   it('runs a valid job and returns its result', async () => {
-    const worker = createWorker('script', async (payload) => ({ wrote: payload.comicId }), { connection, logger });
+    const worker = createWorker('script', async (payload) => ({ wrote: payload.comicId }), {
+      connection,
+      logger,
+    });
     workers.push(worker);
     const job = await producer.enqueue('script', { comicId: 'comic42' });
     const completed = await settledJob(producer.queue('script'), job.id);
@@ -134,7 +139,11 @@ describe('workers', () => {
       { connection, logger },
     );
     workers.push(worker);
-    const job = await producer.enqueue('assemble-page', { comicId: 'c1', pageNumber: 3 }, { attempts: 5, backoff: 1 });
+    const job = await producer.enqueue(
+      'assemble-page',
+      { comicId: 'c1', pageNumber: 3 },
+      { attempts: 5, backoff: 1 },
+    );
     const failed = await settledJob(producer.queue('assemble-page'), job.id);
     expect(calls).toBe(1);
     expect(failed.failedReason).toBe('Page 3 does not exist in this comic.');
@@ -153,7 +162,11 @@ describe('workers', () => {
       { connection, logger },
     );
     workers.push(worker);
-    const job = await producer.enqueue('post', { kind: 'status', comicId: 'c1' }, { attempts: 5, backoff: { type: 'fixed', delay: 5 } });
+    const job = await producer.enqueue(
+      'post',
+      { kind: 'status', comicId: 'c1' },
+      { attempts: 5, backoff: { type: 'fixed', delay: 5 } },
+    );
     const completed = await settledJob(producer.queue('post'), job.id);
     expect(completed.returnvalue).toBe('posted');
     expect(completed.attemptsMade).toBe(3);
@@ -165,7 +178,9 @@ describe('workers', () => {
       'render',
       async () => {
         calls++;
-        throw new UpstreamError('comfyui', 'LoRA comic_style_v1 is not installed on runner gpu-1.', { retryable: false });
+        throw new UpstreamError('comfyui', 'LoRA comic_style_v1 is not installed on runner gpu-1.', {
+          retryable: false,
+        });
       },
       { connection, logger },
     );
@@ -247,10 +262,17 @@ describe('page flows', () => {
       { connection, logger },
     );
     let assembled = false;
-    const assembleWorker = createWorker('assemble-page', async () => void (assembled = true), { connection, logger });
+    const assembleWorker = createWorker('assemble-page', async () => void (assembled = true), {
+      connection,
+      logger,
+    });
     workers.push(renderWorker, assembleWorker);
 
-    const flow = await producer.addPageFlow({ comicId: 'comic1', pageNumber: 1, renders: [renderJob(1, 1), renderJob(1, 2)] });
+    const flow = await producer.addPageFlow({
+      comicId: 'comic1',
+      pageNumber: 1,
+      renders: [renderJob(1, 1), renderJob(1, 2)],
+    });
     // The parent never reaches a worker: BullMQ moves it to failed when the child fails for good.
     const parent = await settledJob(producer.queue('assemble-page'), flow.job.id);
     expect(await parent.getState()).toBe('failed');
@@ -268,10 +290,13 @@ describe('page flows', () => {
 describe('connection', () => {
   it('fails an enqueue fast with a clear upstream error when Redis is unreachable', async () => {
     // Port 1 on loopback: nothing listens there.
-    const down = new JobProducer(createQueueConnection({ redisUrl: 'redis://127.0.0.1:1', prefix: 'test-down' }), {
-      logger,
-      readyTimeoutMs: 300,
-    });
+    const down = new JobProducer(
+      createQueueConnection({ redisUrl: 'redis://127.0.0.1:1', prefix: 'test-down' }),
+      {
+        logger,
+        readyTimeoutMs: 300,
+      },
+    );
     try {
       const error = await down.enqueue('script', { comicId: 'c1' }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(UpstreamError);
@@ -284,7 +309,13 @@ describe('connection', () => {
   it('gives workers maxRetriesPerRequest null and producers a fail-fast connection', () => {
     const conn = createQueueConnection({ redisUrl: 'redis://user:p%40ss@redis.internal:6380/2' });
     expect(conn.prefix).toBe('comicmaster');
-    expect(conn.options('worker')).toMatchObject({ host: 'redis.internal', port: 6380, db: 2, password: 'p@ss', maxRetriesPerRequest: null });
+    expect(conn.options('worker')).toMatchObject({
+      host: 'redis.internal',
+      port: 6380,
+      db: 2,
+      password: 'p@ss',
+      maxRetriesPerRequest: null,
+    });
     expect(conn.options('producer')).toMatchObject({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     expect(() => createQueueConnection({ redisUrl: 'http://localhost' })).toThrow();
     expect(() => createQueueConnection({ redisUrl: 'redis://x', prefix: 'a:b' })).toThrow();

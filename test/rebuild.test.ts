@@ -31,7 +31,13 @@ function writeManifestCopy(name: string, change: (m: ComicManifest) => ComicMani
 
 beforeAll(async () => {
   const result = await runLocalComic(
-    { story: 'A robot learns to paint in a flooded city', pages: 2, panelsPerPage: 2, rtl: true, out: join(dir, 'comic') },
+    {
+      story: 'A robot learns to paint in a flooded city',
+      pages: 2,
+      panelsPerPage: 2,
+      rtl: true,
+      out: join(dir, 'comic'),
+    },
     { config, renderer: new StoryboardRenderer() },
   );
   comicDir = result.outDir;
@@ -41,7 +47,10 @@ beforeAll(async () => {
 describe('rebuild from the manifest', () => {
   it('re-makes a storyboard comic byte for byte, every panel and every page', async () => {
     const outDir = join(dir, 'rebuilt');
-    const report = await rebuildComic(join(comicDir, 'manifest.json'), { renderer: new StoryboardRenderer(), outDir });
+    const report = await rebuildComic(join(comicDir, 'manifest.json'), {
+      renderer: new StoryboardRenderer(),
+      outDir,
+    });
     expect(report.deterministic).toBe(true);
     expect(report.panels).toHaveLength(4);
     expect(report.pages).toHaveLength(2);
@@ -52,9 +61,13 @@ describe('rebuild from the manifest', () => {
     // The files themselves, not only the report: the same bytes as the originals.
     for (const page of manifest.pages) {
       for (const panel of page.panels) {
-        expect(readFileSync(join(outDir, panel.imageFile)).equals(readFileSync(join(comicDir, panel.imageFile)))).toBe(true);
+        expect(
+          readFileSync(join(outDir, panel.imageFile)).equals(readFileSync(join(comicDir, panel.imageFile))),
+        ).toBe(true);
       }
-      expect(readFileSync(join(outDir, page.file)).equals(readFileSync(join(comicDir, page.file)))).toBe(true);
+      expect(readFileSync(join(outDir, page.file)).equals(readFileSync(join(comicDir, page.file)))).toBe(
+        true,
+      );
     }
     // The rebuild is itself a comic folder with a valid manifest.
     const rebuilt = ComicManifest.parse(JSON.parse(readFileSync(join(outDir, 'manifest.json'), 'utf8')));
@@ -70,7 +83,10 @@ describe('rebuild from the manifest', () => {
       m.pages[1]!.sha256 = '0'.repeat(64);
       return m;
     });
-    const report = await rebuildComic(tampered, { renderer: new StoryboardRenderer(), outDir: join(dir, 'rebuilt-tampered') });
+    const report = await rebuildComic(tampered, {
+      renderer: new StoryboardRenderer(),
+      outDir: join(dir, 'rebuilt-tampered'),
+    });
     expect(report.identical).toBe(false);
     expect(report.failed).toBe(true);
     expect(report.pages.find((p) => p.page === 2)!.match).toBe(false);
@@ -86,18 +102,34 @@ describe('rebuild from the manifest', () => {
     const hereHash = sha256('the weights on this box');
     const recordModels = (hash: string) => (m: ComicManifest) => ({
       ...m,
-      models: { files: [{ role: 'checkpoint' as const, file: checkpoint.checkpoint, sha256: hash, note: null }], note: null },
+      models: {
+        files: [{ role: 'checkpoint' as const, file: checkpoint.checkpoint, sha256: hash, note: null }],
+        note: null,
+      },
     });
 
-    const changed = writeManifestCopy('manifest-changed-model.json', recordModels(sha256('the weights it was made with')));
+    const changed = writeManifestCopy(
+      'manifest-changed-model.json',
+      recordModels(sha256('the weights it was made with')),
+    );
     const modelHashes = localModelHasher({ modelsDir });
-    const report = await rebuildComic(changed, { renderer: new StoryboardRenderer(), outDir: join(dir, 'rebuilt-model'), modelHashes });
+    const report = await rebuildComic(changed, {
+      renderer: new StoryboardRenderer(),
+      outDir: join(dir, 'rebuilt-model'),
+      modelHashes,
+    });
     expect(report.warnings).toHaveLength(1);
     expect(report.warnings[0]).toContain(`model ${checkpoint.checkpoint}`);
-    expect(report.warnings[0]).toContain('differs from the one the comic was made with: pixels will not match');
+    expect(report.warnings[0]).toContain(
+      'differs from the one the comic was made with: pixels will not match',
+    );
 
     const same = writeManifestCopy('manifest-same-model.json', recordModels(hereHash));
-    const sameReport = await rebuildComic(same, { renderer: new StoryboardRenderer(), outDir: join(dir, 'rebuilt-same'), modelHashes });
+    const sameReport = await rebuildComic(same, {
+      renderer: new StoryboardRenderer(),
+      outDir: join(dir, 'rebuilt-same'),
+      modelHashes,
+    });
     expect(sameReport.warnings).toEqual([]);
   });
 
@@ -110,9 +142,15 @@ describe('rebuild from the manifest', () => {
     writeFileSync(join(modelsDir, 'checkpoints', checkpoint.checkpoint), 'checkpoint bytes');
 
     const found = await describeModels('comfyui', recipes, localModelHasher({ modelsDir }));
-    expect(found.files).toEqual([{ role: 'checkpoint', file: checkpoint.checkpoint, sha256: sha256('checkpoint bytes'), note: null }]);
+    expect(found.files).toEqual([
+      { role: 'checkpoint', file: checkpoint.checkpoint, sha256: sha256('checkpoint bytes'), note: null },
+    ]);
 
-    const missing = await describeModels('comfyui', recipes, localModelHasher({ modelsDir: join(dir, 'empty') }));
+    const missing = await describeModels(
+      'comfyui',
+      recipes,
+      localModelHasher({ modelsDir: join(dir, 'empty') }),
+    );
     expect(missing.files[0]!.sha256).toBeNull();
     expect(missing.files[0]!.note).toContain('was not found');
 
@@ -124,13 +162,26 @@ describe('rebuild from the manifest', () => {
 
 describe('comicmaster rebuild', () => {
   const cli = resolve('bin/comicmaster.js');
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'silent' };
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DATA_DIR: join(dir, 'data'),
+    LOG_LEVEL: 'silent',
+  };
 
   it('prints the comparison and exits 0 when every image is identical', async () => {
     const outDir = join(dir, 'cli-rebuilt');
-    const { stdout } = await run(process.execPath, [cli, 'rebuild', join(comicDir, 'manifest.json'), '--out', outDir], { env, cwd: dir });
+    const { stdout } = await run(
+      process.execPath,
+      [cli, 'rebuild', join(comicDir, 'manifest.json'), '--out', outDir],
+      { env, cwd: dir },
+    );
     expect(stdout).toContain('6 of 6 images are byte-identical to the original.');
-    expect(readFileSync(join(outDir, 'pages', 'page-01.png')).equals(readFileSync(join(comicDir, 'pages', 'page-01.png')))).toBe(true);
+    expect(
+      readFileSync(join(outDir, 'pages', 'page-01.png')).equals(
+        readFileSync(join(comicDir, 'pages', 'page-01.png')),
+      ),
+    ).toBe(true);
   });
 
   it('exits non-zero when the deterministic renderer produced different bytes', async () => {
@@ -138,9 +189,11 @@ describe('comicmaster rebuild', () => {
       m.pages[0]!.panels[1]!.imageSha256 = 'f'.repeat(64);
       return m;
     });
-    const failure = await run(process.execPath, [cli, 'rebuild', tampered, '--out', join(dir, 'cli-tampered')], { env, cwd: dir }).catch(
-      (e: { code: number; stdout: string }) => e,
-    );
+    const failure = await run(
+      process.execPath,
+      [cli, 'rebuild', tampered, '--out', join(dir, 'cli-tampered')],
+      { env, cwd: dir },
+    ).catch((e: { code: number; stdout: string }) => e);
     expect('code' in failure && failure.code).toBe(1);
     expect((failure as { stdout: string }).stdout).toMatch(/DIFFERENT page 1 panel 2/);
   });

@@ -65,7 +65,11 @@ async function setup(opts: { comfy?: boolean; steps?: { stepMs?: number } } = {}
   connection = testQueueConnection('runner');
   producer = new JobProducer(connection, { logger: silent });
   if (opts.comfy !== false) {
-    fake = await startFakeComfyUI({ objectInfoPath: false, loraDir, timing: { stepMs: opts.steps?.stepMs ?? 0 } });
+    fake = await startFakeComfyUI({
+      objectInfoPath: false,
+      loraDir,
+      timing: { stepMs: opts.steps?.stepMs ?? 0 },
+    });
   }
 }
 
@@ -88,7 +92,12 @@ async function startRunner(runnerId = 'gpu-1', shutdownGraceMs = 10_000): Promis
     shutdownGraceMs,
     heartbeatIntervalMs: 200,
     worker: { lockDurationMs: 2_000, stalledIntervalMs: 1_000, previewIntervalMs: 0, progressIntervalMs: 0 },
-    comfy: { pollIntervalMs: 500, recoveryPollIntervalMs: 50, reconnectInitialDelayMs: 20, reconnectMaxDelayMs: 200 },
+    comfy: {
+      pollIntervalMs: 500,
+      recoveryPollIntervalMs: 50,
+      reconnectInitialDelayMs: 20,
+      reconnectMaxDelayMs: 200,
+    },
   });
   runners.push(runner);
   return runner;
@@ -102,7 +111,11 @@ afterEach(async () => {
   fake = undefined;
 });
 
-function recipeFor(comicId: string, panel: number, o: { loras?: LoraRef[]; steps?: number; seed?: number } = {}): RenderRecipe {
+function recipeFor(
+  comicId: string,
+  panel: number,
+  o: { loras?: LoraRef[]; steps?: number; seed?: number } = {},
+): RenderRecipe {
   return RenderRecipe.parse({
     version: 1,
     family: 'illustrious',
@@ -121,7 +134,17 @@ function recipeFor(comicId: string, panel: number, o: { loras?: LoraRef[]; steps
     seed: o.seed ?? 1234 + panel,
     candidates: 1,
     controlNet: null,
-    panel: { comicId, page: 1, panel, attempt: 0, shot: 'wide', angle: 'eye', setting: 'rooftop', action: 'stands', characters: [] },
+    panel: {
+      comicId,
+      page: 1,
+      panel,
+      attempt: 0,
+      shot: 'wide',
+      angle: 'eye',
+      setting: 'rooftop',
+      action: 'stands',
+      characters: [],
+    },
   });
 }
 
@@ -144,12 +167,31 @@ async function makeRenders(count: number, o: Parameters<typeof recipeFor>[2] = {
         comicId: comic.id,
         pageNumber: 1,
         panelNumber: n,
-        scriptPanel: { shot: 'wide', angle: 'eye-level', setting: 'rooftop', time: 'night', lighting: 'neon', action: 'stands', characters: [], balloons: [], caption: null, sfx: null },
+        scriptPanel: {
+          shot: 'wide',
+          angle: 'eye-level',
+          setting: 'rooftop',
+          time: 'night',
+          lighting: 'neon',
+          action: 'stands',
+          characters: [],
+          balloons: [],
+          caption: null,
+          sfx: null,
+        },
       })
       .returning();
     const recipe = recipeFor(comic.id, n, o);
     const [render] = await db.insert(renders).values({ panelId: panel!.id, attempt: 0, recipe }).returning();
-    jobs.push({ renderId: render!.id, comicId: comic.id, pageNumber: 1, panelNumber: n, attempt: 0, recipe, interactive: false });
+    jobs.push({
+      renderId: render!.id,
+      comicId: comic.id,
+      pageNumber: 1,
+      panelNumber: n,
+      attempt: 0,
+      recipe,
+      interactive: false,
+    });
   }
   return jobs;
 }
@@ -194,7 +236,13 @@ describe('runner with ComfyUI', () => {
     const posts = await postJobs();
     expect(posts).toContainEqual({
       id: `panel-${payload!.renderId}`,
-      data: { kind: 'panel', comicId: payload!.comicId, pageNumber: 1, panelNumber: 1, renderId: payload!.renderId },
+      data: {
+        kind: 'panel',
+        comicId: payload!.comicId,
+        pageNumber: 1,
+        panelNumber: 1,
+        renderId: payload!.renderId,
+      },
     });
     expect(await store.exists(artifactKeys.preview(payload!.renderId))).toBe(true);
     // Progress goes through the job for the bot: step of max, and where the latest preview is.
@@ -214,9 +262,17 @@ describe('runner with ComfyUI', () => {
     const redis = createRedisClient(connection, 'worker');
     try {
       const [me] = await listRunners(redis, connection.prefix);
-      expect(me).toMatchObject({ id: 'gpu-7', renderer: 'comfyui', gpu: 'NVIDIA GeForce RTX 3090', online: true, offlineReason: null });
+      expect(me).toMatchObject({
+        id: 'gpu-7',
+        renderer: 'comfyui',
+        gpu: 'NVIDIA GeForce RTX 3090',
+        online: true,
+        offlineReason: null,
+      });
       expect(me?.checkpoints).toContain(CKPT);
-      expect(me?.description).toMatch(/^ComfyUI at http:\/\/127\.0\.0\.1:\d+ \(NVIDIA GeForce RTX 3090, 24 GB\)$/);
+      expect(me?.description).toMatch(
+        /^ComfyUI at http:\/\/127\.0\.0\.1:\d+ \(NVIDIA GeForce RTX 3090, 24 GB\)$/,
+      );
 
       await fake!.close();
       fake = undefined;
@@ -236,7 +292,13 @@ describe('runner with ComfyUI', () => {
 
   it('installs a missing LoRA from the artifact store, then renders', async () => {
     await setup();
-    const lora: LoraRef = { name: 'comic_style_v1.safetensors', strength: 0.8, artifactKey: 'loras/comic_style_v1.safetensors', trigger: 'cmstyle', sha256: null };
+    const lora: LoraRef = {
+      name: 'comic_style_v1.safetensors',
+      strength: 0.8,
+      artifactKey: 'loras/comic_style_v1.safetensors',
+      trigger: 'cmstyle',
+      sha256: null,
+    };
     await store.put(lora.artifactKey!, Buffer.from('fake safetensors bytes'));
     await startRunner();
     const [payload] = await makeRenders(1, { loras: [lora] });
@@ -251,7 +313,13 @@ describe('runner with ComfyUI', () => {
   it('a LoRA that is not installed and cannot be fetched fails the render once, with a clear message', async () => {
     await setup();
     await startRunner();
-    const lora: LoraRef = { name: 'comic_style_v1.safetensors', strength: 0.8, artifactKey: null, trigger: null, sha256: null };
+    const lora: LoraRef = {
+      name: 'comic_style_v1.safetensors',
+      strength: 0.8,
+      artifactKey: null,
+      trigger: null,
+      sha256: null,
+    };
     const [payload] = await makeRenders(1, { loras: [lora] });
     const failed = await settledJob(renderQueue(), (await enqueue(payload!, 3)).id);
 
@@ -259,7 +327,10 @@ describe('runner with ComfyUI', () => {
     expect(failed.attemptsMade).toBe(1);
     expect(failed.failedReason).toBe('LoRA comic_style_v1.safetensors is not installed on runner gpu-1.');
     const row = await renderRow(payload!.renderId);
-    expect(row).toMatchObject({ status: 'failed', error: 'LoRA comic_style_v1.safetensors is not installed on runner gpu-1.' });
+    expect(row).toMatchObject({
+      status: 'failed',
+      error: 'LoRA comic_style_v1.safetensors is not installed on runner gpu-1.',
+    });
     expect(fake!.received).toHaveLength(0); // never sent to ComfyUI
   });
 
@@ -290,7 +361,9 @@ describe('runner with ComfyUI', () => {
     const done = await settledJob(renderQueue(), job.id);
 
     expect(await done.getState()).toBe('completed');
-    expect(await store.list(`comics/${payload!.comicId}/renders/`)).toEqual([artifactKeys.render(payload!.comicId, 1, 1, 0)]);
+    expect(await store.list(`comics/${payload!.comicId}/renders/`)).toEqual([
+      artifactKeys.render(payload!.comicId, 1, 1, 0),
+    ]);
     expect((await postJobs()).filter((p) => (p.data as { kind: string }).kind === 'panel')).toHaveLength(1);
     expect(fake!.stats.promptsExecuted).toBe(1);
   });
@@ -303,7 +376,8 @@ describe('runner with ComfyUI', () => {
     await fake!.waitForRunning();
     await fake!.restart({ downMs: 150 });
 
-    for (const job of jobs) expect(await (await settledJob(renderQueue(), job.id)).getState()).toBe('completed');
+    for (const job of jobs)
+      expect(await (await settledJob(renderQueue(), job.id)).getState()).toBe('completed');
     for (const p of payloads) expect((await renderRow(p.renderId)).status).toBe('done');
     expect(await store.list(`comics/${payloads[0]!.comicId}/renders/`)).toHaveLength(3);
   });
@@ -346,20 +420,35 @@ describe('runner with ComfyUI', () => {
   it('uploads the ControlNet control image from the store and passes the name ComfyUI returned', async () => {
     await setup();
     await fake!.close();
-    fake = await startFakeComfyUI({ objectInfoPath: false, loraDir, controlnets: ['cn_lineart.safetensors'] });
+    fake = await startFakeComfyUI({
+      objectInfoPath: false,
+      loraDir,
+      controlnets: ['cn_lineart.safetensors'],
+    });
     await startRunner();
-    const control = await sharp({ create: { width: 256, height: 320, channels: 3, background: '#ffffff' } }).png().toBuffer();
+    const control = await sharp({ create: { width: 256, height: 320, channels: 3, background: '#ffffff' } })
+      .png()
+      .toBuffer();
     await store.put('control/pose.png', control);
     const [base] = await makeRenders(1);
     const recipe = RenderRecipe.parse({
       ...base!.recipe,
-      controlNet: { model: 'cn_lineart.safetensors', imageKey: 'control/pose.png', strength: 0.7, startPercent: 0, endPercent: 0.8 },
+      controlNet: {
+        model: 'cn_lineart.safetensors',
+        imageKey: 'control/pose.png',
+        strength: 0.7,
+        startPercent: 0,
+        endPercent: 0.8,
+      },
     });
     await database.db.update(renders).set({ recipe }).where(eq(renders.id, base!.renderId));
     const done = await settledJob(renderQueue(), (await enqueue({ ...base!, recipe })).id);
     expect(await done.getState()).toBe('completed');
 
-    const graph = fake!.received.at(-1)?.prompt as Record<string, { class_type: string; inputs: Record<string, unknown> }>;
+    const graph = fake!.received.at(-1)?.prompt as Record<
+      string,
+      { class_type: string; inputs: Record<string, unknown> }
+    >;
     const loadImage = Object.values(graph).find((n) => n.class_type === 'LoadImage');
     expect(loadImage?.inputs.image).toMatch(/^comicmaster\/[0-9a-f]{24}\.png$/);
     expect(existsSync(join(fake!.dataDir, 'input', String(loadImage?.inputs.image)))).toBe(true);

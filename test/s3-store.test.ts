@@ -32,7 +32,9 @@ async function collect(stream: Readable): Promise<Buffer> {
 describe('S3 artifact store', () => {
   it('stores a buffer and a stream, and reads them back whole, with their content type', async () => {
     const png = Buffer.from('\x89PNG fake bytes');
-    expect(await store.put('comics/c1/pages/page-01.png', png, { contentType: 'image/png' })).toMatchObject({ size: png.length });
+    expect(await store.put('comics/c1/pages/page-01.png', png, { contentType: 'image/png' })).toMatchObject({
+      size: png.length,
+    });
     expect(await store.getBuffer('comics/c1/pages/page-01.png')).toEqual(png);
     expect(await collect(await store.getStream('comics/c1/pages/page-01.png'))).toEqual(png);
     expect(s3.objects.get('comics/c1/pages/page-01.png')?.contentType).toBe('image/png');
@@ -56,7 +58,9 @@ describe('S3 artifact store', () => {
   it('lists by prefix across pages, sorted', async () => {
     for (const n of [3, 1, 5, 2, 4]) await store.put(`comics/c2/renders/p01-0${n}-a0.png`, Buffer.from([n]));
     await store.put('comics/c20/renders/p01-01-a0.png', Buffer.from([9]));
-    expect(await store.list('comics/c2/')).toEqual([1, 2, 3, 4, 5].map((n) => `comics/c2/renders/p01-0${n}-a0.png`));
+    expect(await store.list('comics/c2/')).toEqual(
+      [1, 2, 3, 4, 5].map((n) => `comics/c2/renders/p01-0${n}-a0.png`),
+    );
     expect(await store.list('comics/c2')).toHaveLength(6);
     expect(s3.requests.filter((r) => r.path === '/artifacts').length).toBeGreaterThanOrEqual(3); // continuation pages
   });
@@ -71,7 +75,12 @@ describe('S3 artifact store', () => {
   });
 
   it('refuses wrong credentials as a non-retryable upstream error', async () => {
-    const wrong = new S3ArtifactStore({ endpoint: s3.url, bucket: 'artifacts', accessKeyId: 'someone-else', secretAccessKey: 'x' });
+    const wrong = new S3ArtifactStore({
+      endpoint: s3.url,
+      bucket: 'artifacts',
+      accessKeyId: 'someone-else',
+      secretAccessKey: 'x',
+    });
     const error = await wrong.put('a.png', Buffer.from('x')).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UpstreamError);
     expect((error as UpstreamError).retryable).toBe(false);

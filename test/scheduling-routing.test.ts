@@ -75,14 +75,26 @@ afterEach(async () => {
 });
 
 async function fake(options: FakeComfyUIOptions = {}): Promise<FakeComfyUI> {
-  const f = await startFakeComfyUI({ objectInfoPath: false, checkpoints: [CKPT], previews: 'none', timing: { stepMs: 5 }, ...options });
+  const f = await startFakeComfyUI({
+    objectInfoPath: false,
+    checkpoints: [CKPT],
+    previews: 'none',
+    timing: { stepMs: 5 },
+    ...options,
+  });
   fakes.push(f);
   return f;
 }
 
 async function startRunner(runnerId: string, comfyUrl: string) {
   const runner = await runRunner(
-    parseConfig({ DATABASE_URL: testDb.url, DATA_DIR: dir, RUNNER_ID: runnerId, LOG_LEVEL: 'silent', COMFYUI_URL: comfyUrl }),
+    parseConfig({
+      DATABASE_URL: testDb.url,
+      DATA_DIR: dir,
+      RUNNER_ID: runnerId,
+      LOG_LEVEL: 'silent',
+      COMFYUI_URL: comfyUrl,
+    }),
     {
       logger: silent,
       connection,
@@ -90,8 +102,19 @@ async function startRunner(runnerId: string, comfyUrl: string) {
       handleSignals: false,
       shutdownGraceMs: 5_000,
       heartbeatIntervalMs: 100,
-      worker: { concurrency: 1, lockDurationMs: 2_000, stalledIntervalMs: 500, previewIntervalMs: 0, progressIntervalMs: 0 },
-      comfy: { pollIntervalMs: 500, recoveryPollIntervalMs: 50, reconnectInitialDelayMs: 20, reconnectMaxDelayMs: 200 },
+      worker: {
+        concurrency: 1,
+        lockDurationMs: 2_000,
+        stalledIntervalMs: 500,
+        previewIntervalMs: 0,
+        progressIntervalMs: 0,
+      },
+      comfy: {
+        pollIntervalMs: 500,
+        recoveryPollIntervalMs: 50,
+        reconnectInitialDelayMs: 20,
+        reconnectMaxDelayMs: 200,
+      },
       scheduling: { policy: DEFAULT_POLICY, pollIntervalMs: 20 },
     },
   );
@@ -116,7 +139,9 @@ async function renderRow(id: string) {
 }
 
 /** One comic page whose panels carry the given recipes; returns their render payloads. */
-async function makeRenders(recipes: ((comicId: string, panel: number) => RenderRecipe)[]): Promise<RenderJob[]> {
+async function makeRenders(
+  recipes: ((comicId: string, panel: number) => RenderRecipe)[],
+): Promise<RenderJob[]> {
   const db = database.db;
   const comic = await createComic(db, {
     guildId: null,
@@ -135,20 +160,50 @@ async function makeRenders(recipes: ((comicId: string, panel: number) => RenderR
         comicId: comic.id,
         pageNumber: 1,
         panelNumber,
-        scriptPanel: { shot: 'wide', angle: 'eye-level', setting: 'rooftop', time: 'night', lighting: 'neon', action: 'stands', characters: [], balloons: [], caption: null, sfx: null },
+        scriptPanel: {
+          shot: 'wide',
+          angle: 'eye-level',
+          setting: 'rooftop',
+          time: 'night',
+          lighting: 'neon',
+          action: 'stands',
+          characters: [],
+          balloons: [],
+          caption: null,
+          sfx: null,
+        },
       })
       .returning();
     const recipe = make(comic.id, panelNumber);
     const [row] = await db.insert(renders).values({ panelId: panel!.id, attempt: 0, recipe }).returning();
-    jobs.push({ renderId: row!.id, comicId: comic.id, pageNumber: 1, panelNumber, attempt: 0, recipe, interactive: false });
+    jobs.push({
+      renderId: row!.id,
+      comicId: comic.id,
+      pageNumber: 1,
+      panelNumber,
+      attempt: 0,
+      recipe,
+      interactive: false,
+    });
   }
   return jobs;
 }
 
-const enqueue = (p: RenderJob) => producer.enqueue('render', p, { jobId: `render-${p.renderId}`, priority: 100, attempts: 3 });
+const enqueue = (p: RenderJob) =>
+  producer.enqueue('render', p, { jobId: `render-${p.renderId}`, priority: 100, attempts: 3 });
 
 function brief(comicId: string, panel: number) {
-  return { comicId, page: 1, panel, attempt: 0, shot: 'wide', angle: 'eye', setting: 'rooftop', action: 'stands', characters: [] };
+  return {
+    comicId,
+    page: 1,
+    panel,
+    attempt: 0,
+    shot: 'wide',
+    angle: 'eye',
+    setting: 'rooftop',
+    action: 'stands',
+    characters: [],
+  };
 }
 
 function sdxlRecipe(comicId: string, panel: number): RenderRecipe {
@@ -179,7 +234,14 @@ function fluxRecipe(comicId: string, panel: number): RenderRecipe {
     version: 1,
     family: 'flux',
     vPrediction: false,
-    models: { kind: 'flux', unet: 'flux1-dev.safetensors', weightDtype: 'default', clipT5: 't5xxl_fp8_e4m3fn.safetensors', clipL: 'clip_l.safetensors', vae: 'ae.safetensors' },
+    models: {
+      kind: 'flux',
+      unet: 'flux1-dev.safetensors',
+      weightDtype: 'default',
+      clipT5: 't5xxl_fp8_e4m3fn.safetensors',
+      clipL: 'clip_l.safetensors',
+      vae: 'ae.safetensors',
+    },
     positive: 'a woman on a rooftop at night, comic style',
     negative: '',
     loras: [],
@@ -272,12 +334,26 @@ describe('GPU scheduling: owners, model files, offline runners', () => {
     for (const comic of [a1, a2, b1]) await processScriptJob(deps, { comicId: comic.id });
 
     const queued = await renderQueue().getJobs(['prioritized', 'waiting']);
-    const firstPanel = (comicId: string) => queued.find((j: Job<RenderJob>) => j.data.comicId === comicId && j.data.pageNumber === 1 && j.data.panelNumber === 1)!;
-    expect(new Set(queued.map((j: Job<RenderJob>) => j.data.owner))).toEqual(new Set(['g1:member-a', 'g1:member-b']));
-    const checkpoints = [...new Set(queued.map((j: Job<RenderJob>) => (j.data.recipe.models.kind === 'checkpoint' ? j.data.recipe.models.checkpoint : '')))];
+    const firstPanel = (comicId: string) =>
+      queued.find(
+        (j: Job<RenderJob>) =>
+          j.data.comicId === comicId && j.data.pageNumber === 1 && j.data.panelNumber === 1,
+      )!;
+    expect(new Set(queued.map((j: Job<RenderJob>) => j.data.owner))).toEqual(
+      new Set(['g1:member-a', 'g1:member-b']),
+    );
+    const checkpoints = [
+      ...new Set(
+        queued.map((j: Job<RenderJob>) =>
+          j.data.recipe.models.kind === 'checkpoint' ? j.data.recipe.models.checkpoint : '',
+        ),
+      ),
+    ];
 
     await startRunner('gpu-1', (await fake({ checkpoints })).url);
-    const started = await Promise.all([a1, a2, b1].map(async (c) => (await settledJob(renderQueue(), firstPanel(c.id).id)).processedOn ?? 0));
+    const started = await Promise.all(
+      [a1, a2, b1].map(async (c) => (await settledJob(renderQueue(), firstPanel(c.id).id)).processedOn ?? 0),
+    );
     const [a1At, a2At, b1At] = started as [number, number, number];
     expect(a1At).toBeLessThan(a2At);
     // One person, one turn: B's comic does not wait behind A's second comic.
@@ -294,13 +370,16 @@ describe('GPU scheduling: owners, model files, offline runners', () => {
     const full = await eventually(() => presenceOf('gpu-full'));
     expect(bare.checkpoints).toContain('flux1-dev.safetensors');
     expect(bare.textEncoders).toEqual([]);
-    expect(full.textEncoders).toEqual(expect.arrayContaining(['clip_l.safetensors', 't5xxl_fp8_e4m3fn.safetensors']));
+    expect(full.textEncoders).toEqual(
+      expect.arrayContaining(['clip_l.safetensors', 't5xxl_fp8_e4m3fn.safetensors']),
+    );
     expect(full.vaes).toContain('ae.safetensors');
 
     const payloads = await makeRenders([fluxRecipe, fluxRecipe, sdxlRecipe, fluxRecipe]);
     const jobs = [];
     for (const p of payloads) jobs.push(await enqueue(p));
-    for (const job of jobs) expect(await (await settledJob(renderQueue(), job.id)).getState()).toBe('completed');
+    for (const job of jobs)
+      expect(await (await settledJob(renderQueue(), job.id)).getState()).toBe('completed');
     for (const p of payloads) {
       const row = await renderRow(p.renderId);
       expect(row.status).toBe('done');

@@ -73,16 +73,36 @@ afterEach(async () => {
 });
 
 async function fake(checkpoints: string[], stepMs: number): Promise<FakeComfyUI> {
-  const f = await startFakeComfyUI({ objectInfoPath: false, checkpoints, previews: 'none', timing: { stepMs } });
+  const f = await startFakeComfyUI({
+    objectInfoPath: false,
+    checkpoints,
+    previews: 'none',
+    timing: { stepMs },
+  });
   fakes.push(f);
   return f;
 }
 
-const LANES_OFF: PolicyOptions['maxWaitMs'] = { interactive: 600_000, 'first-panel': 600_000, comic: 600_000, evaluation: 600_000 };
+const LANES_OFF: PolicyOptions['maxWaitMs'] = {
+  interactive: 600_000,
+  'first-panel': 600_000,
+  comic: 600_000,
+  evaluation: 600_000,
+};
 
-async function startRunner(runnerId: string, comfy: FakeComfyUI, policy: PolicyOptions = { ...DEFAULT_POLICY, maxWaitMs: LANES_OFF }) {
+async function startRunner(
+  runnerId: string,
+  comfy: FakeComfyUI,
+  policy: PolicyOptions = { ...DEFAULT_POLICY, maxWaitMs: LANES_OFF },
+) {
   const runner = await runRunner(
-    parseConfig({ DATABASE_URL: testDb.url, DATA_DIR: dir, RUNNER_ID: runnerId, LOG_LEVEL: 'silent', COMFYUI_URL: comfy.url }),
+    parseConfig({
+      DATABASE_URL: testDb.url,
+      DATA_DIR: dir,
+      RUNNER_ID: runnerId,
+      LOG_LEVEL: 'silent',
+      COMFYUI_URL: comfy.url,
+    }),
     {
       logger: silent,
       connection,
@@ -90,8 +110,19 @@ async function startRunner(runnerId: string, comfy: FakeComfyUI, policy: PolicyO
       handleSignals: false,
       shutdownGraceMs: 5_000,
       heartbeatIntervalMs: 200,
-      worker: { concurrency: 1, lockDurationMs: 2_000, stalledIntervalMs: 500, previewIntervalMs: 0, progressIntervalMs: 0 },
-      comfy: { pollIntervalMs: 500, recoveryPollIntervalMs: 50, reconnectInitialDelayMs: 20, reconnectMaxDelayMs: 200 },
+      worker: {
+        concurrency: 1,
+        lockDurationMs: 2_000,
+        stalledIntervalMs: 500,
+        previewIntervalMs: 0,
+        progressIntervalMs: 0,
+      },
+      comfy: {
+        pollIntervalMs: 500,
+        recoveryPollIntervalMs: 50,
+        reconnectInitialDelayMs: 20,
+        reconnectMaxDelayMs: 200,
+      },
       scheduling: { policy, pollIntervalMs: 20 },
     },
   );
@@ -118,21 +149,41 @@ function recipe(comicId: string, panel: number, checkpoint: string, steps = 4): 
     seed: 7 + panel,
     candidates: 1,
     controlNet: null,
-    panel: { comicId, page: 1, panel, attempt: 0, shot: 'wide', angle: 'eye', setting: 'rooftop', action: 'stands', characters: [] },
+    panel: {
+      comicId,
+      page: 1,
+      panel,
+      attempt: 0,
+      shot: 'wide',
+      angle: 'eye',
+      setting: 'rooftop',
+      action: 'stands',
+      characters: [],
+    },
   });
 }
 
 /** A comic with panels 2–6 on each page (panel 1 left out, so none counts as a comic's first panel). */
-async function makeRenders(checkpoints: string[], opts: { interactive?: boolean; owner?: string } = {}): Promise<RenderJob[]> {
+async function makeRenders(
+  checkpoints: string[],
+  opts: { interactive?: boolean; owner?: string } = {},
+): Promise<RenderJob[]> {
   const db = database.db;
   const comic = await createComic(db, {
     guildId: null,
     channelId: null,
     userId: opts.owner ?? 'u1',
     prompt: 'Mira on the rooftops',
-    options: { pages: Math.ceil(checkpoints.length / 5), panelsPerPage: 6, style: null, modelFamily: 'illustrious', rtl: false },
+    options: {
+      pages: Math.ceil(checkpoints.length / 5),
+      panelsPerPage: 6,
+      style: null,
+      modelFamily: 'illustrious',
+      rtl: false,
+    },
   });
-  for (let page = 1; page <= Math.ceil(checkpoints.length / 5); page++) await db.insert(pages).values({ comicId: comic.id, number: page });
+  for (let page = 1; page <= Math.ceil(checkpoints.length / 5); page++)
+    await db.insert(pages).values({ comicId: comic.id, number: page });
   const jobs: RenderJob[] = [];
   for (const [i, checkpoint] of checkpoints.entries()) {
     const pageNumber = Math.floor(i / 5) + 1;
@@ -143,18 +194,38 @@ async function makeRenders(checkpoints: string[], opts: { interactive?: boolean;
         comicId: comic.id,
         pageNumber,
         panelNumber,
-        scriptPanel: { shot: 'wide', angle: 'eye-level', setting: 'rooftop', time: 'night', lighting: 'neon', action: 'stands', characters: [], balloons: [], caption: null, sfx: null },
+        scriptPanel: {
+          shot: 'wide',
+          angle: 'eye-level',
+          setting: 'rooftop',
+          time: 'night',
+          lighting: 'neon',
+          action: 'stands',
+          characters: [],
+          balloons: [],
+          caption: null,
+          sfx: null,
+        },
       })
       .returning();
     const r = recipe(comic.id, i + 1, checkpoint);
     const [row] = await db.insert(renders).values({ panelId: panel!.id, attempt: 0, recipe: r }).returning();
-    jobs.push({ renderId: row!.id, comicId: comic.id, pageNumber, panelNumber, attempt: 0, recipe: r, interactive: opts.interactive ?? false });
+    jobs.push({
+      renderId: row!.id,
+      comicId: comic.id,
+      pageNumber,
+      panelNumber,
+      attempt: 0,
+      recipe: r,
+      interactive: opts.interactive ?? false,
+    });
   }
   return jobs;
 }
 
 const renderQueue = () => producer.queue('render') as Queue;
-const enqueue = (p: RenderJob, priority = 100) => producer.enqueue('render', p, { jobId: `render-${p.renderId}`, priority, attempts: 3 });
+const enqueue = (p: RenderJob, priority = 100) =>
+  producer.enqueue('render', p, { jobId: `render-${p.renderId}`, priority, attempts: 3 });
 
 async function renderRow(id: string) {
   const [row] = await database.db.select().from(renders).where(eq(renders.id, id));
@@ -179,7 +250,11 @@ describe('GPU scheduling', () => {
     const [onB] = await makeRenders([CKPT_B]);
     const late = await makeRenders(Array<string>(10).fill(CKPT_A));
     const bound = 1500;
-    await startRunner('gpu-1', comfy, { ...DEFAULT_POLICY, maxWaitMs: { ...LANES_OFF, comic: bound }, overdueWindowMs: 0 });
+    await startRunner('gpu-1', comfy, {
+      ...DEFAULT_POLICY,
+      maxWaitMs: { ...LANES_OFF, comic: bound },
+      overdueWindowMs: 0,
+    });
     await renderQueue().pause();
     const jobs = [];
     for (const p of [...early, onB!, ...late]) jobs.push(await enqueue(p));
@@ -219,12 +294,15 @@ describe('GPU scheduling', () => {
     const payloads = await makeRenders([CKPT_A, CKPT_B, CKPT_B, CKPT_A, CKPT_B, CKPT_A]);
     const jobs = [];
     for (const p of payloads) jobs.push(await enqueue(p));
-    for (const job of jobs) expect(await (await settledJob(renderQueue(), job.id)).getState()).toBe('completed');
+    for (const job of jobs)
+      expect(await (await settledJob(renderQueue(), job.id)).getState()).toBe('completed');
 
     for (const p of payloads) {
       const row = await renderRow(p.renderId);
       expect(row.status).toBe('done');
-      expect(row.runnerId).toBe(p.recipe.models.kind === 'checkpoint' && p.recipe.models.checkpoint === CKPT_A ? 'gpu-a' : 'gpu-b');
+      expect(row.runnerId).toBe(
+        p.recipe.models.kind === 'checkpoint' && p.recipe.models.checkpoint === CKPT_A ? 'gpu-a' : 'gpu-b',
+      );
     }
   });
 
@@ -272,7 +350,12 @@ describe('GPU scheduling', () => {
     expect(await done.getState()).toBe('completed');
     expect((await renderRow(payload!.renderId)).status).toBe('done');
     expect(await store.list(`comics/${payload!.comicId}/renders/`)).toHaveLength(1);
-    const posts = await (producer.queue('post') as Queue).getJobs(['waiting', 'prioritized', 'active', 'completed']);
+    const posts = await (producer.queue('post') as Queue).getJobs([
+      'waiting',
+      'prioritized',
+      'active',
+      'completed',
+    ]);
     expect(posts.filter((p) => (p.data as { kind: string }).kind === 'panel')).toHaveLength(1);
   }, 60_000);
 });
@@ -292,7 +375,10 @@ function spawnRunner(runnerId: string, comfy: FakeComfyUI): ChildProcess {
       handleSignals: false,
       worker: { concurrency: 1, lockDurationMs: 1000, stalledIntervalMs: 500 },
     });`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   children.push(child);
   return child;
 }

@@ -44,7 +44,17 @@ beforeAll(async () => {
   database = await openDatabase({ databaseUrl: testDb.url, dataDir });
   connection = testQueueConnection('settings');
   fake = await startFakeDiscord({
-    guilds: [{ members: [{ username: 'owner' }, { username: 'alice' }, { username: 'bob' }, { username: 'carol' }, { username: 'dave' }] }],
+    guilds: [
+      {
+        members: [
+          { username: 'owner' },
+          { username: 'alice' },
+          { username: 'bob' },
+          { username: 'carol' },
+          { username: 'dave' },
+        ],
+      },
+    ],
   });
   const config = parseConfig({
     DISCORD_TOKEN: fake.token,
@@ -100,10 +110,19 @@ const settings = (user: string, subcommand: string, options: SlashCommandInput['
   run({ name: 'settings', subcommand, userId: member(user), options });
 
 const comicNew = (user: string, options: SlashCommandInput['options'] = {}, channel = 'comics') =>
-  run({ name: 'comic', subcommand: 'new', userId: member(user), channelId: channelId(channel), options: { prompt: 'A lighthouse keeper finds a message in a bottle.', pages: 1, panels: 1, ...options } });
+  run({
+    name: 'comic',
+    subcommand: 'new',
+    userId: member(user),
+    channelId: channelId(channel),
+    options: { prompt: 'A lighthouse keeper finds a message in a bottle.', pages: 1, panels: 1, ...options },
+  });
 
 async function comicsOf(user: string): Promise<Comic[]> {
-  return database.db.select().from(comics).where(eq(comics.userId, member(user)));
+  return database.db
+    .select()
+    .from(comics)
+    .where(eq(comics.userId, member(user)));
 }
 
 /** Forgets every comic, so the next limit test starts with nothing in the making. */
@@ -197,7 +216,12 @@ describe('/comic new follows the settings', () => {
 
     expect((await comicNew('carol', {}, 'mature')).content).not.toContain('kept safe');
     expect((await comicNew('carol', {}, 'comics')).content).toContain('kept safe for work');
-    const bySafety = (await comicsOf('carol')).map((c) => `${c.channelId === channelId('mature') ? 'mature' : 'comics'}:${(c.options as { safe?: boolean }).safe ?? true}`).sort();
+    const bySafety = (await comicsOf('carol'))
+      .map(
+        (c) =>
+          `${c.channelId === channelId('mature') ? 'mature' : 'comics'}:${(c.options as { safe?: boolean }).safe ?? true}`,
+      )
+      .sort();
     expect(bySafety).toEqual(['comics:true', 'mature:false', 'mature:true']);
 
     await settings('owner', 'set', { mature_content: 'block' });
@@ -207,7 +231,10 @@ describe('/comic new follows the settings', () => {
 
 describe('trainings follow the settings', () => {
   it('test prompts, vote_hours and blind_votes: the evaluation renders the server scenes led by the trigger, and the vote shows epochs and closes when set', async () => {
-    const prompts = await settings('owner', 'test-prompts', { prompt1: 'a cat asleep on a windowsill', prompt2: 'a robot watering flowers' });
+    const prompts = await settings('owner', 'test-prompts', {
+      prompt1: 'a cat asleep on a windowsill',
+      prompt2: 'a robot watering flowers',
+    });
     expect(prompts.ephemeral).toBe(true);
     expect(prompts.content).toContain('these 2 test prompts');
     expect(prompts.content).toContain('1. a cat asleep on a windowsill');
@@ -240,19 +267,35 @@ describe('trainings follow the settings', () => {
 
     const before = Date.now();
     const outcome = await evaluateTraining(
-      { db: database.db, store, renderer: new StoryboardRenderer(), producer: bot.deps.producer, logger: silent, renderSize: 256, gridCellSize: 64, overviewCellSize: 32 },
+      {
+        db: database.db,
+        store,
+        renderer: new StoryboardRenderer(),
+        producer: bot.deps.producer,
+        logger: silent,
+        renderSize: 256,
+        gridCellSize: 64,
+        overviewCellSize: 32,
+      },
       trainingId,
     );
     // Two scenes, not the four built-in ones; every cell's prompt is the scene led by the trigger.
     expect(outcome!.record.gridKeys).toHaveLength(2);
     const cellKeys = (await store.list(`evaluations/${trainingId}/cells/`)).sort();
     expect(cellKeys).toHaveLength(2 * (1 + 2 * 4));
-    const positives = await Promise.all(cellKeys.map(async (key) => readEmbeddedRecipe(await store.getBuffer(key))?.positive ?? ''));
-    expect(positives.filter((p) => p.startsWith('pencilstyle, a cat asleep on a windowsill'))).toHaveLength(9);
+    const positives = await Promise.all(
+      cellKeys.map(async (key) => readEmbeddedRecipe(await store.getBuffer(key))?.positive ?? ''),
+    );
+    expect(positives.filter((p) => p.startsWith('pencilstyle, a cat asleep on a windowsill'))).toHaveLength(
+      9,
+    );
     expect(positives.filter((p) => p.startsWith('pencilstyle, a robot watering flowers'))).toHaveLength(9);
 
     // What the channel sees: two grids, then a vote labelled by epoch that closes in two hours.
-    const vote = await fake.waitFor(() => fake.messages(channel).find((m) => m.content.includes('Which checkpoint becomes')), 30_000);
+    const vote = await fake.waitFor(
+      () => fake.messages(channel).find((m) => m.content.includes('Which checkpoint becomes')),
+      30_000,
+    );
     const grids = fake.messages(channel).filter((m) => m.content.includes('evaluation grid'));
     expect(grids.map((g) => /test prompt (\d)/.exec(g.content)?.[1]).sort()).toEqual(['1', '2']);
     expect(vote.content).toContain('**epoch 1**');

@@ -15,7 +15,12 @@ import { allowedOrigins, downloadSources, type DownloadLimits } from '../src/com
 let server: Server;
 let origin: string;
 let dir: string;
-const limits: DownloadLimits = { maxImageBytes: 64 * 1024, maxZipBytes: 256 * 1024, maxTotalBytes: 300 * 1024, timeoutMs: 10_000 };
+const limits: DownloadLimits = {
+  maxImageBytes: 64 * 1024,
+  maxZipBytes: 256 * 1024,
+  maxTotalBytes: 300 * 1024,
+  timeoutMs: 10_000,
+};
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cm-train-dl-'));
@@ -99,7 +104,12 @@ describe('downloading training attachments', () => {
     const out = await mkdtemp(join(dir, 'b-'));
     const allowed = allowedOrigins({ DISCORD_API_URL: `${origin}/api` });
     const result = await downloadSources(
-      Array.from({ length: 4 }, (_, i) => ({ url: `${origin}/small.png`, filename: `s${i}.png`, size: 1000, kind: 'image' as const })),
+      Array.from({ length: 4 }, (_, i) => ({
+        url: `${origin}/small.png`,
+        filename: `s${i}.png`,
+        size: 1000,
+        kind: 'image' as const,
+      })),
       out,
       allowed,
       { ...limits, maxTotalBytes: 2500 },

@@ -43,7 +43,10 @@ beforeAll(async () => {
   });
   ({ dataDir, database, fake, store, bot } = harness);
   await getGuildSettings(database.db, fake.guild.id);
-  await database.db.update(guildSettings).set({ trainerRoleId: TRAINER_ROLE }).where(eq(guildSettings.guildId, fake.guild.id));
+  await database.db
+    .update(guildSettings)
+    .set({ trainerRoleId: TRAINER_ROLE })
+    .where(eq(guildSettings.guildId, fake.guild.id));
 }, 120_000);
 
 afterAll(async () => {
@@ -59,7 +62,10 @@ function png(name: string, bytes: Buffer): FakeUpload {
 }
 
 /** Runs a command and resolves with what the member finally sees (a deferred reply's last edit). */
-function run(input: SlashCommandInput, done: (content: string) => boolean = () => true): Promise<{ content: string; ephemeral: boolean }> {
+function run(
+  input: SlashCommandInput,
+  done: (content: string) => boolean = () => true,
+): Promise<{ content: string; ephemeral: boolean }> {
   return commandReply(fake, input, { settled: done, timeoutMs: 60_000 });
 }
 
@@ -74,7 +80,11 @@ async function trainJobs() {
   return bot.deps.producer.queue('train').getJobs(['waiting', 'prioritized', 'delayed', 'active']);
 }
 
-const style = (options: Record<string, string | number | boolean>, attachments?: Record<string, FakeUpload>, user = 'alice'): SlashCommandInput => ({
+const style = (
+  options: Record<string, string | number | boolean>,
+  attachments?: Record<string, FakeUpload>,
+  user = 'alice',
+): SlashCommandInput => ({
   name: 'train',
   subcommand: 'style',
   userId: fake.user(user).id,
@@ -104,7 +114,14 @@ describe('/train style', () => {
   it('refuses too few images, saying how many more are needed, and queues nothing', async () => {
     const images = await pictures(10, 3);
     const reply = await run(
-      style({}, { image1: png('one.png', images[0]!), image2: png('two.png', images[1]!), image3: png('three.png', images[2]!) }),
+      style(
+        {},
+        {
+          image1: png('one.png', images[0]!),
+          image2: png('two.png', images[1]!),
+          image3: png('three.png', images[2]!),
+        },
+      ),
       settled,
     );
     expect(reply.content).toContain('Not queued');
@@ -115,8 +132,15 @@ describe('/train style', () => {
 
   it("takes the channel's recent images with from_channel (and still counts what is missing)", async () => {
     const images = await pictures(20, 4);
-    fake.postUserMessage({ userId: fake.user('bob').id, content: 'my sketches', files: images.slice(0, 2).map((b, i) => png(`sketch-${i}.png`, b)) });
-    fake.postUserMessage({ userId: fake.user('owner').id, files: images.slice(2).map((b, i) => png(`ink-${i}.png`, b)) });
+    fake.postUserMessage({
+      userId: fake.user('bob').id,
+      content: 'my sketches',
+      files: images.slice(0, 2).map((b, i) => png(`sketch-${i}.png`, b)),
+    });
+    fake.postUserMessage({
+      userId: fake.user('owner').id,
+      files: images.slice(2).map((b, i) => png(`ink-${i}.png`, b)),
+    });
     const reply = await run(style({ from_channel: 10 }), settled);
     expect(reply.content).toContain('4 usable');
     expect(reply.content).toContain('Add 16 more');
@@ -131,7 +155,13 @@ describe('/train style', () => {
       'notes.png': new TextEncoder().encode('this is not a picture at all, just text with a .png name'),
       'ok.png': image!,
     });
-    const reply = await run(style({}, { zip: { filename: 'set.zip', bytes: Buffer.from(archive), contentType: 'application/zip' } }), settled);
+    const reply = await run(
+      style(
+        {},
+        { zip: { filename: 'set.zip', bytes: Buffer.from(archive), contentType: 'application/zip' } },
+      ),
+      settled,
+    );
     expect(reply.content).toContain('Not queued');
     expect(reply.content).toMatch(/set\.zip:\.\.\/evil\.png`: refused: an unsafe path/);
     expect(reply.content).toMatch(/set\.zip:\/etc\/cron\.png`: refused: an unsafe path/);
@@ -144,7 +174,9 @@ describe('/train style', () => {
 
   it('prepares a good set, stores it, creates the training and queues it, with the report and the plan', async () => {
     const images = await pictures(100, 22);
-    const archive = zipSync(Object.fromEntries(images.slice(0, 20).map((b, i) => [`style/${String(i).padStart(2, '0')}.png`, b])));
+    const archive = zipSync(
+      Object.fromEntries(images.slice(0, 20).map((b, i) => [`style/${String(i).padStart(2, '0')}.png`, b])),
+    );
     const reply = await run(
       style(
         {},
@@ -152,7 +184,11 @@ describe('/train style', () => {
           zip: { filename: 'ink.zip', bytes: Buffer.from(archive), contentType: 'application/zip' },
           image1: png('extra-1.png', images[20]!),
           image2: png('extra-2.png', images[21]!),
-          image3: { filename: 'readme.png', bytes: Buffer.from('plain text, not an image'), contentType: 'image/png' },
+          image3: {
+            filename: 'readme.png',
+            bytes: Buffer.from('plain text, not an image'),
+            contentType: 'image/png',
+          },
           image4: png('again.png', images[3]!),
         },
       ),
@@ -168,9 +204,18 @@ describe('/train style', () => {
     expect(reply.content).toMatch(/Plan: \d+ steps/);
 
     const [training] = await trainingRows();
-    expect(training).toMatchObject({ name: 'Ink Wash', trigger: 'inkwash', modelFamily: 'illustrious', status: 'queued', kind: 'style' });
+    expect(training).toMatchObject({
+      name: 'Ink Wash',
+      trigger: 'inkwash',
+      modelFamily: 'illustrious',
+      status: 'queued',
+      kind: 'style',
+    });
     expect(reply.content).toContain(training!.id);
-    expect(training!.config).toMatchObject({ base: 'illustrious', dataset: { images: 22, captionExtension: '.txt' } });
+    expect(training!.config).toMatchObject({
+      base: 'illustrious',
+      dataset: { images: 22, captionExtension: '.txt' },
+    });
     const stored = await store.list(training!.datasetKey!);
     expect(stored.filter((k) => k.endsWith('.png') && !k.includes('/.lowres/'))).toHaveLength(22);
     // These small pictures were enlarged; their originals travel along so the runner can upscale them
@@ -210,11 +255,17 @@ describe('training progress in Discord', () => {
     return row!;
   }
 
-  async function report(progress: { step: number; epoch: number; loss: number }, status: Training['status'] = 'training') {
+  async function report(
+    progress: { step: number; epoch: number; loss: number },
+    status: Training['status'] = 'training',
+  ) {
     const training = await theTraining();
     await database.db
       .update(trainings)
-      .set({ status, progress: { ...progress, totalSteps: 400, totalEpochs: 4, etaSeconds: (400 - progress.step) * 2 } })
+      .set({
+        status,
+        progress: { ...progress, totalSteps: 400, totalEpochs: 4, etaSeconds: (400 - progress.step) * 2 },
+      })
       .where(eq(trainings.id, training.id));
     await bot.deps.producer.enqueue('post', { kind: 'training-status', trainingId: training.id });
   }
@@ -227,7 +278,9 @@ describe('training progress in Discord', () => {
       await until(async () => (await theTraining()).lossHistory.at(-1)?.step === step);
     }
     const updated = await fake.waitFor(() => {
-      const message = fake.message(training.statusMessageId ?? '') ?? fake.messages().find((m) => m.content.includes(training.id));
+      const message =
+        fake.message(training.statusMessageId ?? '') ??
+        fake.messages().find((m) => m.content.includes(training.id));
       return message?.content.includes('step 100/400') ? message : undefined;
     });
     expect(updated.content).toContain('epoch 1/4');
@@ -239,11 +292,18 @@ describe('training progress in Discord', () => {
     // The runner saves the first epoch's checkpoint and reports the next step.
     await database.db
       .insert(checkpoints)
-      .values({ trainingId: training.id, epoch: 1, step: 100, artifactKey: `trainings/${training.id}/checkpoints/e1.safetensors` });
+      .values({
+        trainingId: training.id,
+        epoch: 1,
+        step: 100,
+        artifactKey: `trainings/${training.id}/checkpoints/e1.safetensors`,
+      });
     await report({ step: 110, epoch: 2, loss: 0.105 });
     const withChart = await fake.waitFor(() => {
       const message = fake.message(updated.id);
-      return message?.attachments.length === 1 && message.content.includes('step 110/400') ? message : undefined;
+      return message?.attachments.length === 1 && message.content.includes('step 110/400')
+        ? message
+        : undefined;
     });
     expect(withChart.content).toContain('Checkpoints saved: 1 (epoch 1)');
     const chart = withChart.attachments[0]!;
@@ -264,9 +324,16 @@ describe('training progress in Discord', () => {
   it('tells the owner why a training failed, with the advice, and marks the status', async () => {
     const training = await theTraining();
     await database.db.update(trainings).set({ status: 'failed' }).where(eq(trainings.id, training.id));
-    const advice = 'The GPU ran out of memory. Try again with fewer images at a time or close other GPU work.';
-    await bot.deps.producer.enqueue('post', { kind: 'training-failed', trainingId: training.id, userMessage: advice });
-    const ping = await fake.waitFor(() => fake.messages().find((m) => m.content.startsWith(`<@${training.userId}>`)));
+    const advice =
+      'The GPU ran out of memory. Try again with fewer images at a time or close other GPU work.';
+    await bot.deps.producer.enqueue('post', {
+      kind: 'training-failed',
+      trainingId: training.id,
+      userMessage: advice,
+    });
+    const ping = await fake.waitFor(() =>
+      fake.messages().find((m) => m.content.startsWith(`<@${training.userId}>`)),
+    );
     expect(ping.content).toContain(advice);
     const status = await fake.waitFor(() => {
       const message = fake.message(training.statusMessageId!);
@@ -299,9 +366,19 @@ describe('following the runner through the train queue', () => {
     const id = training!.id;
     const job = await bot.deps.producer.enqueue('train', { trainingId: id }, { jobId: `train-${id}` });
     // What the runner's train worker reports through the job as it trains.
-    await job.updateProgress({ trainingId: id, step: 40, totalSteps: 200, epoch: 1, totalEpochs: 2, loss: 0.09, etaSeconds: 320 });
+    await job.updateProgress({
+      trainingId: id,
+      step: 40,
+      totalSteps: 200,
+      epoch: 1,
+      totalEpochs: 2,
+      loss: 0.09,
+      etaSeconds: 320,
+    });
     const status = await fake.waitFor(() =>
-      fake.messages().find((m) => m.content.includes(`training \`${id}\``) && m.content.includes('step 40/200')),
+      fake
+        .messages()
+        .find((m) => m.content.includes(`training \`${id}\``) && m.content.includes('step 40/200')),
     );
     expect(status.content).toContain('loss 0.0900');
     expect(status.content).toContain('ETA ~5 min');
@@ -332,31 +409,59 @@ describe('/train status and /train cancel', () => {
         status: 'queued',
       })
       .returning();
-    await bot.deps.producer.enqueue('train', { trainingId: training!.id }, { jobId: `train-${training!.id}` });
+    await bot.deps.producer.enqueue(
+      'train',
+      { trainingId: training!.id },
+      { jobId: `train-${training!.id}` },
+    );
 
     const shown = await run({ name: 'train', subcommand: 'status', userId: fake.user('bob').id });
     expect(shown.ephemeral).toBe(true);
     expect(shown.content).toContain('Pastel');
     expect(shown.content).toContain('Waiting for the GPU');
 
-    const refused = await run({ name: 'train', subcommand: 'cancel', userId: fake.user('bob').id, options: { id: training!.id } });
+    const refused = await run({
+      name: 'train',
+      subcommand: 'cancel',
+      userId: fake.user('bob').id,
+      options: { id: training!.id },
+    });
     expect(refused.ephemeral).toBe(true);
     expect(refused.content).toContain('Only the member who started');
-    expect((await database.db.select().from(trainings).where(eq(trainings.id, training!.id)))[0]!.status).toBe('queued');
+    expect(
+      (await database.db.select().from(trainings).where(eq(trainings.id, training!.id)))[0]!.status,
+    ).toBe('queued');
 
-    const cancelled = await run({ name: 'train', subcommand: 'cancel', userId: fake.user('alice').id, options: { id: training!.id } }, (c) => c !== '');
+    const cancelled = await run(
+      { name: 'train', subcommand: 'cancel', userId: fake.user('alice').id, options: { id: training!.id } },
+      (c) => c !== '',
+    );
     expect(cancelled.content).toContain('cancelled');
-    expect((await database.db.select().from(trainings).where(eq(trainings.id, training!.id)))[0]!.status).toBe('cancelled');
+    expect(
+      (await database.db.select().from(trainings).where(eq(trainings.id, training!.id)))[0]!.status,
+    ).toBe('cancelled');
     expect(await bot.deps.producer.queue('train').getJob(`train-${training!.id}`)).toBeUndefined();
-    const status = await fake.waitFor(() => fake.messages().find((m) => m.content.includes(training!.id) && m.content.includes('Cancelled')));
+    const status = await fake.waitFor(() =>
+      fake.messages().find((m) => m.content.includes(training!.id) && m.content.includes('Cancelled')),
+    );
     expect(status).toBeDefined();
   });
 
   it('lets Manage Server set the trainer role, and nobody else', async () => {
     const other = snowflake();
-    const refused = await run({ name: 'train', subcommand: 'role', userId: fake.user('alice').id, options: { role: other } });
+    const refused = await run({
+      name: 'train',
+      subcommand: 'role',
+      userId: fake.user('alice').id,
+      options: { role: other },
+    });
     expect(refused.content).toContain('Manage Server');
-    const set = await run({ name: 'train', subcommand: 'role', userId: fake.user('owner').id, options: { role: TRAINER_ROLE } });
+    const set = await run({
+      name: 'train',
+      subcommand: 'role',
+      userId: fake.user('owner').id,
+      options: { role: TRAINER_ROLE },
+    });
     expect(set.ephemeral).toBe(true);
     expect(set.content).toContain(TRAINER_ROLE);
     expect((await getGuildSettings(database.db, fake.guild.id)).trainerRoleId).toBe(TRAINER_ROLE);

@@ -92,7 +92,9 @@ async function createTraining(stepMs: number, trainingConfig: Record<string, unk
     .returning();
   if (!row) throw new Error('no row');
   const datasetKey = `trainings/${row.id}/dataset`;
-  const png = await sharp({ create: { width: 64, height: 96, channels: 3, background: '#345' } }).png().toBuffer();
+  const png = await sharp({ create: { width: 64, height: 96, channels: 3, background: '#345' } })
+    .png()
+    .toBuffer();
   for (let i = 1; i <= 20; i++) {
     const stem = String(i).padStart(4, '0');
     await store.put(`${datasetKey}/10_ohwx/${stem}.png`, png);
@@ -124,15 +126,24 @@ describe('training on the runner', () => {
   it('resumes from the last saved state after the runner is killed', async () => {
     // 20 images × 2 repeats in one bucket = 40 batches, 10 steps per epoch, 6 epochs = 60 steps.
     const id = await createTraining(120, { repeats: 2, epochs: 6 });
-    child = spawn(process.execPath, ['--import', 'tsx', join(FAKES, 'runner-process.ts'), connection.prefix], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    await until(async () => new Promise<boolean>((resolve) => child!.stdout!.once('data', () => resolve(true))));
+    child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(FAKES, 'runner-process.ts'), connection.prefix],
+      {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    await until(
+      async () => new Promise<boolean>((resolve) => child!.stdout!.once('data', () => resolve(true))),
+    );
     const job = await producer.enqueue('train', { trainingId: id });
 
     // Kill the runner once the first checkpoint (epoch 2, with its state) is stored.
-    await until(async () => (await database.db.select().from(checkpoints).where(eq(checkpoints.trainingId, id))).length > 0);
+    await until(
+      async () =>
+        (await database.db.select().from(checkpoints).where(eq(checkpoints.trainingId, id))).length > 0,
+    );
     const pidFile = join(dir, 'trainings', id, 'trainer.pid');
     const leftoverPid = Number((await readFile(pidFile, 'utf8')).trim());
     child.kill('SIGKILL');
@@ -144,14 +155,24 @@ describe('training on the runner', () => {
       connection,
       handleSignals: false,
       logger: pino({ level: 'silent' }),
-      train: { lockDurationMs: 2_000, stalledIntervalMs: 500, progressIntervalMs: 20, cancelPollMs: 100, stopGraceMs: 2_000 },
+      train: {
+        lockDurationMs: 2_000,
+        stalledIntervalMs: 500,
+        progressIntervalMs: 20,
+        cancelPollMs: 100,
+        stopGraceMs: 2_000,
+      },
     });
     runners.push(runner);
     const done = await settledJob(trainQueue, job.id);
     expect(done.failedReason).toBeUndefined();
     expect(done.returnvalue).toMatchObject({ status: 'trained' });
 
-    const rows = await database.db.select().from(checkpoints).where(eq(checkpoints.trainingId, id)).orderBy(checkpoints.epoch);
+    const rows = await database.db
+      .select()
+      .from(checkpoints)
+      .where(eq(checkpoints.trainingId, id))
+      .orderBy(checkpoints.epoch);
     expect(rows.map((r) => r.epoch)).toEqual([2, 4, 6]);
     // The final file counts the steps of the whole run once: resumed, not restarted, not doubled.
     expect(rows.map((r) => r.metadata.ss_steps)).toEqual(['20', '40', '60']);
@@ -170,11 +191,19 @@ describe('training on the runner', () => {
     const job = await producer.enqueue('train', { trainingId: id });
     const redis = createRedisClient(connection, 'worker');
     try {
-      const busy = await until(async () => (await listRunners(redis, connection.prefix)).find((r) => r.id === runner.runnerId && r.trainingUntil));
+      const busy = await until(async () =>
+        (await listRunners(redis, connection.prefix)).find(
+          (r) => r.id === runner.runnerId && r.trainingUntil,
+        ),
+      );
       expect(Date.parse(busy.trainingUntil!)).toBeGreaterThan(Date.now());
       expect(runner.trainWorker.active()?.trainingId).toBe(id);
       await settledJob(trainQueue, job.id);
-      const free = await until(async () => (await listRunners(redis, connection.prefix)).find((r) => r.id === runner.runnerId && !r.trainingUntil));
+      const free = await until(async () =>
+        (await listRunners(redis, connection.prefix)).find(
+          (r) => r.id === runner.runnerId && !r.trainingUntil,
+        ),
+      );
       expect(free.trainingUntil ?? null).toBeNull();
       expect(runner.trainWorker.active()).toBeNull();
     } finally {

@@ -72,7 +72,10 @@ beforeAll(async () => {
     nanStepLimit: 3,
   });
   trainQueue = new Queue('train', { connection: connection.options('worker'), prefix: connection.prefix });
-  evaluateQueue = new Queue('evaluate', { connection: connection.options('worker'), prefix: connection.prefix });
+  evaluateQueue = new Queue('evaluate', {
+    connection: connection.options('worker'),
+    prefix: connection.prefix,
+  });
   // Mixed aspect ratios: portrait, landscape and square land in three kohya buckets.
   const shapes: [number, number][] = [
     [64, 96],
@@ -129,7 +132,8 @@ async function createTraining(setup: TrainingSetup = {}): Promise<string> {
   for (let i = 1; i <= (setup.images ?? 20); i++) {
     const stem = String(i).padStart(4, '0');
     await store.put(`${datasetKey}/10_ohwx/${stem}.png`, pictures[i % 3]!);
-    if (!(setup.dropCaption && i === 5)) await store.put(`${datasetKey}/10_ohwx/${stem}.txt`, Buffer.from('ohwx, 1girl, smile\n'));
+    if (!(setup.dropCaption && i === 5))
+      await store.put(`${datasetKey}/10_ohwx/${stem}.txt`, Buffer.from('ohwx, 1girl, smile\n'));
   }
   if (setup.fake) await store.put(`${datasetKey}/fake-trainer.json`, Buffer.from(JSON.stringify(setup.fake)));
   await database.db.update(trainings).set({ datasetKey }).where(eq(trainings.id, row.id));
@@ -155,7 +159,11 @@ describe('train worker with the fake kohya trainer', () => {
     expect(done.failedReason).toBeUndefined();
     expect(done.returnvalue).toMatchObject({ status: 'trained', checkpoints: 2 });
 
-    const rows = await database.db.select().from(checkpoints).where(eq(checkpoints.trainingId, id)).orderBy(checkpoints.epoch);
+    const rows = await database.db
+      .select()
+      .from(checkpoints)
+      .where(eq(checkpoints.trainingId, id))
+      .orderBy(checkpoints.epoch);
     expect(rows.map((r) => r.epoch)).toEqual([2, 4]);
     const training = await rowOf(id);
     for (const row of rows) {
@@ -170,10 +178,18 @@ describe('train worker with the fake kohya trainer', () => {
       await writeFile(path, await store.getBuffer(row.artifactKey));
       expect((await readSafetensorsHeader(path))?.metadata.ss_epoch).toBe(String(row.epoch));
     }
-    expect(rows.map((r) => r.artifactKey)).toEqual([`trainings/${id}/checkpoints/ohwx-000002.safetensors`, `trainings/${id}/checkpoints/ohwx.safetensors`]);
+    expect(rows.map((r) => r.artifactKey)).toEqual([
+      `trainings/${id}/checkpoints/ohwx-000002.safetensors`,
+      `trainings/${id}/checkpoints/ohwx.safetensors`,
+    ]);
     expect(training.status).toBe('evaluating');
     expect(training.error).toBeNull();
-    expect(training.progress).toMatchObject({ step: rows[1]!.step, totalSteps: rows[1]!.step, epoch: 4, totalEpochs: 4 });
+    expect(training.progress).toMatchObject({
+      step: rows[1]!.step,
+      totalSteps: rows[1]!.step,
+      epoch: 4,
+      totalEpochs: 4,
+    });
     expect(training.progress?.loss).toBeGreaterThan(0);
     expect(await evaluateQueue.getJob(`evaluate-${id}`)).toMatchObject({ data: { trainingId: id } });
     expect(gpuEvents).toContain(`acquire ${id}`);
@@ -182,7 +198,11 @@ describe('train worker with the fake kohya trainer', () => {
 
   const failures: [string, TrainingSetup, RegExp][] = [
     ['CUDA out of memory', { fake: { fail: 'oom', failAtStep: 3 } }, /ran out of memory/],
-    ['a NaN loss (stopped after a few steps)', { fake: { fail: 'nan', failAtStep: 2, stepMs: 30 } }, /loss became NaN/],
+    [
+      'a NaN loss (stopped after a few steps)',
+      { fake: { fail: 'nan', failAtStep: 2, stepMs: 30 } },
+      /loss became NaN/,
+    ],
     ['"No data found" with exit 0', { fake: { fail: 'no_data' } }, /found no images/],
     ['missing captions', { dropCaption: true }, /1 images have no caption file \(\.txt\)/],
     ['a killed process (137)', { fake: { fail: 'killed', failAtStep: 2 } }, /was killed \(exit 137\)/],
@@ -222,10 +242,18 @@ describe('train worker with the fake kohya trainer', () => {
 
 describe('train worker with the fake ai-toolkit trainer (FLUX)', () => {
   it('trains to its step checkpoints, numbered by save, with training_info', async () => {
-    const { id, job } = await train({ base: 'flux', config: { steps: 30, saveEverySteps: 10 }, fake: { stepMs: 3 } });
+    const { id, job } = await train({
+      base: 'flux',
+      config: { steps: 30, saveEverySteps: 10 },
+      fake: { stepMs: 3 },
+    });
     const done = await settledJob(trainQueue, job.id);
     expect(done.failedReason).toBeUndefined();
-    const rows = await database.db.select().from(checkpoints).where(eq(checkpoints.trainingId, id)).orderBy(checkpoints.epoch);
+    const rows = await database.db
+      .select()
+      .from(checkpoints)
+      .where(eq(checkpoints.trainingId, id))
+      .orderBy(checkpoints.epoch);
     expect(rows.map((r) => [r.epoch, r.step])).toEqual([
       [1, 10],
       [2, 20],
@@ -236,14 +264,22 @@ describe('train worker with the fake ai-toolkit trainer (FLUX)', () => {
   });
 
   it('reports a gated model with what to do about it', async () => {
-    const { id, job } = await train({ base: 'flux', config: { steps: 30, saveEverySteps: 10 }, fake: { fail: 'gated' } });
+    const { id, job } = await train({
+      base: 'flux',
+      config: { steps: 30, saveEverySteps: 10 },
+      fake: { fail: 'gated' },
+    });
     const done = await settledJob(trainQueue, job.id);
     expect(done.failedReason).toMatch(/gated on Hugging Face.*HF_TOKEN/);
     expect((await rowOf(id)).status).toBe('failed');
   });
 
   it('reports an OOM abort with its advice', async () => {
-    const { job } = await train({ base: 'flux', config: { steps: 30, saveEverySteps: 10 }, fake: { fail: 'oom', failAtStep: 4 } });
+    const { job } = await train({
+      base: 'flux',
+      config: { steps: 30, saveEverySteps: 10 },
+      fake: { fail: 'oom', failAtStep: 4 },
+    });
     expect((await settledJob(trainQueue, job.id)).failedReason).toMatch(/ran out of memory/);
   });
 });

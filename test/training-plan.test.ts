@@ -32,7 +32,9 @@ beforeAll(async () => {
   await mkdir(images, { recursive: true });
   let n = 0;
   for (const [count, width, height] of SHAPES) {
-    const png = await sharp({ create: { width, height, channels: 3, background: '#888' } }).png().toBuffer();
+    const png = await sharp({ create: { width, height, channels: 3, background: '#888' } })
+      .png()
+      .toBuffer();
     for (let i = 0; i < count; i++) {
       n += 1;
       const stem = String(n).padStart(4, '0');
@@ -57,8 +59,17 @@ describe('kohya step arithmetic', () => {
   });
 
   it('counts per bucket with ceil, then by gradient accumulation, then × epochs', () => {
-    const images = SHAPES.flatMap(([count, width, height]) => Array.from({ length: count }, () => ({ width, height, repeats: 3 })));
-    const settings = { resolution: 1024, minBucketReso: 256, maxBucketReso: 2048, bucketResoSteps: 64, batchSize: 2, gradientAccumulation: 4 };
+    const images = SHAPES.flatMap(([count, width, height]) =>
+      Array.from({ length: count }, () => ({ width, height, repeats: 3 })),
+    );
+    const settings = {
+      resolution: 1024,
+      minBucketReso: 256,
+      maxBucketReso: 2048,
+      bucketResoSteps: 64,
+      batchSize: 2,
+      gradientAccumulation: 4,
+    };
     const count = countKohyaSteps(images, settings, 10);
     // Buckets: 2:3 → 832×1216 (7×3=21 → 11 batches), 3:2 → 1216×832 (15 → 8), 1:1 (27 → 14),
     // 3:1 → 1728×576 (6 → 3), 1:2 → 704×1408 (3 → 2). Σ = 38 batches; ceil(38/4) = 10 steps per epoch.
@@ -76,7 +87,13 @@ describe('kohya step arithmetic', () => {
   });
 
   it('chooses repeats and epochs that land in 1 500–3 000 steps, and the fake kohya counts the same', async () => {
-    const plan = await planTraining({ datasetDir: dataset, base: 'illustrious', trigger: 'ohwx', workDir: join(dir, 'work'), sdScriptsDir: FAKE_SD_SCRIPTS });
+    const plan = await planTraining({
+      datasetDir: dataset,
+      base: 'illustrious',
+      trigger: 'ohwx',
+      workDir: join(dir, 'work'),
+      sdScriptsDir: FAKE_SD_SCRIPTS,
+    });
     expect(plan.totalSteps).toBeGreaterThanOrEqual(1_500);
     expect(plan.totalSteps).toBeLessThanOrEqual(3_000);
     expect(plan.epochs % 2).toBe(0);
@@ -97,16 +114,43 @@ describe('kohya step arithmetic', () => {
   });
 
   it('presets: NoobAI adds v-prediction flags; LoRA+ goes through network_args; no flags kohya rejects', async () => {
-    const noob = await planTraining({ datasetDir: dataset, base: 'noobai', trigger: 'ohwx', workDir: join(dir, 'w2') });
-    const illu = await planTraining({ datasetDir: dataset, base: 'illustrious', trigger: 'ohwx', workDir: join(dir, 'w3') });
-    expect(noob.command.args).toEqual(expect.arrayContaining(['--v_parameterization', '--zero_terminal_snr', '--console_log_simple']));
+    const noob = await planTraining({
+      datasetDir: dataset,
+      base: 'noobai',
+      trigger: 'ohwx',
+      workDir: join(dir, 'w2'),
+    });
+    const illu = await planTraining({
+      datasetDir: dataset,
+      base: 'illustrious',
+      trigger: 'ohwx',
+      workDir: join(dir, 'w3'),
+    });
+    expect(noob.command.args).toEqual(
+      expect.arrayContaining(['--v_parameterization', '--zero_terminal_snr', '--console_log_simple']),
+    );
     expect(illu.command.args).not.toContain('--v_parameterization');
     const at = (flag: string) => illu.command.args[illu.command.args.indexOf(flag) + 1];
-    expect([at('--network_dim'), at('--network_alpha'), at('--network_args'), at('--optimizer_type')]).toEqual(['128', '64', 'loraplus_lr_ratio=16', 'AdamW8bit']);
-    expect([at('--gradient_accumulation_steps'), at('--save_every_n_epochs'), at('--loss_type'), at('--huber_schedule')]).toEqual(['4', '2', 'smooth_l1', 'snr']);
+    expect([
+      at('--network_dim'),
+      at('--network_alpha'),
+      at('--network_args'),
+      at('--optimizer_type'),
+    ]).toEqual(['128', '64', 'loraplus_lr_ratio=16', 'AdamW8bit']);
+    expect([
+      at('--gradient_accumulation_steps'),
+      at('--save_every_n_epochs'),
+      at('--loss_type'),
+      at('--huber_schedule'),
+    ]).toEqual(['4', '2', 'smooth_l1', 'snr']);
     expect(illu.command.args.join(' ')).not.toMatch(/fused_backward_pass|text_encoder_lr1|--loraplus/);
 
-    const flux = await planTraining({ datasetDir: dataset, base: 'flux', trigger: 'ohwx', workDir: join(dir, 'w4') });
+    const flux = await planTraining({
+      datasetDir: dataset,
+      base: 'flux',
+      trigger: 'ohwx',
+      workDir: join(dir, 'w4'),
+    });
     expect(flux.trainer).toBe('ai-toolkit');
     expect(flux.configFile.content).toMatch(/quantize: true\n\s+low_vram: true/);
     expect(flux.configFile.content).toContain('lr: 0.0004');
@@ -120,11 +164,28 @@ describe('kohya step arithmetic', () => {
     const original = console.log;
     console.log = (text: string) => void lines.push(text);
     try {
-      await main(['node', 'comicmaster', 'train', 'plan', dataset, '--base', 'illustrious', '--trigger', 'ohwx', '--json', '--work-dir', join(dir, 'w5')]);
+      await main([
+        'node',
+        'comicmaster',
+        'train',
+        'plan',
+        dataset,
+        '--base',
+        'illustrious',
+        '--trigger',
+        'ohwx',
+        '--json',
+        '--work-dir',
+        join(dir, 'w5'),
+      ]);
     } finally {
       console.log = original;
     }
-    const plan = JSON.parse(lines.join('\n')) as { totalSteps: number; configFile: { content: string }; command: { args: string[] } };
+    const plan = JSON.parse(lines.join('\n')) as {
+      totalSteps: number;
+      configFile: { content: string };
+      command: { args: string[] };
+    };
     expect(plan.totalSteps).toBeGreaterThanOrEqual(1_500);
     expect(plan.command.args).toContain('--dataset_config');
     const { existsSync } = await import('node:fs');
@@ -136,8 +197,14 @@ describe('trainer output parsing', () => {
   it('reads kohya tqdm updates split by \\r across chunks, epochs and saves', () => {
     const parser = new TrainerOutputParser({ progressDescription: 'steps' });
     const events = [
-      ...parser.push('stderr', '\rsteps:   0%|          | 0/1500 [00:00<?, ?it/s]\rsteps:  12%|█▏        | 180/1500 [03:45<27:30,  1.25s/it, avr_'),
-      ...parser.push('stderr', 'loss=0.0765]\rsteps:  45%|████▌     | 9000/20000 [1:06:40<1:21:28,  2.25it/s, avr_loss=0.1]   \r'),
+      ...parser.push(
+        'stderr',
+        '\rsteps:   0%|          | 0/1500 [00:00<?, ?it/s]\rsteps:  12%|█▏        | 180/1500 [03:45<27:30,  1.25s/it, avr_',
+      ),
+      ...parser.push(
+        'stderr',
+        'loss=0.0765]\rsteps:  45%|████▌     | 9000/20000 [1:06:40<1:21:28,  2.25it/s, avr_loss=0.1]   \r',
+      ),
       ...parser.push('stdout', '\nepoch 3/10\n\nsaving checkpoint: out/mylora-000002.safetensors\n'),
     ];
     expect(events).toEqual([

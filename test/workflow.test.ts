@@ -19,7 +19,13 @@ const PREFIX = 'comic/cm_golden_0001/p01_02_a0';
 const recipeFor = (family: RenderRecipe['family']) => buildRecipe(goldenInput(family));
 const withControlNet = (r: RenderRecipe): RenderRecipe => ({
   ...r,
-  controlNet: { model: 'controlnet-union-sdxl-1.0.safetensors', imageKey: 'controls/cm_golden_0001/p01_02.png', strength: 0.6, startPercent: 0, endPercent: 0.8 },
+  controlNet: {
+    model: 'controlnet-union-sdxl-1.0.safetensors',
+    imageKey: 'controls/cm_golden_0001/p01_02.png',
+    strength: 0.6,
+    startPercent: 0,
+    endPercent: 0.8,
+  },
 });
 const CONTROL_IMAGE = 'comic/p01_02_control.png';
 
@@ -31,7 +37,8 @@ function brokenLinks(graph: ApiGraph): string[] {
       if (!Array.isArray(value) || value.length !== 2 || typeof value[0] !== 'string') continue;
       const [src, index] = value as [string, number];
       const outputs = graph[src] ? objectInfo[graph[src].class_type]?.output : undefined;
-      if (!outputs || !Number.isInteger(index) || index < 0 || index >= outputs.length) broken.push(`${id}.${input} → ${src}[${index}]`);
+      if (!outputs || !Number.isInteger(index) || index < 0 || index >= outputs.length)
+        broken.push(`${id}.${input} → ${src}[${index}]`);
     }
   }
   return broken;
@@ -55,7 +62,13 @@ describe('buildWorkflow golden graphs', () => {
   });
 
   it.each(['illustrious', 'flux'] as const)('%s with a ControlNet', (family) => {
-    expectGolden(`graph.${family}.controlnet`, buildWorkflow(withControlNet(recipeFor(family)), { filenamePrefix: PREFIX, controlImageName: CONTROL_IMAGE }));
+    expectGolden(
+      `graph.${family}.controlnet`,
+      buildWorkflow(withControlNet(recipeFor(family)), {
+        filenamePrefix: PREFIX,
+        controlImageName: CONTROL_IMAGE,
+      }),
+    );
   });
 });
 
@@ -68,16 +81,21 @@ describe('buildWorkflow', () => {
     ['flux', true],
   ] as const;
 
-  it.each(cases)('%s (controlnet %s): links point at existing nodes and outputs; ComfyUI would accept it', (family, cn) => {
-    const recipe = cn ? withControlNet(recipeFor(family)) : recipeFor(family);
-    const graph = buildWorkflow(recipe, { filenamePrefix: PREFIX, controlImageName: CONTROL_IMAGE });
-    expect(brokenLinks(graph)).toEqual([]);
-    expect(validateWorkflow(graph, objectInfo, 'gpu-1')).toEqual([]);
-  });
+  it.each(cases)(
+    '%s (controlnet %s): links point at existing nodes and outputs; ComfyUI would accept it',
+    (family, cn) => {
+      const recipe = cn ? withControlNet(recipeFor(family)) : recipeFor(family);
+      const graph = buildWorkflow(recipe, { filenamePrefix: PREFIX, controlImageName: CONTROL_IMAGE });
+      expect(brokenLinks(graph)).toEqual([]);
+      expect(validateWorkflow(graph, objectInfo, 'gpu-1')).toEqual([]);
+    },
+  );
 
   it('is deterministic for a recipe', () => {
     const r = recipeFor('flux');
-    expect(JSON.stringify(buildWorkflow(r, { filenamePrefix: PREFIX }))).toBe(JSON.stringify(buildWorkflow(r, { filenamePrefix: PREFIX })));
+    expect(JSON.stringify(buildWorkflow(r, { filenamePrefix: PREFIX }))).toBe(
+      JSON.stringify(buildWorkflow(r, { filenamePrefix: PREFIX })),
+    );
   });
 
   it('SDXL: chains the LoRAs, batches the candidates, and samples v-pred only for NoobAI', () => {
@@ -96,10 +114,25 @@ describe('buildWorkflow', () => {
 
   it('FLUX: model-only LoRAs, guidance through FluxGuidance, the custom sampler chain', () => {
     const g = buildWorkflow(recipeFor('flux'), { filenamePrefix: PREFIX });
-    expect(classes(g)).toEqual(expect.arrayContaining([
-      'UNETLoader', 'DualCLIPLoader', 'VAELoader', 'LoraLoaderModelOnly', 'ModelSamplingFlux', 'CLIPTextEncode', 'FluxGuidance',
-      'BasicGuider', 'KSamplerSelect', 'BasicScheduler', 'RandomNoise', 'EmptySD3LatentImage', 'SamplerCustomAdvanced', 'VAEDecode', 'SaveImage',
-    ]));
+    expect(classes(g)).toEqual(
+      expect.arrayContaining([
+        'UNETLoader',
+        'DualCLIPLoader',
+        'VAELoader',
+        'LoraLoaderModelOnly',
+        'ModelSamplingFlux',
+        'CLIPTextEncode',
+        'FluxGuidance',
+        'BasicGuider',
+        'KSamplerSelect',
+        'BasicScheduler',
+        'RandomNoise',
+        'EmptySD3LatentImage',
+        'SamplerCustomAdvanced',
+        'VAEDecode',
+        'SaveImage',
+      ]),
+    );
     expect(classes(g)).not.toContain('KSampler');
     expect(classes(g)).not.toContain('CheckpointLoaderSimple');
     const clip = Object.values(g).find((n) => n.class_type === 'DualCLIPLoader')!;
@@ -107,21 +140,42 @@ describe('buildWorkflow', () => {
   });
 
   it('refuses a ControlNet recipe without its uploaded image, and an escaping prefix', () => {
-    expect(shownToUser(() => buildWorkflow(withControlNet(recipeFor('illustrious')), { filenamePrefix: PREFIX }))).toMatch(/composition guide is missing/);
-    expect(shownToUser(() => buildWorkflow(recipeFor('illustrious'), { filenamePrefix: '../../etc/x' }))).toMatch(/bad output name/);
+    expect(
+      shownToUser(() => buildWorkflow(withControlNet(recipeFor('illustrious')), { filenamePrefix: PREFIX })),
+    ).toMatch(/composition guide is missing/);
+    expect(
+      shownToUser(() => buildWorkflow(recipeFor('illustrious'), { filenamePrefix: '../../etc/x' })),
+    ).toMatch(/bad output name/);
   });
 });
 
 describe('/object_info', () => {
   it('reads both combo encodings (V1 list and V3 COMBO)', () => {
     expect(parseInputSpec([['a', 'b'], { tooltip: 'x' }])).toEqual({ kind: 'combo', options: ['a', 'b'] });
-    expect(parseInputSpec(['COMBO', { options: ['offset', 'index'], multiselect: false }])).toEqual({ kind: 'combo', options: ['offset', 'index'] });
-    expect(parseInputSpec(['INT', { min: 1, max: 10000, default: 20 }])).toEqual({ kind: 'INT', min: 1, max: 10000 });
+    expect(parseInputSpec(['COMBO', { options: ['offset', 'index'], multiselect: false }])).toEqual({
+      kind: 'combo',
+      options: ['offset', 'index'],
+    });
+    expect(parseInputSpec(['INT', { min: 1, max: 10000, default: 20 }])).toEqual({
+      kind: 'INT',
+      min: 1,
+      max: 10000,
+    });
     expect(parseInputSpec(['MODEL'])).toEqual({ kind: 'link', type: 'MODEL' });
     const v3 = objectInfo.FluxKontextMultiReferenceLatentMethod!;
     const graph: ApiGraph = {
-      '1': { class_type: 'UNETLoader', inputs: { unet_name: 'flux1-dev.safetensors', weight_dtype: 'default' } },
-      '2': { class_type: 'DualCLIPLoader', inputs: { clip_name1: 't5xxl_fp8_e4m3fn.safetensors', clip_name2: 'clip_l.safetensors', type: 'flux' } },
+      '1': {
+        class_type: 'UNETLoader',
+        inputs: { unet_name: 'flux1-dev.safetensors', weight_dtype: 'default' },
+      },
+      '2': {
+        class_type: 'DualCLIPLoader',
+        inputs: {
+          clip_name1: 't5xxl_fp8_e4m3fn.safetensors',
+          clip_name2: 'clip_l.safetensors',
+          type: 'flux',
+        },
+      },
       '3': { class_type: 'CLIPTextEncode', inputs: { text: 'x', clip: ['2', 0] } },
       '4': { class_type: v3.name!, inputs: { conditioning: ['3', 0], reference_latents_method: 'sideways' } },
     };
@@ -132,7 +186,11 @@ describe('/object_info', () => {
 
   it('tells what a runner can do', () => {
     const caps = capabilitiesFrom(objectInfo);
-    expect(caps.checkpoints).toEqual(['illustriousXL_v01.safetensors', 'noobaiXLVpred_v10.safetensors', 'sd_xl_base_1.0.safetensors']);
+    expect(caps.checkpoints).toEqual([
+      'illustriousXL_v01.safetensors',
+      'noobaiXLVpred_v10.safetensors',
+      'sd_xl_base_1.0.safetensors',
+    ]);
     expect(caps.loras).toEqual(['chars/hero.safetensors', 'style/ink.safetensors']);
     expect(caps.unets).toEqual(['flux1-dev.safetensors']);
     expect(caps.clips).toContain('t5xxl_fp8_e4m3fn.safetensors');
@@ -145,7 +203,9 @@ describe('/object_info', () => {
   });
 
   it('rejects a response that is not object_info', () => {
-    expect(shownToUser(() => parseObjectInfo({ KSampler: 'nope' }))).toBe('The GPU runner could not read what its ComfyUI can do.');
+    expect(shownToUser(() => parseObjectInfo({ KSampler: 'nope' }))).toBe(
+      'The GPU runner could not read what its ComfyUI can do.',
+    );
   });
 });
 
@@ -155,7 +215,10 @@ describe('validateWorkflow messages', () => {
 
   it('a missing LoRA', () => {
     const r = recipeFor('illustrious');
-    const g = buildWorkflow({ ...r, loras: [{ ...r.loras[0]!, name: 'comic_style_v1.safetensors' }] }, { filenamePrefix: PREFIX });
+    const g = buildWorkflow(
+      { ...r, loras: [{ ...r.loras[0]!, name: 'comic_style_v1.safetensors' }] },
+      { filenamePrefix: PREFIX },
+    );
     expect(messages(g)).toEqual(['LoRA comic_style_v1.safetensors is not installed on runner gpu-1.']);
     const problems = validateWorkflow(g, objectInfo, 'gpu-1');
     expect(problems[0]).toMatchObject({ code: 'not_installed', input: 'lora_name', classType: 'LoraLoader' });
@@ -163,7 +226,10 @@ describe('validateWorkflow messages', () => {
 
   it('a missing checkpoint lists what is installed', () => {
     const r = recipeFor('illustrious');
-    const g = buildWorkflow({ ...r, models: { kind: 'checkpoint', checkpoint: 'ponyDiffusionV6XL.safetensors' } }, { filenamePrefix: PREFIX });
+    const g = buildWorkflow(
+      { ...r, models: { kind: 'checkpoint', checkpoint: 'ponyDiffusionV6XL.safetensors' } },
+      { filenamePrefix: PREFIX },
+    );
     expect(messages(g)).toEqual([
       'Checkpoint ponyDiffusionV6XL.safetensors is not installed on runner gpu-1 (installed: illustriousXL_v01.safetensors, noobaiXLVpred_v10.safetensors, sd_xl_base_1.0.safetensors).',
     ]);
@@ -175,7 +241,9 @@ describe('validateWorkflow messages', () => {
       'Sampler "foo" is not known to ComfyUI on runner gpu-1.',
     ]);
     const f = recipeFor('flux');
-    expect(messages(buildWorkflow({ ...f, sampler: 'foo', scheduler: 'bar' }, { filenamePrefix: PREFIX }))).toEqual([
+    expect(
+      messages(buildWorkflow({ ...f, sampler: 'foo', scheduler: 'bar' }, { filenamePrefix: PREFIX })),
+    ).toEqual([
       'Sampler "foo" is not known to ComfyUI on runner gpu-1.',
       'Scheduler "bar" is not known to ComfyUI on runner gpu-1.',
     ]);
@@ -211,7 +279,10 @@ describe('validateWorkflow messages', () => {
 
   it('assertWorkflowValid throws one error carrying every problem', () => {
     const r = recipeFor('illustrious');
-    const g = buildWorkflow({ ...r, sampler: 'foo', loras: [{ ...r.loras[0]!, name: 'comic_style_v1.safetensors' }] }, { filenamePrefix: PREFIX });
+    const g = buildWorkflow(
+      { ...r, sampler: 'foo', loras: [{ ...r.loras[0]!, name: 'comic_style_v1.safetensors' }] },
+      { filenamePrefix: PREFIX },
+    );
     let caught: unknown;
     try {
       assertWorkflowValid(g, objectInfo, 'gpu-1');
@@ -221,7 +292,9 @@ describe('validateWorkflow messages', () => {
     expect(caught).toBeInstanceOf(WorkflowInvalidError);
     const err = caught as WorkflowInvalidError;
     expect(err.problems.map((p) => p.code)).toEqual(['not_installed', 'not_in_list']);
-    expect(err.userMessage).toBe('LoRA comic_style_v1.safetensors is not installed on runner gpu-1.\nSampler "foo" is not known to ComfyUI on runner gpu-1.');
+    expect(err.userMessage).toBe(
+      'LoRA comic_style_v1.safetensors is not installed on runner gpu-1.\nSampler "foo" is not known to ComfyUI on runner gpu-1.',
+    );
     expect(() => assertWorkflowValid(base(), objectInfo, 'gpu-1')).not.toThrow();
   });
 });

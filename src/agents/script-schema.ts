@@ -20,8 +20,24 @@ export const LIMITS = {
   appearanceTags: 12,
 } as const;
 
-export const SHOTS = ['extreme-close-up', 'close-up', 'medium', 'cowboy', 'full', 'wide', 'establishing'] as const;
-export const ANGLES = ['eye-level', 'from-above', 'from-below', 'birds-eye', 'worms-eye', 'dutch', 'over-the-shoulder'] as const;
+export const SHOTS = [
+  'extreme-close-up',
+  'close-up',
+  'medium',
+  'cowboy',
+  'full',
+  'wide',
+  'establishing',
+] as const;
+export const ANGLES = [
+  'eye-level',
+  'from-above',
+  'from-below',
+  'birds-eye',
+  'worms-eye',
+  'dutch',
+  'over-the-shoulder',
+] as const;
 export const POSITIONS = ['left', 'centre', 'right'] as const;
 export const BALLOON_KINDS = ['speech', 'thought', 'shout', 'whisper'] as const;
 
@@ -64,7 +80,9 @@ export const Balloon = z.object({
     .trim()
     .min(1)
     .max(200)
-    .refine(maxWords(LIMITS.wordsPerBalloon), { message: `a balloon holds at most ${LIMITS.wordsPerBalloon} words` }),
+    .refine(maxWords(LIMITS.wordsPerBalloon), {
+      message: `a balloon holds at most ${LIMITS.wordsPerBalloon} words`,
+    }),
   kind: BalloonKind,
 });
 export type Balloon = z.infer<typeof Balloon>;
@@ -83,12 +101,16 @@ export const Panel = z
       .string()
       .trim()
       .max(240)
-      .refine(maxWords(LIMITS.wordsPerCaption), { message: `a caption holds at most ${LIMITS.wordsPerCaption} words` })
+      .refine(maxWords(LIMITS.wordsPerCaption), {
+        message: `a caption holds at most ${LIMITS.wordsPerCaption} words`,
+      })
       .nullable(),
     sfx: z.string().trim().max(24).nullable(),
   })
   .refine(
-    (p) => p.balloons.reduce((n, b) => n + countWords(b.text), 0) + countWords(p.caption ?? '') <= LIMITS.wordsPerPanel,
+    (p) =>
+      p.balloons.reduce((n, b) => n + countWords(b.text), 0) + countWords(p.caption ?? '') <=
+      LIMITS.wordsPerPanel,
     { message: `a panel holds at most ${LIMITS.wordsPerPanel} words of dialogue and caption together` },
   );
 export type Panel = z.infer<typeof Panel>;

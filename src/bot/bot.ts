@@ -73,7 +73,8 @@ export async function runBot(config: AppConfig, opts: RunBotOptions = {}): Promi
   const logger = (opts.logger ?? log()).child({ component: 'bot' });
   const cleanups: (() => Promise<unknown>)[] = [];
   const cleanup = async () => {
-    for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => logger.warn({ err }, 'shutdown step failed'));
+    for (const fn of cleanups.reverse())
+      await fn().catch((err: unknown) => logger.warn({ err }, 'shutdown step failed'));
     cleanups.length = 0;
   };
 
@@ -178,7 +179,10 @@ async function connectedRedis(connection: QueueConnection): Promise<Redis> {
   if (redis.status !== 'ready') {
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`Redis not ready after ${REDIS_READY_TIMEOUT_MS} ms`)), REDIS_READY_TIMEOUT_MS);
+        const timer = setTimeout(
+          () => reject(new Error(`Redis not ready after ${REDIS_READY_TIMEOUT_MS} ms`)),
+          REDIS_READY_TIMEOUT_MS,
+        );
         redis.once('ready', () => {
           clearTimeout(timer);
           resolve();
@@ -186,7 +190,10 @@ async function connectedRedis(connection: QueueConnection): Promise<Redis> {
       });
     } catch (cause) {
       redis.disconnect();
-      throw new UpstreamError('redis', 'The job queue is unavailable.', { cause, operatorMessage: 'Redis is not reachable at REDIS_URL' });
+      throw new UpstreamError('redis', 'The job queue is unavailable.', {
+        cause,
+        operatorMessage: 'Redis is not reachable at REDIS_URL',
+      });
     }
   }
   return redis;

@@ -4,7 +4,13 @@
  * index, so a button posted before a restart still works. A click creates the guild character with
  * the script's appearance tags, owned by the member who clicked; a second click says it exists.
  */
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, MessageFlags, type ButtonInteraction } from 'discord.js';
+import {
+  ActionRowBuilder,
+  ButtonBuilder,
+  ButtonStyle,
+  MessageFlags,
+  type ButtonInteraction,
+} from 'discord.js';
 import { z } from 'zod';
 import type { ComicScript } from '../agents/script-schema.ts';
 import { unsavedCastMembers, saveCastMember } from '../characters/save-from-comic.ts';
@@ -31,26 +37,43 @@ const CastButtonId = z
   .string()
   .max(100)
   .transform((id) => id.split(':'))
-  .pipe(z.tuple([z.literal(CAST_BUTTON_PREFIX), z.uuid(), z.string().regex(/^\d{1,2}$/).transform(Number)]));
+  .pipe(
+    z.tuple([
+      z.literal(CAST_BUTTON_PREFIX),
+      z.uuid(),
+      z
+        .string()
+        .regex(/^\d{1,2}$/)
+        .transform(Number),
+    ]),
+  );
 
 export function isCastButton(customId: string): boolean {
   return customId.startsWith(`${CAST_BUTTON_PREFIX}:`);
 }
 
 /** The storyboard's button rows: empty when every cast member is already a guild character. */
-export async function castButtonRows(db: Db, comic: Pick<Comic, 'id' | 'guildId'> & { script: ComicScript | null }): Promise<ActionRowBuilder<ButtonBuilder>[]> {
+export async function castButtonRows(
+  db: Db,
+  comic: Pick<Comic, 'id' | 'guildId'> & { script: ComicScript | null },
+): Promise<ActionRowBuilder<ButtonBuilder>[]> {
   if (!comic.guildId || !comic.script) return [];
-  const unsaved = unsavedCastMembers(comic.script, await listCharacters(db, comic.guildId)).slice(0, MAX_BUTTONS);
+  const unsaved = unsavedCastMembers(comic.script, await listCharacters(db, comic.guildId)).slice(
+    0,
+    MAX_BUTTONS,
+  );
   const rows: ActionRowBuilder<ButtonBuilder>[] = [];
   unsaved.forEach(({ index, member }, i) => {
     if (i % BUTTONS_PER_ROW === 0) rows.push(new ActionRowBuilder<ButtonBuilder>());
-    rows.at(-1)!.addComponents(
-      new ButtonBuilder()
-        .setCustomId(castButtonId(comic.id, index))
-        .setStyle(ButtonStyle.Secondary)
-        .setEmoji('➕')
-        .setLabel(`Save ${member.name} to cast`.slice(0, LABEL_MAX)),
-    );
+    rows
+      .at(-1)!
+      .addComponents(
+        new ButtonBuilder()
+          .setCustomId(castButtonId(comic.id, index))
+          .setStyle(ButtonStyle.Secondary)
+          .setEmoji('➕')
+          .setLabel(`Save ${member.name} to cast`.slice(0, LABEL_MAX)),
+      );
   });
   return rows;
 }
@@ -62,19 +85,29 @@ export async function handleCastButton(interaction: ButtonInteraction, deps: Bot
     if (!parsed.success) throw new InputError('That button is not one of mine any more.');
     const [, comicId, index] = parsed.data;
     const comic = await getComic(deps.db, comicId);
-    if (!comic || comic.guildId !== interaction.guildId) throw new InputError('That comic is gone, so its characters cannot be saved from it.');
+    if (!comic || comic.guildId !== interaction.guildId)
+      throw new InputError('That comic is gone, so its characters cannot be saved from it.');
     const result = await saveCastMember(deps.db, comic, index, interaction.user.id);
     const { character } = result;
     const content = result.created
       ? `✅ **${character.name}** is in the cast now (${character.appearance.join(', ')}). Stories that name ${character.name} will draw them the same way; \`/character edit\` changes the look.`
       : `**${character.name}** is already in this server's cast (owned by <@${character.ownerId}>); nothing changed.`;
     await interaction.reply({ content, flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
-    if (result.created) logger.info({ comicId, characterId: character.id, userId: interaction.user.id }, 'cast member saved from a comic');
+    if (result.created)
+      logger.info(
+        { comicId, characterId: character.id, userId: interaction.user.id },
+        'cast member saved from a comic',
+      );
   } catch (error) {
     const expected = error instanceof ComicMasterError;
-    logger[expected ? 'info' : 'error']({ err: error, customId: interaction.customId }, 'save-to-cast button failed');
+    logger[expected ? 'info' : 'error'](
+      { err: error, customId: interaction.customId },
+      'save-to-cast button failed',
+    );
     if (!interaction.replied && !interaction.deferred) {
-      await interaction.reply({ content: `⚠️ ${userMessageOf(error)}`, flags: MessageFlags.Ephemeral }).catch(() => undefined);
+      await interaction
+        .reply({ content: `⚠️ ${userMessageOf(error)}`, flags: MessageFlags.Ephemeral })
+        .catch(() => undefined);
     }
   }
 }

@@ -82,8 +82,14 @@ export async function artifactAttachment(
   const data = await store.getBuffer(key);
   if (data.length <= limit) return { attachment: data, name: `${name}.${extensionOf(key)}` };
   // A little headroom for the multipart framing.
-  const encoded = await encodeUnderLimit(data, { maxBytes: limit - 1024, ...(options.prefer ? { prefer: options.prefer } : {}) });
-  options.logger?.info({ key, bytes: data.length, encodedBytes: encoded.data.length, limit }, 're-encoded to fit the upload limit');
+  const encoded = await encodeUnderLimit(data, {
+    maxBytes: limit - 1024,
+    ...(options.prefer ? { prefer: options.prefer } : {}),
+  });
+  options.logger?.info(
+    { key, bytes: data.length, encodedBytes: encoded.data.length, limit },
+    're-encoded to fit the upload limit',
+  );
   return { attachment: encoded.data, name: `${name}.${encoded.format === 'jpeg' ? 'jpg' : encoded.format}` };
 }
 
@@ -98,10 +104,14 @@ export class EditThrottle {
   constructor(private readonly intervalMs: number) {}
 
   /** When the edit must wait: the time it is due and the delay until then; undefined to edit now. */
-  deferral(id: string, opts: { hasMessage: boolean; coalesced: boolean }): { due: number; delay: number } | undefined {
+  deferral(
+    id: string,
+    opts: { hasMessage: boolean; coalesced: boolean },
+  ): { due: number; delay: number } | undefined {
     const last = this.lastEdit.get(id);
     const now = Date.now();
-    if (!opts.hasMessage || opts.coalesced || last === undefined || now - last >= this.intervalMs) return undefined;
+    if (!opts.hasMessage || opts.coalesced || last === undefined || now - last >= this.intervalMs)
+      return undefined;
     const due = last + this.intervalMs;
     return { due, delay: Math.max(1, due - now) };
   }

@@ -14,7 +14,9 @@ export async function setStatusMessageId(db: Db, comicId: string, messageId: str
 export async function addStoryboardMessageId(db: Db, comicId: string, messageId: string): Promise<void> {
   await db
     .update(comics)
-    .set({ storyboardMessageIds: sql`${comics.storyboardMessageIds} || ${JSON.stringify([messageId])}::jsonb` })
+    .set({
+      storyboardMessageIds: sql`${comics.storyboardMessageIds} || ${JSON.stringify([messageId])}::jsonb`,
+    })
     .where(eq(comics.id, comicId));
 }
 
@@ -35,7 +37,13 @@ export async function findPanel(
   const [row] = await db
     .select()
     .from(panels)
-    .where(and(eq(panels.comicId, comicId), eq(panels.pageNumber, pageNumber), eq(panels.panelNumber, panelNumber)));
+    .where(
+      and(
+        eq(panels.comicId, comicId),
+        eq(panels.pageNumber, pageNumber),
+        eq(panels.panelNumber, panelNumber),
+      ),
+    );
   return row;
 }
 

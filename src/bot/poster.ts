@@ -12,11 +12,23 @@ import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { getComic } from '../db/comics.ts';
 import type { Comic } from '../db/schema.ts';
-import { createWorker, isEvaluationPostJob, isTrainingPostJob, type JobPayload, type PostJob } from '../queue/index.ts';
+import {
+  createWorker,
+  isEvaluationPostJob,
+  isTrainingPostJob,
+  type JobPayload,
+  type PostJob,
+} from '../queue/index.ts';
 import { artifactKeys } from '../store/keys.ts';
 import { castButtonRows } from './cast-buttons.ts';
 import type { BotDeps } from './deps.ts';
-import { artifactAttachment, discordRefusal, EditThrottle, fetchGuildTextChannel, isUnknownMessage } from './discord-posting.ts';
+import {
+  artifactAttachment,
+  discordRefusal,
+  EditThrottle,
+  fetchGuildTextChannel,
+  isUnknownMessage,
+} from './discord-posting.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import {
   addStoryboardMessageId,
@@ -84,7 +96,10 @@ class PostHandler {
     await this.lock.run(payload.comicId, async () => {
       const comic = await getComic(this.deps.db, payload.comicId);
       if (!comic?.channelId) {
-        this.logger.warn({ jobId: job.id, comicId: payload.comicId }, 'post job for a comic without a channel; skipped');
+        this.logger.warn(
+          { jobId: job.id, comicId: payload.comicId },
+          'post job for a comic without a channel; skipped',
+        );
         return;
       }
       const channel = await this.channelOf(comic.channelId);
@@ -166,10 +181,15 @@ class PostHandler {
 
   // ---------- panels and pages ----------
 
-  private async postPanel(comic: Comic, channel: GuildTextBasedChannel, payload: PostKind<'panel'>): Promise<void> {
+  private async postPanel(
+    comic: Comic,
+    channel: GuildTextBasedChannel,
+    payload: PostKind<'panel'>,
+  ): Promise<void> {
     if (comic.status === 'cancelled') return;
     const panel = await findPanel(this.deps.db, comic.id, payload.pageNumber, payload.panelNumber);
-    if (!panel) throw new Error(`panel ${payload.pageNumber}.${payload.panelNumber} of comic ${comic.id} not found`);
+    if (!panel)
+      throw new Error(`panel ${payload.pageNumber}.${payload.panelNumber} of comic ${comic.id} not found`);
     // The current render is the truth: a late job for an older render shows the newest image.
     const render = await findRender(this.deps.db, panel.currentRenderId ?? payload.renderId);
     if (!render?.artifactKey) throw new Error(`render ${payload.renderId} has no image yet`);
@@ -179,19 +199,31 @@ class PostHandler {
       this.uploadLimit(channel),
     );
     const content = `Page ${payload.pageNumber} · panel ${payload.panelNumber}${render.attempt > 0 ? ` (take ${render.attempt + 1})` : ''} — react ${REROLL_EMOJI} to draw it again.`;
-    const messageId = await this.postOrEdit(channel, panel.discordMessageId, { content, files: [file] }, (id) =>
-      setPanelMessageId(this.deps.db, panel.id, id),
+    const messageId = await this.postOrEdit(
+      channel,
+      panel.discordMessageId,
+      { content, files: [file] },
+      (id) => setPanelMessageId(this.deps.db, panel.id, id),
     );
     // A PUT, idempotent on Discord's side: after an edit it restores a reaction lost to a crash
     // between posting and reacting, or removed by a moderator.
     await channel.messages.react(messageId, REROLL_EMOJI);
   }
 
-  private async postPage(comic: Comic, channel: GuildTextBasedChannel, payload: PostKind<'page'>): Promise<void> {
+  private async postPage(
+    comic: Comic,
+    channel: GuildTextBasedChannel,
+    payload: PostKind<'page'>,
+  ): Promise<void> {
     if (comic.status === 'cancelled') return;
     const page = await findPage(this.deps.db, comic.id, payload.pageNumber);
-    if (!page?.artifactKey) throw new Error(`page ${payload.pageNumber} of comic ${comic.id} is not assembled yet`);
-    const file = await this.attachment(page.artifactKey, `page-${payload.pageNumber}`, this.uploadLimit(channel));
+    if (!page?.artifactKey)
+      throw new Error(`page ${payload.pageNumber} of comic ${comic.id} is not assembled yet`);
+    const file = await this.attachment(
+      page.artifactKey,
+      `page-${payload.pageNumber}`,
+      this.uploadLimit(channel),
+    );
     const total = comic.script?.pages.length ?? comic.options.pages;
     const content = `📄 **${comic.script?.title ?? 'Comic'}** — page ${payload.pageNumber} of ${total}`;
     await this.postOrEdit(channel, page.discordMessageId, { content, files: [file] }, (id) =>
@@ -227,8 +259,15 @@ class PostHandler {
 
   // ---------- status ----------
 
-  private async postStatus(comic: Comic, channel: GuildTextBasedChannel, job: Job<JobPayload<'post'>>): Promise<void> {
-    const deferral = this.statusEdits.deferral(comic.id, { hasMessage: Boolean(comic.statusMessageId), coalesced: (job.opts.delay ?? 0) > 0 });
+  private async postStatus(
+    comic: Comic,
+    channel: GuildTextBasedChannel,
+    job: Job<JobPayload<'post'>>,
+  ): Promise<void> {
+    const deferral = this.statusEdits.deferral(comic.id, {
+      hasMessage: Boolean(comic.statusMessageId),
+      coalesced: (job.opts.delay ?? 0) > 0,
+    });
     if (deferral) {
       // Too soon: one delayed job per window carries every update that arrives in it.
       await this.deps.producer.enqueue(
@@ -249,7 +288,8 @@ class PostHandler {
     const inFlight = comic.status !== 'done' && comic.status !== 'failed' && comic.status !== 'cancelled';
     if (inFlight && progress.runningRenderId) {
       const key = artifactKeys.preview(progress.runningRenderId);
-      if (await this.deps.store.exists(key)) files.push(await this.attachment(key, 'preview', this.uploadLimit(channel)));
+      if (await this.deps.store.exists(key))
+        files.push(await this.attachment(key, 'preview', this.uploadLimit(channel)));
     }
     this.statusEdits.edited(comic.id);
     await this.postOrEdit(channel, comic.statusMessageId, { content, files }, (id) =>
@@ -258,7 +298,11 @@ class PostHandler {
     if (!inFlight) this.statusEdits.forget(comic.id);
   }
 
-  private async postFailure(comic: Comic, channel: GuildTextBasedChannel, payload: PostKind<'failed'>): Promise<void> {
+  private async postFailure(
+    comic: Comic,
+    channel: GuildTextBasedChannel,
+    payload: PostKind<'failed'>,
+  ): Promise<void> {
     await channel.send({
       content: `<@${comic.userId}> your comic \`${comic.id}\` could not be finished: ${payload.userMessage}`,
       allowedMentions: { users: [comic.userId] },

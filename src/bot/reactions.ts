@@ -18,10 +18,17 @@ export async function handleReactionAdd(
   if (reaction.emoji.name !== REROLL_EMOJI) return;
   // Comics are made in guild channels only; a DM reaction cannot be on a panel.
   if (!reaction.message.guildId) return;
-  const logger = deps.logger.child({ component: 'reactions', messageId: reaction.message.id, userId: user.id });
+  const logger = deps.logger.child({
+    component: 'reactions',
+    messageId: reaction.message.id,
+    userId: user.id,
+  });
   const result = await rerollPanel(deps, { panelMessageId: reaction.message.id, memberId: user.id });
   if (result.accepted) {
-    logger.info({ comicId: result.comicId, renderId: result.renderId, attempt: result.attempt }, 'panel re-roll queued');
+    logger.info(
+      { comicId: result.comicId, renderId: result.renderId, attempt: result.attempt },
+      'panel re-roll queued',
+    );
     // The status message shows the panel being drawn again.
     await deps.producer.enqueue('post', { kind: 'status', comicId: result.comicId });
   } else {

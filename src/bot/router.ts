@@ -18,7 +18,10 @@ import { handleVoteButton, isVoteButton } from './vote-buttons.ts';
 
 export type InteractionRouter = (interaction: Interaction) => Promise<void>;
 
-export function createInteractionRouter(handlers: readonly CommandHandler[], deps: BotDeps): InteractionRouter {
+export function createInteractionRouter(
+  handlers: readonly CommandHandler[],
+  deps: BotDeps,
+): InteractionRouter {
   const byName = new Map(handlers.map((h) => [h.name, h]));
   const logger = deps.logger.child({ component: 'router' });
 
@@ -64,7 +67,10 @@ async function autocomplete(
     if (handler?.autocomplete) await handler.autocomplete(interaction, deps);
     else await interaction.respond([]);
   } catch (error) {
-    logger.error({ interactionId: interaction.id, command: interaction.commandName, err: error }, 'autocomplete failed');
+    logger.error(
+      { interactionId: interaction.id, command: interaction.commandName, err: error },
+      'autocomplete failed',
+    );
     // An empty list is the only answer autocomplete has for "something went wrong".
     if (!interaction.responded) await interaction.respond([]).catch(() => undefined);
   }

@@ -34,10 +34,7 @@ export async function readProgress(
     .select({ id: panels.id, currentRenderId: panels.currentRenderId })
     .from(panels)
     .where(eq(panels.comicId, comic.id));
-  const pageRows = await db
-    .select({ status: pages.status })
-    .from(pages)
-    .where(eq(pages.comicId, comic.id));
+  const pageRows = await db.select({ status: pages.status }).from(pages).where(eq(pages.comicId, comic.id));
   const panelIds = panelRows.map((p) => p.id);
   const renderRows =
     panelIds.length === 0
@@ -54,7 +51,11 @@ export async function readProgress(
           .orderBy(asc(renders.queuedAt));
 
   const scriptPanels = comic.script?.pages.reduce((n, p) => n + p.panels.length, 0) ?? 0;
-  const panelsTotal = Math.max(panelRows.length, scriptPanels, comic.options.pages * comic.options.panelsPerPage);
+  const panelsTotal = Math.max(
+    panelRows.length,
+    scriptPanels,
+    comic.options.pages * comic.options.panelsPerPage,
+  );
   const panelsDone = panelRows.filter((p) => p.currentRenderId !== null).length;
   const durations = renderRows
     .filter((r) => r.status === 'done' && r.startedAt && r.finishedAt)

@@ -61,7 +61,10 @@ export async function startTrainingEvents(deps: BotDeps): Promise<TrainingEvents
     safely('failure', async () => {
       const trainingId = await trainingIdOfJob(jobId);
       if (!trainingId) return;
-      const [row] = await deps.db.select({ status: trainings.status, error: trainings.error }).from(trainings).where(eq(trainings.id, trainingId));
+      const [row] = await deps.db
+        .select({ status: trainings.status, error: trainings.error })
+        .from(trainings)
+        .where(eq(trainings.id, trainingId));
       if (row?.status === 'failed' && row.error) {
         await deps.producer.enqueue(
           'post',

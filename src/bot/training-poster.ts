@@ -49,13 +49,17 @@ export class TrainingPoster {
     await this.lock.run(`training:${payload.trainingId}`, async () => {
       const training = await this.training(payload.trainingId);
       if (!training) {
-        this.logger.warn({ jobId: job.id, trainingId: payload.trainingId }, 'post job for a training that does not exist; skipped');
+        this.logger.warn(
+          { jobId: job.id, trainingId: payload.trainingId },
+          'post job for a training that does not exist; skipped',
+        );
         return;
       }
       if (payload.kind === 'training-status') await this.recordLoss(training);
       const channel = await this.channelOf(training.channelId);
       try {
-        if (payload.kind === 'training-failed') return await this.postFailure(training, channel, payload.userMessage);
+        if (payload.kind === 'training-failed')
+          return await this.postFailure(training, channel, payload.userMessage);
         return await this.postStatus(training, channel, job);
       } catch (error) {
         throw discordError(error, `posting ${payload.kind} of training ${training.id}`);
@@ -81,7 +85,11 @@ export class TrainingPoster {
     });
   }
 
-  private async postStatus(training: Training, channel: GuildTextBasedChannel, job: Job<JobPayload<'post'>>): Promise<void> {
+  private async postStatus(
+    training: Training,
+    channel: GuildTextBasedChannel,
+    job: Job<JobPayload<'post'>>,
+  ): Promise<void> {
     const deferral = this.statusEdits.deferral(training.id, {
       hasMessage: Boolean(training.statusMessageId),
       coalesced: (job.opts.delay ?? 0) > 0,
@@ -97,7 +105,11 @@ export class TrainingPoster {
     await this.writeStatus(training, channel);
   }
 
-  private async postFailure(training: Training, channel: GuildTextBasedChannel, userMessage: string): Promise<void> {
+  private async postFailure(
+    training: Training,
+    channel: GuildTextBasedChannel,
+    userMessage: string,
+  ): Promise<void> {
     await channel.send({
       content: `<@${training.userId}> the training of ${trainingSubject(training)} (\`${training.id}\`) failed: ${userMessage}`,
       allowedMentions: { users: [training.userId] },
@@ -105,7 +117,11 @@ export class TrainingPoster {
     await this.writeStatus(training, channel, `Reason: ${userMessage}`);
   }
 
-  private async writeStatus(training: Training, channel: GuildTextBasedChannel, note?: string): Promise<void> {
+  private async writeStatus(
+    training: Training,
+    channel: GuildTextBasedChannel,
+    note?: string,
+  ): Promise<void> {
     const view = await readTrainingView(this.deps.db, training, this.deps.producer.queue('train'));
     const content = trainingStatusText(view, note);
     const chartDue = view.checkpoints.length > training.chartCheckpoints;
@@ -123,7 +139,10 @@ export class TrainingPoster {
         return;
       } catch (error) {
         if (!isUnknownMessage(error)) throw error;
-        this.logger.info({ trainingId: training.id, messageId: training.statusMessageId }, 'status message was deleted; posting it again');
+        this.logger.info(
+          { trainingId: training.id, messageId: training.statusMessageId },
+          'status message was deleted; posting it again',
+        );
       }
     }
     const files = view.checkpoints.length > 0 ? [await this.chart(view)] : [];
@@ -151,7 +170,10 @@ export class TrainingPoster {
       title: `${view.training.name} · loss`,
       ...LOSS_CHART_SIZE,
     });
-    return { attachment: png, name: `loss-${view.training.id.slice(0, 8)}-e${view.checkpoints.at(-1)?.epoch ?? 0}.png` };
+    return {
+      attachment: png,
+      name: `loss-${view.training.id.slice(0, 8)}-e${view.checkpoints.at(-1)?.epoch ?? 0}.png`,
+    };
   }
 }
 
@@ -160,7 +182,8 @@ function discordError(error: unknown, what: string): unknown {
   return discordRefusal(
     error,
     {
-      forbidden: "I lost the permission to post in this channel, so I can't show the training's progress here.",
+      forbidden:
+        "I lost the permission to post in this channel, so I can't show the training's progress here.",
       refused: 'Discord refused a training status update.',
     },
     what,

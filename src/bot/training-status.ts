@@ -49,7 +49,10 @@ export async function readTrainingView(
   };
 }
 
-async function trainQueuePosition(queue: Queue<JobPayload<'train'>>, trainingId: string): Promise<number | null> {
+async function trainQueuePosition(
+  queue: Queue<JobPayload<'train'>>,
+  trainingId: string,
+): Promise<number | null> {
   const jobs = await queue.getJobs(['prioritized', 'waiting'], 0, 199, true);
   const index = jobs.findIndex((job) => job?.data?.trainingId === trainingId);
   return index < 0 ? null : index + 1;
@@ -71,7 +74,10 @@ export async function recordLossPoint(db: Db, trainingId: string, point: LossPoi
     )
     .returning({ lossHistory: trainings.lossHistory });
   if (!row) {
-    const [current] = await db.select({ lossHistory: trainings.lossHistory }).from(trainings).where(eq(trainings.id, trainingId));
+    const [current] = await db
+      .select({ lossHistory: trainings.lossHistory })
+      .from(trainings)
+      .where(eq(trainings.id, trainingId));
     return current?.lossHistory ?? [];
   }
   if (row.lossHistory.length > MAX_LOSS_POINTS) {
@@ -85,7 +91,8 @@ export async function recordLossPoint(db: Db, trainingId: string, point: LossPoi
 
 /** The reading of a progress report as a chart point, when it has a usable loss. */
 export function lossPointOf(progress: TrainingProgress | null): LossPoint | null {
-  if (!progress || progress.loss === null || !Number.isFinite(progress.loss) || progress.step <= 0) return null;
+  if (!progress || progress.loss === null || !Number.isFinite(progress.loss) || progress.step <= 0)
+    return null;
   return { step: progress.step, epoch: progress.epoch, loss: progress.loss };
 }
 
@@ -101,12 +108,16 @@ export function formatLossValue(loss: number): string {
 
 /** What a training makes, for people: "🎨 Style **Noir**" or "🧑‍🎨 Character LoRA for **Mira**". */
 export function trainingTitle(training: Pick<Training, 'kind' | 'name'>): string {
-  return training.kind === 'character' ? `🧑‍🎨 Character LoRA for **${training.name}**` : `🎨 Style **${training.name}**`;
+  return training.kind === 'character'
+    ? `🧑‍🎨 Character LoRA for **${training.name}**`
+    : `🎨 Style **${training.name}**`;
 }
 
 /** The same in running text: "the style **Noir**" or "the character LoRA for **Mira**". */
 export function trainingSubject(training: Pick<Training, 'kind' | 'name'>): string {
-  return training.kind === 'character' ? `the character LoRA for **${training.name}**` : `the style **${training.name}**`;
+  return training.kind === 'character'
+    ? `the character LoRA for **${training.name}**`
+    : `the style **${training.name}**`;
 }
 
 /** The status message's text for a training in any state. */
@@ -117,8 +128,11 @@ export function trainingStatusText(view: TrainingView, note?: string): string {
   switch (training.status) {
     case 'preparing':
     case 'queued': {
-      const where = view.queuePosition === null ? '' : ` (position ${view.queuePosition} in the training queue)`;
-      lines.push(`⏳ Waiting for the GPU${where}. Training holds the GPU for a while; renders wait meanwhile.`);
+      const where =
+        view.queuePosition === null ? '' : ` (position ${view.queuePosition} in the training queue)`;
+      lines.push(
+        `⏳ Waiting for the GPU${where}. Training holds the GPU for a while; renders wait meanwhile.`,
+      );
       break;
     }
     case 'training': {

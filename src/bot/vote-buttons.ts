@@ -36,7 +36,9 @@ export async function handleVoteButton(interaction: ButtonInteraction, deps: Bot
     await castVote(deps.db, { trainingId, memberId, checkpointId });
     const view = await voteView(deps.db, trainingId);
     const label = view.options.find((o) => o.checkpoint.id === checkpointId)?.label ?? 'that checkpoint';
-    const previous = before ? view.options.find((o) => o.checkpoint.id === before.checkpointId)?.label : undefined;
+    const previous = before
+      ? view.options.find((o) => o.checkpoint.id === before.checkpointId)?.label
+      : undefined;
     const content = !before
       ? `🗳️ Your vote for **${label}** is in. Press another button to change it until the vote closes.`
       : before.checkpointId === checkpointId
@@ -48,7 +50,9 @@ export async function handleVoteButton(interaction: ButtonInteraction, deps: Bot
     const expected = error instanceof ComicMasterError;
     logger[expected ? 'info' : 'error']({ err: error, customId: interaction.customId }, 'vote button failed');
     if (!interaction.replied && !interaction.deferred) {
-      await interaction.reply({ content: `⚠️ ${userMessageOf(error)}`, flags: MessageFlags.Ephemeral }).catch(() => undefined);
+      await interaction
+        .reply({ content: `⚠️ ${userMessageOf(error)}`, flags: MessageFlags.Ephemeral })
+        .catch(() => undefined);
     }
   }
 }

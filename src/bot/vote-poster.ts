@@ -21,7 +21,12 @@ import { trainings, type Training } from '../db/schema.ts';
 import { closeVote, getTraining, voteView, type CloseResult, type VoteView } from '../evaluation/vote.ts';
 import type { EvaluationPostJob } from '../queue/index.ts';
 import type { BotDeps } from './deps.ts';
-import { artifactAttachment, discordRefusal, fetchGuildTextChannel, isUnknownMessage } from './discord-posting.ts';
+import {
+  artifactAttachment,
+  discordRefusal,
+  fetchGuildTextChannel,
+  isUnknownMessage,
+} from './discord-posting.ts';
 import { KeyedLock } from './keyed-lock.ts';
 
 /** Custom ids carry the training and the checkpoint, so a button works after any restart. */
@@ -43,7 +48,10 @@ export class EvaluationPoster {
   async handle(payload: EvaluationPostJob): Promise<void> {
     const training = await getTraining(this.deps.db, payload.trainingId);
     if (!training) {
-      this.deps.logger.warn({ trainingId: payload.trainingId, kind: payload.kind }, 'post job for a training that does not exist; skipped');
+      this.deps.logger.warn(
+        { trainingId: payload.trainingId, kind: payload.kind },
+        'post job for a training that does not exist; skipped',
+      );
       return;
     }
     switch (payload.kind) {
@@ -65,7 +73,12 @@ export class EvaluationPoster {
     for (let i = 0; i < Math.min(parts, keys.length); i++) {
       const part = `grid-${prompt}-${i}`;
       if (training.evaluationMessageIds[part]) continue;
-      const file = await attachment(this.deps, keys[i]!, `${fileSafe(training.name)}-prompt-${prompt + 1}${parts > 1 ? `-part-${i + 1}` : ''}`, limit);
+      const file = await attachment(
+        this.deps,
+        keys[i]!,
+        `${fileSafe(training.name)}-prompt-${prompt + 1}${parts > 1 ? `-part-${i + 1}` : ''}`,
+        limit,
+      );
       const content = `🧪 ${subjectTitle(training)} — evaluation grid, test prompt ${prompt + 1}${parts > 1 ? ` (part ${i + 1}/${parts})` : ''}: rows are checkpoints, columns the baseline without the LoRA and the strengths 0.4–1.0.`;
       const message = await send(channel, { content, files: [file] });
       await recordMessage(this.deps, training.id, part, message.id);
@@ -80,14 +93,23 @@ export class EvaluationPoster {
     const channel = await channelOf(this.deps, training.channelId);
     const limit = this.deps.uploadLimits.forGuild(channel.guild);
     const files: AttachmentPayload[] = [];
-    if (evaluation.overviewKey) files.push(await attachment(this.deps, evaluation.overviewKey, `${fileSafe(training.name)}-overview`, limit));
-    if (evaluation.chartKey) files.push(await attachment(this.deps, evaluation.chartKey, `${fileSafe(training.name)}-measures`, limit));
+    if (evaluation.overviewKey)
+      files.push(
+        await attachment(this.deps, evaluation.overviewKey, `${fileSafe(training.name)}-overview`, limit),
+      );
+    if (evaluation.chartKey)
+      files.push(
+        await attachment(this.deps, evaluation.chartKey, `${fileSafe(training.name)}-measures`, limit),
+      );
     const labelOf = new Map(view.options.map((o) => [o.checkpoint.id, o.label]));
     const lines = view.options.map((o) => {
       const m = evaluation.measures.find((x) => x.checkpointId === o.checkpoint.id);
       if (!m) return `• **${o.label}**`;
       const strength = evaluation.recommendedStrength[o.checkpoint.id];
-      const verdict = m.verdict === 'good' ? `✅ ${training.kind === 'character' ? 'character' : 'style'} present, content still flexible` : m.note ?? m.verdict;
+      const verdict =
+        m.verdict === 'good'
+          ? `✅ ${training.kind === 'character' ? 'character' : 'style'} present, content still flexible`
+          : (m.note ?? m.verdict);
       return `• **${labelOf.get(o.checkpoint.id)}** — ${verdict}${strength !== undefined ? ` (suggested strength ${strength.toFixed(1)})` : ''}`;
     });
     const content = [
@@ -104,7 +126,10 @@ export class EvaluationPoster {
     if (training.status !== 'voting') return;
     // A deadline moved later (or cleared) since this job was scheduled: not ours to close.
     if (!training.votingClosesAt || training.votingClosesAt.getTime() > Date.now() + 1_000) return;
-    const result = await closeVote(this.deps.db, this.deps.store, { trainingId: training.id, closedBy: 'timer' });
+    const result = await closeVote(this.deps.db, this.deps.store, {
+      trainingId: training.id,
+      closedBy: 'timer',
+    });
     await finishVote(this.deps, result, 'the vote time is over');
   }
 }
@@ -123,12 +148,17 @@ export function voteMessageContent(view: VoteView): string {
   const header = open
     ? `🗳️ **Which checkpoint becomes ${training.kind === 'character' ? `the character LoRA for “${training.name}”` : `the style “${training.name}”`}?** Look at the grids above, then press a button. One vote per member; press another to change it.${blind ? ' The labels are shuffled so nobody votes for an epoch.' : ''}`
     : `🗳️ **Vote on ${training.kind === 'character' ? `the character LoRA for “${training.name}”` : `“${training.name}”`} — closed.**`;
-  const closes = open && training.votingClosesAt ? `Closes <t:${Math.floor(training.votingClosesAt.getTime() / 1000)}:R>, or earlier by \`/vote close\` (trainer role or Manage Server).` : '';
+  const closes =
+    open && training.votingClosesAt
+      ? `Closes <t:${Math.floor(training.votingClosesAt.getTime() / 1000)}:R>, or earlier by \`/vote close\` (trainer role or Manage Server).`
+      : '';
   const lines = view.options.map((o) => {
     const reveal = !open && blind ? ` (epoch ${o.checkpoint.epoch})` : '';
     return `**${o.label}**${reveal} — ${o.votes} vote${o.votes === 1 ? '' : 's'}${bar(o.votes, view.totalVotes)}`;
   });
-  return [header, closes, ...lines, `Total: ${view.totalVotes} vote${view.totalVotes === 1 ? '' : 's'}`].filter(Boolean).join('\n');
+  return [header, closes, ...lines, `Total: ${view.totalVotes} vote${view.totalVotes === 1 ? '' : 's'}`]
+    .filter(Boolean)
+    .join('\n');
 }
 
 export function voteButtons(view: VoteView): ActionRowBuilder<ButtonBuilder>[] {
@@ -136,13 +166,15 @@ export function voteButtons(view: VoteView): ActionRowBuilder<ButtonBuilder>[] {
   const rows: ActionRowBuilder<ButtonBuilder>[] = [];
   view.options.slice(0, MAX_BUTTONS).forEach((o, i) => {
     if (i % BUTTONS_PER_ROW === 0) rows.push(new ActionRowBuilder<ButtonBuilder>());
-    rows.at(-1)!.addComponents(
-      new ButtonBuilder()
-        .setCustomId(voteButtonId(view.training.id, o.checkpoint.id))
-        .setLabel(`${o.label} · ${o.votes}`)
-        .setStyle(ButtonStyle.Primary)
-        .setDisabled(!open),
-    );
+    rows
+      .at(-1)!
+      .addComponents(
+        new ButtonBuilder()
+          .setCustomId(voteButtonId(view.training.id, o.checkpoint.id))
+          .setLabel(`${o.label} · ${o.votes}`)
+          .setStyle(ButtonStyle.Primary)
+          .setDisabled(!open),
+      );
   });
   return rows;
 }
@@ -162,7 +194,10 @@ export function refreshVoteMessage(deps: BotDeps, trainingId: string): Promise<v
         return;
       } catch (error) {
         if (!isUnknownMessage(error)) throw discordError(error);
-        deps.logger.info({ trainingId, messageId: training.voteMessageId }, 'vote message was deleted; posting it again');
+        deps.logger.info(
+          { trainingId, messageId: training.voteMessageId },
+          'vote message was deleted; posting it again',
+        );
       }
     }
     const posted = await send(channel, message);
@@ -181,7 +216,8 @@ const REASONS: Record<CloseResult['reason'], string> = {
 export async function finishVote(deps: BotDeps, result: CloseResult, how: string): Promise<string> {
   await refreshVoteMessage(deps, result.training.id);
   const view = await voteView(deps.db, result.training.id);
-  const label = view.options.find((o) => o.checkpoint.id === result.winner.id)?.label ?? `epoch ${result.winner.epoch}`;
+  const label =
+    view.options.find((o) => o.checkpoint.id === result.winner.id)?.label ?? `epoch ${result.winner.epoch}`;
   const won = `${how}, ${label} (epoch ${result.winner.epoch}) won by ${REASONS[result.reason]}`;
   const text = result.character
     ? `🏆 **${result.character.name}** has a LoRA now: ${won}. Every comic that names ${result.character.name} renders them with it (trigger \`${result.character.loraTrigger}\`, strength ${(result.character.loraStrength ?? 0.6).toFixed(1)}).`
@@ -205,10 +241,17 @@ function subjectTitle(training: Pick<Training, 'kind' | 'name'>): string {
   return training.kind === 'character' ? `Character LoRA for **${training.name}**` : `**${training.name}**`;
 }
 
-async function recordMessage(deps: BotDeps, trainingId: string, part: string, messageId: string): Promise<void> {
+async function recordMessage(
+  deps: BotDeps,
+  trainingId: string,
+  part: string,
+  messageId: string,
+): Promise<void> {
   await deps.db
     .update(trainings)
-    .set({ evaluationMessageIds: sql`${trainings.evaluationMessageIds} || ${JSON.stringify({ [part]: messageId })}::jsonb` })
+    .set({
+      evaluationMessageIds: sql`${trainings.evaluationMessageIds} || ${JSON.stringify({ [part]: messageId })}::jsonb`,
+    })
     .where(eq(trainings.id, trainingId));
 }
 

@@ -33,7 +33,11 @@ export const AppearanceText = z
   )
   .pipe(
     z
-      .array(z.string().max(APPEARANCE_TAG_MAX, `each appearance tag has at most ${APPEARANCE_TAG_MAX} characters`))
+      .array(
+        z
+          .string()
+          .max(APPEARANCE_TAG_MAX, `each appearance tag has at most ${APPEARANCE_TAG_MAX} characters`),
+      )
       .min(1, 'describe the look as comma-separated tags, e.g. "red hair, green eyes, yellow raincoat"')
       .max(APPEARANCE_TAGS_MAX, `at most ${APPEARANCE_TAGS_MAX} appearance tags`),
   )
@@ -45,5 +49,9 @@ export const GUILD_CHARACTER_ROLE = 'recurring character from the server cast';
 
 /** A guild character as the script agent's cast member. */
 export function castMemberOf(character: { name: string; appearance: readonly string[] }): CastMember {
-  return CastMember.parse({ name: character.name, role: GUILD_CHARACTER_ROLE, appearance: [...character.appearance] });
+  return CastMember.parse({
+    name: character.name,
+    role: GUILD_CHARACTER_ROLE,
+    appearance: [...character.appearance],
+  });
 }

@@ -45,7 +45,10 @@ export function characterLoraOf(character: Character): CharacterLora | null {
   if (!character.loraArtifactKey || !character.loraTrigger) return null;
   const file = character.loraArtifactKey.split('/').pop();
   if (!file) return null;
-  const strength = Math.min(CHARACTER_LORA_MAX, Math.max(CHARACTER_LORA_MIN, character.loraStrength ?? CHARACTER_LORA_DEFAULT));
+  const strength = Math.min(
+    CHARACTER_LORA_MAX,
+    Math.max(CHARACTER_LORA_MIN, character.loraStrength ?? CHARACTER_LORA_DEFAULT),
+  );
   return { name: file, strength, trigger: character.loraTrigger, artifactKey: character.loraArtifactKey };
 }
 
@@ -53,16 +56,22 @@ const byName = (cast: readonly Character[], name: string) =>
   cast.find((c) => c.name.toLowerCase() === name.trim().toLowerCase());
 
 /** The LoRAs of the guild characters on this panel, keyed by name, under the combined cap. */
-export function characterLorasForPanel(panel: Pick<Panel, 'characters'>, cast: readonly Character[]): Record<string, CharacterLora> {
+export function characterLorasForPanel(
+  panel: Pick<Panel, 'characters'>,
+  cast: readonly Character[],
+): Record<string, CharacterLora> {
   const present: [string, CharacterLora][] = [];
   for (const pc of panel.characters) {
     const character = byName(cast, pc.name);
     const lora = character ? characterLoraOf(character) : null;
-    if (character && lora && !present.some(([, l]) => l.name === lora.name)) present.push([character.name, lora]);
+    if (character && lora && !present.some(([, l]) => l.name === lora.name))
+      present.push([character.name, lora]);
   }
   const total = present.reduce((sum, [, l]) => sum + l.strength, 0);
   const scale = total > CHARACTER_LORA_TOTAL_CAP ? CHARACTER_LORA_TOTAL_CAP / total : 1;
-  return Object.fromEntries(present.map(([name, l]) => [name, { ...l, strength: Math.round(l.strength * scale * 100) / 100 }]));
+  return Object.fromEntries(
+    present.map(([name, l]) => [name, { ...l, strength: Math.round(l.strength * scale * 100) / 100 }]),
+  );
 }
 
 /**
@@ -85,13 +94,21 @@ export const MAX_REFERENCES_PER_PANEL = 2;
  * The first reference image of each guild character on the panel (at most two), weighted by shot.
  * Two references share the conditioning: each gets the shot weight divided by √2.
  */
-export function referencesForPanel(panel: Pick<Panel, 'characters' | 'shot'>, cast: readonly Character[]): ReferenceImage[] {
+export function referencesForPanel(
+  panel: Pick<Panel, 'characters' | 'shot'>,
+  cast: readonly Character[],
+): ReferenceImage[] {
   const chosen: Character[] = [];
   for (const pc of panel.characters) {
     const character = byName(cast, pc.name);
-    if (character && character.referenceImageKeys.length > 0 && !chosen.includes(character)) chosen.push(character);
+    if (character && character.referenceImageKeys.length > 0 && !chosen.includes(character))
+      chosen.push(character);
   }
   const refs = chosen.slice(0, MAX_REFERENCES_PER_PANEL);
   const weight = REFERENCE_WEIGHT_BY_SHOT[panel.shot] / Math.sqrt(Math.max(1, refs.length));
-  return refs.map((c) => ({ label: c.name, imageKey: c.referenceImageKeys[0]!, weight: Math.round(weight * 100) / 100 }));
+  return refs.map((c) => ({
+    label: c.name,
+    imageKey: c.referenceImageKeys[0]!,
+    weight: Math.round(weight * 100) / 100,
+  }));
 }

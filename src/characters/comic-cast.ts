@@ -30,7 +30,11 @@ export async function loadComicCast(db: Db, guildId: string | null, story: strin
  * The guild characters that are in a written script's cast. A script stored before a restart is
  * reused as it is, so this is read from the script rather than from the story.
  */
-export async function guildCharactersInScript(db: Db, guildId: string | null, script: ComicScript): Promise<Character[]> {
+export async function guildCharactersInScript(
+  db: Db,
+  guildId: string | null,
+  script: ComicScript,
+): Promise<Character[]> {
   if (guildId === null) return [];
   const names = new Set(script.cast.map((c) => c.name.toLowerCase()));
   return (await listCharacters(db, guildId)).filter((c) => names.has(c.name.toLowerCase()));
@@ -48,12 +52,19 @@ export function characterLorasFor(
 }
 
 /** The recipe with the panel's character reference images added (unchanged when there are none). */
-export function withCharacterReferences(recipe: RenderRecipe, script: ComicScript, cast: readonly Character[]): RenderRecipe {
+export function withCharacterReferences(
+  recipe: RenderRecipe,
+  script: ComicScript,
+  cast: readonly Character[],
+): RenderRecipe {
   const scriptPanel = script.pages[recipe.panel.page - 1]?.panels[recipe.panel.panel - 1];
   if (!scriptPanel) return recipe;
   const refs = referencesForPanel(scriptPanel, cast);
   if (refs.length === 0) return recipe;
   const existing = recipe.references ?? [];
-  const merged = [...existing, ...refs.filter((r) => !existing.some((e) => e.imageKey === r.imageKey))].slice(0, 4);
+  const merged = [...existing, ...refs.filter((r) => !existing.some((e) => e.imageKey === r.imageKey))].slice(
+    0,
+    4,
+  );
   return RenderRecipe.parse({ ...recipe, references: merged });
 }

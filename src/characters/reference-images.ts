@@ -46,11 +46,16 @@ export async function downloadLimited(
 ): Promise<Buffer> {
   const label = `“${attachment.name}”`;
   const tooBig = () =>
-    new InputError(`${label} is too big for a reference image (at most ${Math.round(limits.maxBytes / 1024 / 1024)} MB).`);
+    new InputError(
+      `${label} is too big for a reference image (at most ${Math.round(limits.maxBytes / 1024 / 1024)} MB).`,
+    );
   if (attachment.size > limits.maxBytes) throw tooBig();
   let response: Response;
   try {
-    response = await fetch(attachment.url, { signal: AbortSignal.timeout(limits.timeoutMs), redirect: 'follow' });
+    response = await fetch(attachment.url, {
+      signal: AbortSignal.timeout(limits.timeoutMs),
+      redirect: 'follow',
+    });
   } catch (cause) {
     throw new UpstreamError('discord', `I could not download ${label}; try again.`, {
       cause,
@@ -58,7 +63,10 @@ export async function downloadLimited(
     });
   }
   if (!response.ok || !response.body) {
-    throw new UpstreamError('discord', `I could not download ${label} (Discord answered ${response.status}); try again.`);
+    throw new UpstreamError(
+      'discord',
+      `I could not download ${label} (Discord answered ${response.status}); try again.`,
+    );
   }
   const chunks: Buffer[] = [];
   let total = 0;
@@ -102,7 +110,12 @@ export async function prepareReferenceImage(
   try {
     return await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated' })
       .rotate()
-      .resize({ width: limits.storedLongSide, height: limits.storedLongSide, fit: 'inside', withoutEnlargement: true })
+      .resize({
+        width: limits.storedLongSide,
+        height: limits.storedLongSide,
+        fit: 'inside',
+        withoutEnlargement: true,
+      })
       .flatten({ background: '#ffffff' })
       .png()
       .toBuffer();
@@ -134,7 +147,9 @@ export async function storeReferenceImages(
   // All checked before any is stored: a refused third image leaves nothing half-saved.
   const prepared: Buffer[] = [];
   for (const attachment of attachments) {
-    prepared.push(await prepareReferenceImage(attachment.name, await downloadLimited(attachment, limits), limits));
+    prepared.push(
+      await prepareReferenceImage(attachment.name, await downloadLimited(attachment, limits), limits),
+    );
   }
   const keys: string[] = [];
   for (const png of prepared) {

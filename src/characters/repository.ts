@@ -44,16 +44,23 @@ export async function createCharacter(db: Db, input: NewCharacter): Promise<Char
     return row;
   } catch (error) {
     if (isUniqueViolation(error)) {
-      throw new InputError(`There is already a character called “${input.name}” on this server. Pick another name, or \`/character edit\` it.`, {
-        cause: error,
-      });
+      throw new InputError(
+        `There is already a character called “${input.name}” on this server. Pick another name, or \`/character edit\` it.`,
+        {
+          cause: error,
+        },
+      );
     }
     throw error;
   }
 }
 
 export async function listCharacters(db: Db, guildId: string): Promise<Character[]> {
-  return db.select().from(characters).where(eq(characters.guildId, guildId)).orderBy(asc(sql`lower(${characters.name})`));
+  return db
+    .select()
+    .from(characters)
+    .where(eq(characters.guildId, guildId))
+    .orderBy(asc(sql`lower(${characters.name})`));
 }
 
 /** By name, whatever its case; null when the guild has no such character. */
@@ -68,7 +75,10 @@ export async function findCharacter(db: Db, guildId: string, name: string): Prom
 /** Like findCharacter, but a missing character is an answer for the person who asked. */
 export async function requireCharacter(db: Db, guildId: string, name: string): Promise<Character> {
   const row = await findCharacter(db, guildId, name);
-  if (!row) throw new InputError(`There is no character called “${name.trim()}” on this server. \`/character list\` shows the cast.`);
+  if (!row)
+    throw new InputError(
+      `There is no character called “${name.trim()}” on this server. \`/character list\` shows the cast.`,
+    );
   return row;
 }
 

@@ -21,17 +21,25 @@ export interface UnsavedCastMember {
  * The script's cast members that are not guild characters (by name, whatever its case) and whose
  * name a guild character may have.
  */
-export function unsavedCastMembers(script: ComicScript, guildCast: readonly Pick<Character, 'name'>[]): UnsavedCastMember[] {
+export function unsavedCastMembers(
+  script: ComicScript,
+  guildCast: readonly Pick<Character, 'name'>[],
+): UnsavedCastMember[] {
   const known = new Set(guildCast.map((c) => c.name.toLowerCase()));
   return script.cast
     .map((member, index) => ({ index, member }))
-    .filter(({ member }) => !known.has(member.name.trim().toLowerCase()) && CharacterName.safeParse(member.name).success);
+    .filter(
+      ({ member }) =>
+        !known.has(member.name.trim().toLowerCase()) && CharacterName.safeParse(member.name).success,
+    );
 }
 
 /** The script's tags as a guild character keeps them: trimmed, lower case, each once. */
 const SavedAppearance = z
   .array(z.string())
-  .transform((tags) => [...new Set(tags.map((t) => t.trim().replace(/\s+/g, ' ').toLowerCase()).filter((t) => t !== ''))])
+  .transform((tags) => [
+    ...new Set(tags.map((t) => t.trim().replace(/\s+/g, ' ').toLowerCase()).filter((t) => t !== '')),
+  ])
   .pipe(z.array(z.string().max(APPEARANCE_TAG_MAX)).min(1).max(APPEARANCE_TAGS_MAX));
 
 export type SaveResult = { created: true; character: Character } | { created: false; character: Character };
@@ -41,7 +49,12 @@ export type SaveResult = { created: true; character: Character } | { created: fa
  * Idempotent: when the guild already has a character of that name (saved by an earlier click, or
  * made with /character create), that one is returned with created: false.
  */
-export async function saveCastMember(db: Db, comic: Comic, index: number, ownerId: string): Promise<SaveResult> {
+export async function saveCastMember(
+  db: Db,
+  comic: Comic,
+  index: number,
+  ownerId: string,
+): Promise<SaveResult> {
   if (!comic.guildId) throw new InputError('Only comics made in a server can add to its cast.');
   const member = comic.script?.cast[index];
   if (!member) throw new InputError('That character is not in this comic’s script any more.');

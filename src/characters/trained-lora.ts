@@ -15,8 +15,13 @@ import { CHARACTER_LORA_DEFAULT } from './cast.ts';
 /** What `/train character` keeps in trainings.config to find the character again. */
 export const CharacterTrainingConfig = z.object({ characterId: z.uuid() });
 
-export async function attachTrainedLora(db: Db, training: Training, loraArtifactKey: string): Promise<Character> {
-  if (training.kind !== 'character') throw new Error(`training ${training.id} is a ${training.kind} training, not a character's`);
+export async function attachTrainedLora(
+  db: Db,
+  training: Training,
+  loraArtifactKey: string,
+): Promise<Character> {
+  if (training.kind !== 'character')
+    throw new Error(`training ${training.id} is a ${training.kind} training, not a character's`);
   const byId = CharacterTrainingConfig.safeParse(training.config);
   // The row id survives a rename; the name is the fallback for a config written without it.
   const where = byId.success
@@ -28,9 +33,12 @@ export async function attachTrainedLora(db: Db, training: Training, loraArtifact
     .where(where)
     .returning();
   if (!row) {
-    throw new InputError(`The character **${training.name}** was deleted, so there is nothing to give the trained LoRA to.`, {
-      operatorMessage: `training ${training.id}: character ${byId.success ? byId.data.characterId : training.name} not found at vote close`,
-    });
+    throw new InputError(
+      `The character **${training.name}** was deleted, so there is nothing to give the trained LoRA to.`,
+      {
+        operatorMessage: `training ${training.id}: character ${byId.success ? byId.data.characterId : training.name} not found at vote close`,
+      },
+    );
   }
   return row;
 }

@@ -70,7 +70,8 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
   illustrious: {
     family: 'illustrious',
     label: 'Illustrious XL',
-    goodFor: 'anime and manga styles, clean line art, strong Danbooru tag control; the base most style LoRAs are trained on',
+    goodFor:
+      'anime and manga styles, clean line art, strong Danbooru tag control; the base most style LoRAs are trained on',
     promptStyle: 'tags',
     models: { kind: 'checkpoint', checkpoint: 'illustriousXL_v01.safetensors' },
     vPrediction: false,
@@ -99,7 +100,8 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
   noobai: {
     family: 'noobai',
     label: 'NoobAI-XL (v-pred)',
-    goodFor: 'anime styles with a wide colour range and deep blacks (v-prediction), dark and high-contrast scenes',
+    goodFor:
+      'anime styles with a wide colour range and deep blacks (v-prediction), dark and high-contrast scenes',
     promptStyle: 'tags',
     models: { kind: 'checkpoint', checkpoint: 'noobaiXLVpred_v10.safetensors' },
     vPrediction: true,
@@ -127,7 +129,8 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
   flux: {
     family: 'flux',
     label: 'FLUX.1-dev',
-    goodFor: 'western comic and painterly styles, natural-language scenes with several people, readable composition',
+    goodFor:
+      'western comic and painterly styles, natural-language scenes with several people, readable composition',
     promptStyle: 'natural',
     models: {
       kind: 'flux',
@@ -176,7 +179,8 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
   flux2: {
     family: 'flux2',
     label: 'FLUX.2 dev',
-    goodFor: 'the strongest prompt following and legible lettering drawn by the model; character sheets as reference images',
+    goodFor:
+      'the strongest prompt following and legible lettering drawn by the model; character sheets as reference images',
     promptStyle: 'natural',
     // ComfyUI's FLUX.2 example files: the fp8-mixed weights fit a 24 GB card with the fp8 Mistral encoder.
     models: {
@@ -202,7 +206,8 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
   sdxl: {
     family: 'sdxl',
     label: 'SDXL 1.0 base',
-    goodFor: 'general-purpose illustration and western comic looks; the widest choice of LoRAs and ControlNets',
+    goodFor:
+      'general-purpose illustration and western comic looks; the widest choice of LoRAs and ControlNets',
     promptStyle: 'phrases',
     models: { kind: 'checkpoint', checkpoint: 'sd_xl_base_1.0.safetensors' },
     vPrediction: false,
@@ -219,7 +224,8 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
   pony: {
     family: 'pony',
     label: 'Pony Diffusion V6 XL',
-    goodFor: 'cartoon and anime characters with expressive poses; a huge library of character and style LoRAs',
+    goodFor:
+      'cartoon and anime characters with expressive poses; a huge library of character and style LoRAs',
     promptStyle: 'tags',
     models: { kind: 'checkpoint', checkpoint: 'ponyDiffusionV6XL_v6StartWithThisOne.safetensors' },
     vPrediction: false,
@@ -232,7 +238,17 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
     qualityTags: ['score_9', 'score_8_up', 'score_7_up', 'score_6_up', 'score_5_up', 'score_4_up'],
     sourceTags: ['source_anime', 'source_cartoon'],
     safePositive: ['rating_safe'],
-    negative: ['score_4', 'score_5', 'score_6', 'source_pony', 'source_furry', 'lowres', 'bad anatomy', 'bad hands', ...NO_LETTERING],
+    negative: [
+      'score_4',
+      'score_5',
+      'score_6',
+      'source_pony',
+      'source_furry',
+      'lowres',
+      'bad anatomy',
+      'bad hands',
+      ...NO_LETTERING,
+    ],
     safeNegative: ['rating_explicit', 'rating_questionable', ...SDXL_SAFE_NEGATIVE],
   },
   playground: {
@@ -262,7 +278,11 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
     models: {
       kind: 'sd3',
       checkpoint: 'sd3.5_large.safetensors',
-      textEncoders: { clipL: 'clip_l.safetensors', clipG: 'clip_g.safetensors', t5: 't5xxl_fp8_e4m3fn_scaled.safetensors' },
+      textEncoders: {
+        clipL: 'clip_l.safetensors',
+        clipG: 'clip_g.safetensors',
+        t5: 't5xxl_fp8_e4m3fn_scaled.safetensors',
+      },
     },
     vPrediction: false,
     // ComfyUI's SD3.5 example: euler with sgm_uniform, cfg 4–5.5.
@@ -286,7 +306,11 @@ export const FAMILIES: Readonly<Record<ModelFamily, FamilyProfile>> = {
     models: {
       kind: 'sd3',
       checkpoint: 'sd3.5_medium.safetensors',
-      textEncoders: { clipL: 'clip_l.safetensors', clipG: 'clip_g.safetensors', t5: 't5xxl_fp8_e4m3fn_scaled.safetensors' },
+      textEncoders: {
+        clipL: 'clip_l.safetensors',
+        clipG: 'clip_g.safetensors',
+        t5: 't5xxl_fp8_e4m3fn_scaled.safetensors',
+      },
     },
     vPrediction: false,
     sampler: 'euler',
@@ -348,9 +372,13 @@ export type FamilyAvailability = { usable: true } | { usable: false; reason: str
  * Whether a family may be used on this deployment. Experimental families are refused with their
  * reason unless the operator named them in ENABLE_EXPERIMENTAL_FAMILIES.
  */
-export function familyAvailability(family: string, enabledExperimental: readonly string[]): FamilyAvailability {
+export function familyAvailability(
+  family: string,
+  enabledExperimental: readonly string[],
+): FamilyAvailability {
   const unsupported = UNSUPPORTED_FAMILIES[family];
-  if (unsupported) return { usable: false, reason: `${unsupported.label} is not available: ${unsupported.reason}.` };
+  if (unsupported)
+    return { usable: false, reason: `${unsupported.label} is not available: ${unsupported.reason}.` };
   const profile = (FAMILIES as Readonly<Record<string, FamilyProfile>>)[family];
   if (!profile) return { usable: false, reason: `"${family}" is not a model family I know.` };
   if (profile.experimental && !enabledExperimental.includes(family)) {

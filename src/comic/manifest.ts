@@ -65,7 +65,11 @@ export const ComicManifest = z.object({
     style: z.string().nullable(),
     rtl: z.boolean(),
   }),
-  writer: z.object({ kind: z.enum(['llm', 'template']), model: z.string().nullable(), notes: z.array(z.string()) }),
+  writer: z.object({
+    kind: z.enum(['llm', 'template']),
+    model: z.string().nullable(),
+    notes: z.array(z.string()),
+  }),
   renderer: z.object({ kind: z.enum(['comfyui', 'storyboard']), description: z.string() }),
   geometry: z.object({
     width: z.number().int(),

@@ -4,7 +4,13 @@ import { InputError } from '../errors.ts';
 import { log } from '../log.ts';
 import { renderText, verifyFonts } from './fonts.ts';
 import { resolveGeometry, type Frame, type PageGeometry } from './layout.ts';
-import { LetteringError, letterFrame, type FrameLettering, type LetteringOptions, type PlacedBalloon } from './lettering.ts';
+import {
+  LetteringError,
+  letterFrame,
+  type FrameLettering,
+  type LetteringOptions,
+  type PlacedBalloon,
+} from './lettering.ts';
 
 /** Share of a frame balloons may cover before lettering asks for more room. */
 const DEFAULT_MAX_COVERAGE = 0.35;
@@ -30,7 +36,12 @@ export interface AssemblePageInput {
 }
 
 /** What a panel whose text the model drew gets: nothing on top of the art (and no say in the page's size). */
-const NO_LETTERING: FrameLettering = { balloons: [], svg: '', overlays: [], baseSize: Number.POSITIVE_INFINITY };
+const NO_LETTERING: FrameLettering = {
+  balloons: [],
+  svg: '',
+  overlays: [],
+  baseSize: Number.POSITIVE_INFINITY,
+};
 
 export interface AssembledPage {
   png: Buffer;

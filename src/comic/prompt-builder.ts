@@ -3,7 +3,14 @@ import { ComicScript } from '../agents/script-schema.ts';
 import { ComicMasterError, InputError } from '../errors.ts';
 import { familyProfile } from './families.ts';
 import { naturalPositive } from './prompts/natural.ts';
-import { findCastMember, inferGender, isCountTag, stripQuotedSpeech, type Scene, type SceneCharacter } from './prompts/scene.ts';
+import {
+  findCastMember,
+  inferGender,
+  isCountTag,
+  stripQuotedSpeech,
+  type Scene,
+  type SceneCharacter,
+} from './prompts/scene.ts';
 import { tagNegative, tagPositive } from './prompts/tags.ts';
 import { phrasePositive } from './prompts/phrases.ts';
 import { ModelFamily, RenderRecipe, type DrawnText, type LoraRef } from './recipe.ts';
@@ -54,7 +61,11 @@ const StyleInput = z.object({
     name: z.string().min(1),
     strength: z.number(),
     artifactKey: z.string().min(1).nullable(),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .nullable()
+      .optional(),
   }),
 });
 
@@ -63,7 +74,11 @@ const CharacterLoraInput = z.object({
   strength: z.number(),
   trigger: z.string().trim().min(1).max(80),
   artifactKey: z.string().min(1).nullable(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullable()
+    .optional(),
 });
 
 export const BuildRecipeInput = z.object({
@@ -123,18 +138,30 @@ export function buildRecipe(raw: BuildRecipeInput): RenderRecipe {
   const { script } = input;
 
   const page = script.pages[input.page - 1];
-  if (!page) throw new InputError(`The comic has ${script.pages.length} page(s); there is no page ${input.page}.`);
+  if (!page)
+    throw new InputError(`The comic has ${script.pages.length} page(s); there is no page ${input.page}.`);
   const panel = page.panels[input.panel - 1];
   if (!panel) {
-    throw new InputError(`Page ${input.page} has ${page.panels.length} panel(s); there is no panel ${input.panel}.`);
+    throw new InputError(
+      `Page ${input.page} has ${page.panels.length} panel(s); there is no panel ${input.panel}.`,
+    );
   }
 
   const profile = familyProfile(input.family);
   const loras: LoraRef[] = [];
-  const addLora = (l: { name: string; strength: number; artifactKey: string | null; sha256?: string | null | undefined }, trigger: string) => {
+  const addLora = (
+    l: { name: string; strength: number; artifactKey: string | null; sha256?: string | null | undefined },
+    trigger: string,
+  ) => {
     // One file once: two characters sharing a LoRA must not patch the model twice.
     if (loras.some((x) => x.name === l.name)) return;
-    loras.push({ name: l.name, strength: l.strength, artifactKey: l.artifactKey, trigger, sha256: l.sha256 ?? null });
+    loras.push({
+      name: l.name,
+      strength: l.strength,
+      artifactKey: l.artifactKey,
+      trigger,
+      sha256: l.sha256 ?? null,
+    });
   };
   if (input.style) addLora(input.style.lora, input.style.trigger);
 
@@ -210,10 +237,14 @@ export function buildRecipe(raw: BuildRecipeInput): RenderRecipe {
 
   const checked = RenderRecipe.safeParse(recipe);
   if (!checked.success) {
-    throw new ComicMasterError('recipe_invalid', 'This panel could not be prepared for rendering (its prompt or settings are out of bounds).', {
-      cause: checked.error,
-      operatorMessage: `buildRecipe produced an invalid recipe for ${input.comicId} p${input.page} #${input.panel}: ${z.prettifyError(checked.error)}`,
-    });
+    throw new ComicMasterError(
+      'recipe_invalid',
+      'This panel could not be prepared for rendering (its prompt or settings are out of bounds).',
+      {
+        cause: checked.error,
+        operatorMessage: `buildRecipe produced an invalid recipe for ${input.comicId} p${input.page} #${input.panel}: ${z.prettifyError(checked.error)}`,
+      },
+    );
   }
   return checked.data;
 }

@@ -45,7 +45,8 @@ export function modelFilesOf(recipes: RenderRecipe[]): ModelFileRef[] {
     if (m.kind === 'checkpoint') add('checkpoint', m.checkpoint);
     else if (m.kind === 'sd3') {
       add('checkpoint', m.checkpoint);
-      if (m.textEncoders) for (const file of [m.textEncoders.clipL, m.textEncoders.clipG, m.textEncoders.t5]) add('clip', file);
+      if (m.textEncoders)
+        for (const file of [m.textEncoders.clipL, m.textEncoders.clipG, m.textEncoders.t5]) add('clip', file);
     } else if (m.kind === 'flux2') {
       add('unet', m.unet);
       add('clip', m.textEncoder);
@@ -140,12 +141,17 @@ export async function describeModels(
     } else note = found?.note ?? 'ComfyUI does not report model file hashes and no models folder was given';
     files.push({ role: ref.role, file: ref.file, sha256: hash, note });
   }
-  const note = source ? null : 'hashes come from ComfyUI model folders on the GPU box; none was given, so only recipe-recorded hashes are listed';
+  const note = source
+    ? null
+    : 'hashes come from ComfyUI model folders on the GPU box; none was given, so only recipe-recorded hashes are listed';
   return { files, note };
 }
 
 /** The hashes this box has for a list of model files. */
-export async function hashModelFiles(files: ManifestModelFile[], source: ModelHashSource): Promise<ManifestModels> {
+export async function hashModelFiles(
+  files: ManifestModelFile[],
+  source: ModelHashSource,
+): Promise<ManifestModels> {
   const hashed: ManifestModelFile[] = [];
   for (const file of files) {
     const found = await source.hash(file.role, file.file);
@@ -178,9 +184,13 @@ export function compareModels(recorded: ManifestModels | undefined, current: Man
           `(recorded ${file.sha256.slice(0, 12)}…, here ${here.sha256.slice(0, 12)}…)`,
       );
     } else if (file.sha256 && !here?.sha256) {
-      notes.push(`model ${file.file} (${file.role}) could not be checked here: ${here?.note ?? 'not used by this renderer'}`);
+      notes.push(
+        `model ${file.file} (${file.role}) could not be checked here: ${here?.note ?? 'not used by this renderer'}`,
+      );
     } else if (!file.sha256) {
-      notes.push(`model ${file.file} (${file.role}) has no recorded hash: ${file.note ?? 'unknown when the comic was made'}`);
+      notes.push(
+        `model ${file.file} (${file.role}) has no recorded hash: ${file.note ?? 'unknown when the comic was made'}`,
+      );
     }
   }
   return { warnings, notes };
@@ -253,7 +263,9 @@ export async function rebuildComic(manifestPath: string, options: RebuildOptions
   // the weights the comic was made with are the ones here.
   const models = compareModels(
     manifest.models,
-    options.modelHashes && manifest.models ? await hashModelFiles(manifest.models.files, options.modelHashes) : currentModels,
+    options.modelHashes && manifest.models
+      ? await hashModelFiles(manifest.models.files, options.modelHashes)
+      : currentModels,
   );
   warnings.push(...models.warnings);
   for (const w of warnings) say(`warning: ${w}`);
@@ -265,8 +277,14 @@ export async function rebuildComic(manifestPath: string, options: RebuildOptions
 
   for (const page of [...manifest.pages].sort((a, b) => a.number - b.number)) {
     const scriptPage = manifest.script.pages[page.number - 1];
-    if (!scriptPage || scriptPage.panels.length !== page.panels.length || page.frames.length !== page.panels.length) {
-      throw new InputError(`The manifest is inconsistent: page ${page.number} does not match its script page.`);
+    if (
+      !scriptPage ||
+      scriptPage.panels.length !== page.panels.length ||
+      page.frames.length !== page.panels.length
+    ) {
+      throw new InputError(
+        `The manifest is inconsistent: page ${page.number} does not match its script page.`,
+      );
     }
     const images: Buffer[] = [];
     const newPanels: ComicManifest['pages'][number]['panels'] = [];
@@ -280,7 +298,14 @@ export async function rebuildComic(manifestPath: string, options: RebuildOptions
       await writeFile(join(outDir, imageFile), image.png);
       await writeFile(join(outDir, recipeFile), JSON.stringify(panel.recipe, null, 2) + '\n');
       const actual = sha256(image.png);
-      panels.push({ page: page.number, panel: panel.number, file: imageFile, expected: panel.imageSha256, actual, match: actual === panel.imageSha256 });
+      panels.push({
+        page: page.number,
+        panel: panel.number,
+        file: imageFile,
+        expected: panel.imageSha256,
+        actual,
+        match: actual === panel.imageSha256,
+      });
       images.push(image.png);
       newPanels.push({ ...panel, imageFile, recipeFile, imageSha256: actual });
     }
@@ -296,7 +321,14 @@ export async function rebuildComic(manifestPath: string, options: RebuildOptions
     const file = join('pages', `page-${pad(page.number)}.png`);
     await writeFile(join(outDir, file), assembled.png);
     const actual = sha256(assembled.png);
-    pages.push({ page: page.number, panel: null, file, expected: page.sha256, actual, match: actual === page.sha256 });
+    pages.push({
+      page: page.number,
+      panel: null,
+      file,
+      expected: page.sha256,
+      actual,
+      match: actual === page.sha256,
+    });
     newPages.push({ ...page, file, sha256: actual, panels: newPanels });
   }
 
@@ -312,7 +344,12 @@ export async function rebuildComic(manifestPath: string, options: RebuildOptions
   const identical = [...panels, ...pages].every((c) => c.match);
   const failed = deterministic && !identical;
   options.logger?.info(
-    { comicId: manifest.comicId, identical, deterministic, mismatches: [...panels, ...pages].filter((c) => !c.match).length },
+    {
+      comicId: manifest.comicId,
+      identical,
+      deterministic,
+      mismatches: [...panels, ...pages].filter((c) => !c.match).length,
+    },
     'comic rebuilt',
   );
   say(`Rebuilt into ${relative(process.cwd(), outDir) || '.'}`);
@@ -336,7 +373,9 @@ export function formatRebuildReport(report: RebuildReport): string {
   const lines: string[] = [];
   const all = [...report.panels, ...report.pages];
   const matched = all.filter((c) => c.match).length;
-  lines.push(`Renderer: ${report.renderer.description} (the comic was made with: ${report.originalRenderer.description})`);
+  lines.push(
+    `Renderer: ${report.renderer.description} (the comic was made with: ${report.originalRenderer.description})`,
+  );
   for (const c of all) {
     const what = c.panel === null ? `page ${c.page}` : `page ${c.page} panel ${c.panel}`;
     lines.push(`  ${c.match ? 'same     ' : 'DIFFERENT'} ${what.padEnd(18)} ${c.file}`);
@@ -344,9 +383,14 @@ export function formatRebuildReport(report: RebuildReport): string {
   for (const w of report.warnings) lines.push(`warning: ${w}`);
   for (const n of report.models.notes) lines.push(`note: ${n}`);
   lines.push(`${matched} of ${all.length} images are byte-identical to the original.`);
-  if (report.failed) lines.push('The renderer is deterministic, so different bytes mean the code, fonts or files changed since the comic was made.');
+  if (report.failed)
+    lines.push(
+      'The renderer is deterministic, so different bytes mean the code, fonts or files changed since the comic was made.',
+    );
   else if (!report.identical && !report.deterministic) {
-    lines.push('This renderer is not guaranteed to be deterministic (GPU sampling), so small differences can be expected.');
+    lines.push(
+      'This renderer is not guaranteed to be deterministic (GPU sampling), so small differences can be expected.',
+    );
   }
   lines.push(`Rebuilt comic: ${report.outDir}`);
   return lines.join('\n');

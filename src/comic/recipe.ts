@@ -73,7 +73,10 @@ export const LoraRef = z.object({
   /** The trigger word the prompt already contains (kept for the record). */
   trigger: z.string().max(80).nullable(),
   /** sha256 of the file when known, so a rebuild can tell it runs on different weights. */
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullable(),
 });
 export type LoraRef = z.infer<typeof LoraRef>;
 

@@ -62,7 +62,10 @@ export function parseLocalComicOptions(input: unknown): z.infer<typeof LocalComi
   const result = LocalComicOptions.safeParse(input);
   if (result.success) {
     const refusal = letteringRefusal(result.data.lettering, result.data.model);
-    if (refusal) throw new InputError(refusal.replace('model:flux2', '--model flux2').replace('lettering:overlay', '--lettering overlay'));
+    if (refusal)
+      throw new InputError(
+        refusal.replace('model:flux2', '--model flux2').replace('lettering:overlay', '--lettering overlay'),
+      );
     return result.data;
   }
   const messages = [...new Set(result.error.issues.map((i) => i.message))];
@@ -105,7 +108,10 @@ const pad = (n: number) => String(n).padStart(2, '0');
  * The whole comic flow in one process, without Discord: script → frames → recipes → renders →
  * lettered pages, all written to a folder with a manifest from which the comic can be rebuilt.
  */
-export async function runLocalComic(input: LocalComicOptions, deps: LocalComicDeps): Promise<LocalComicResult> {
+export async function runLocalComic(
+  input: LocalComicOptions,
+  deps: LocalComicDeps,
+): Promise<LocalComicResult> {
   const options = parseLocalComicOptions(input);
   assertFamilyUsable(options.model, deps.config.ENABLE_EXPERIMENTAL_FAMILIES);
   const say = deps.onEvent ?? (() => {});
@@ -118,7 +124,9 @@ export async function runLocalComic(input: LocalComicOptions, deps: LocalComicDe
   );
   for (const note of written.notes) say(note);
   const script = written.script;
-  say(`“${script.title}”: ${script.pages.length} page(s), ${script.pages.reduce((n, p) => n + p.panels.length, 0)} panels.`);
+  say(
+    `“${script.title}”: ${script.pages.length} page(s), ${script.pages.reduce((n, p) => n + p.panels.length, 0)} panels.`,
+  );
 
   const outDir = resolve(options.out ?? join('comic-out', slugify(script.title)));
   await Promise.all(['pages', 'panels', 'recipes'].map((d) => mkdir(join(outDir, d), { recursive: true })));
@@ -164,7 +172,13 @@ export async function runLocalComic(input: LocalComicOptions, deps: LocalComicDe
       await writeFile(join(outDir, recipeFile), JSON.stringify(recipe, null, 2) + '\n');
       await writeFile(join(outDir, imageFile), image.png);
       images.push(image.png);
-      manifestPanels.push({ number: panelNumber, recipeFile, imageFile, imageSha256: sha256(image.png), recipe });
+      manifestPanels.push({
+        number: panelNumber,
+        recipeFile,
+        imageFile,
+        imageSha256: sha256(image.png),
+        recipe,
+      });
     }
     say(`Lettering page ${pageNumber}…`);
     const assembled = await assemblePage({
@@ -180,7 +194,13 @@ export async function runLocalComic(input: LocalComicOptions, deps: LocalComicDe
     const file = join('pages', `page-${pad(pageNumber)}.png`);
     await writeFile(join(outDir, file), assembled.png);
     pageFiles.push(join(outDir, file));
-    manifestPages.push({ number: pageNumber, file, sha256: sha256(assembled.png), frames, panels: manifestPanels });
+    manifestPages.push({
+      number: pageNumber,
+      file,
+      sha256: sha256(assembled.png),
+      frames,
+      panels: manifestPanels,
+    });
   }
 
   const manifest: ComicManifest = {

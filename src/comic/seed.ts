@@ -10,6 +10,8 @@ import { createHash } from 'node:crypto';
  */
 export function seedFor(comicId: string, page: number, panel: number, attempt: number): number {
   // JSON of the tuple keeps the fields apart ("ab",1 never collides with "a",b1).
-  const digest = createHash('sha256').update(JSON.stringify([comicId, page, panel, attempt])).digest();
+  const digest = createHash('sha256')
+    .update(JSON.stringify([comicId, page, panel, attempt]))
+    .digest();
   return digest.readUIntBE(0, 6);
 }

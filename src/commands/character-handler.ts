@@ -70,7 +70,9 @@ async function characterCreate(interaction: ChatInputCommandInteraction, deps: B
   const images = attachedImages(interaction);
   // Refuse a taken name before downloading anything; the unique index still decides a race.
   if (await findCharacter(deps.db, guildId, options.name)) {
-    throw new InputError(`There is already a character called “${options.name}” on this server. Pick another name, or \`/character edit\` it.`);
+    throw new InputError(
+      `There is already a character called “${options.name}” on this server. Pick another name, or \`/character edit\` it.`,
+    );
   }
   await interaction.deferReply();
 
@@ -112,7 +114,10 @@ async function characterList(interaction: ChatInputCommandInteraction, deps: Bot
     return;
   }
   const shown = cast.slice(0, 25);
-  const lines = shown.map((c) => `• **${c.name}** — ${truncate(c.appearance.join(', '), 120)}${c.loraArtifactKey ? ' · LoRA' : ''}${c.referenceImageKeys.length ? ` · ${c.referenceImageKeys.length} 🖼️` : ''}`);
+  const lines = shown.map(
+    (c) =>
+      `• **${c.name}** — ${truncate(c.appearance.join(', '), 120)}${c.loraArtifactKey ? ' · LoRA' : ''}${c.referenceImageKeys.length ? ` · ${c.referenceImageKeys.length} 🖼️` : ''}`,
+  );
   if (cast.length > shown.length) lines.push(`…and ${cast.length - shown.length} more.`);
   await interaction.reply({
     content: [`🎭 The cast (${cast.length}):`, ...lines].join('\n'),
@@ -134,7 +139,11 @@ async function characterShow(interaction: ChatInputCommandInteraction, deps: Bot
       : 'LoRA: none (drawn from the appearance tags).',
     `Created by <@${character.ownerId}>.`,
   ];
-  await interaction.reply({ content: lines.join('\n'), flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+  await interaction.reply({
+    content: lines.join('\n'),
+    flags: MessageFlags.Ephemeral,
+    allowedMentions: { parse: [] },
+  });
 }
 
 async function characterEdit(interaction: ChatInputCommandInteraction, deps: BotDeps): Promise<void> {
@@ -148,14 +157,21 @@ async function characterEdit(interaction: ChatInputCommandInteraction, deps: Bot
   if (options.appearance) changes.appearance = options.appearance;
   Object.assign(changes, loraChanges(character, options));
   if (images.length === 0 && Object.keys(changes).length === 0) {
-    throw new InputError('Nothing to change: give a new `appearance`, reference images, or a `lora` with its `trigger`.');
+    throw new InputError(
+      'Nothing to change: give a new `appearance`, reference images, or a `lora` with its `trigger`.',
+    );
   }
   await interaction.deferReply({ flags: MessageFlags.Ephemeral });
 
-  const newKeys = images.length > 0 ? await storeReferenceImages(deps.store, guildId, character.id, images) : null;
+  const newKeys =
+    images.length > 0 ? await storeReferenceImages(deps.store, guildId, character.id, images) : null;
   if (newKeys) changes.referenceImageKeys = newKeys;
   const updated = await updateCharacter(deps.db, character.id, changes);
-  if (newKeys) await deleteKeys(deps, character.referenceImageKeys.filter((k) => !newKeys.includes(k)));
+  if (newKeys)
+    await deleteKeys(
+      deps,
+      character.referenceImageKeys.filter((k) => !newKeys.includes(k)),
+    );
   deps.logger.info({ guildId, characterId: character.id, changed: Object.keys(changes) }, 'character edited');
 
   const lora = characterLoraOf(updated);
@@ -222,7 +238,9 @@ function attachedImages(interaction: ChatInputCommandInteraction): Attachment[] 
 
 async function deleteKeys(deps: BotDeps, keys: readonly string[]): Promise<void> {
   for (const key of keys) {
-    await deps.store.delete(key).catch((err: unknown) => deps.logger.warn({ key, err }, 'could not delete a reference image'));
+    await deps.store
+      .delete(key)
+      .catch((err: unknown) => deps.logger.warn({ key, err }, 'could not delete a reference image'));
   }
 }
 
@@ -234,7 +252,8 @@ function referencesLine(character: Character): string {
 }
 
 function requireGuild(interaction: ChatInputCommandInteraction): string {
-  if (!interaction.guildId) throw new InputError('Characters belong to a server: use this in a server channel.');
+  if (!interaction.guildId)
+    throw new InputError('Characters belong to a server: use this in a server channel.');
   return interaction.guildId;
 }
 

@@ -17,7 +17,10 @@ export const LORA_FILE_MAX = 120;
 export const TRIGGER_MAX = 60;
 
 /** The attachment options, in order: image1, image2, image3. */
-export const REFERENCE_IMAGE_OPTIONS = Array.from({ length: MAX_REFERENCE_IMAGES }, (_, i) => `image${i + 1}`);
+export const REFERENCE_IMAGE_OPTIONS = Array.from(
+  { length: MAX_REFERENCE_IMAGES },
+  (_, i) => `image${i + 1}`,
+);
 
 const nameOption = (sub: SlashCommandSubcommandBuilder, autocomplete: boolean) =>
   sub.addStringOption((o) =>
@@ -30,7 +33,8 @@ const nameOption = (sub: SlashCommandSubcommandBuilder, autocomplete: boolean) =
   );
 
 const imageOptions = (sub: SlashCommandSubcommandBuilder, description: string) => {
-  for (const name of REFERENCE_IMAGE_OPTIONS) sub.addAttachmentOption((o) => o.setName(name).setDescription(description));
+  for (const name of REFERENCE_IMAGE_OPTIONS)
+    sub.addAttachmentOption((o) => o.setName(name).setDescription(description));
   return sub;
 };
 
@@ -40,12 +44,13 @@ export const characterCommand = new SlashCommandBuilder()
   .setContexts(InteractionContextType.Guild)
   .addSubcommand((sub) =>
     imageOptions(
-      nameOption(sub.setName('create').setDescription('Add a character to the cast'), false).addStringOption((o) =>
-        o
-          .setName('appearance')
-          .setDescription('Fixed look as short comma-separated tags: red hair, green eyes, yellow raincoat')
-          .setRequired(true)
-          .setMaxLength(APPEARANCE_TEXT_MAX),
+      nameOption(sub.setName('create').setDescription('Add a character to the cast'), false).addStringOption(
+        (o) =>
+          o
+            .setName('appearance')
+            .setDescription('Fixed look as short comma-separated tags: red hair, green eyes, yellow raincoat')
+            .setRequired(true)
+            .setMaxLength(APPEARANCE_TEXT_MAX),
       ),
       'A reference picture of the character (JPEG, PNG or WebP)',
     ),
@@ -54,9 +59,15 @@ export const characterCommand = new SlashCommandBuilder()
   .addSubcommand((sub) => nameOption(sub.setName('show').setDescription('Show one character'), true))
   .addSubcommand((sub) =>
     imageOptions(
-      nameOption(sub.setName('edit').setDescription('Change a character (yours, or any with Manage Messages)'), true)
+      nameOption(
+        sub.setName('edit').setDescription('Change a character (yours, or any with Manage Messages)'),
+        true,
+      )
         .addStringOption((o) =>
-          o.setName('appearance').setDescription('New look, as comma-separated tags').setMaxLength(APPEARANCE_TEXT_MAX),
+          o
+            .setName('appearance')
+            .setDescription('New look, as comma-separated tags')
+            .setMaxLength(APPEARANCE_TEXT_MAX),
         )
         .addStringOption((o) =>
           o
@@ -78,7 +89,10 @@ export const characterCommand = new SlashCommandBuilder()
     ),
   )
   .addSubcommand((sub) =>
-    nameOption(sub.setName('delete').setDescription('Remove a character (yours, or any with Manage Messages)'), true),
+    nameOption(
+      sub.setName('delete').setDescription('Remove a character (yours, or any with Manage Messages)'),
+      true,
+    ),
   );
 
 export const CharacterCreateOptions = z.object({ name: CharacterName, appearance: AppearanceText });
@@ -91,7 +105,10 @@ const LoraFile = z
   .string()
   .trim()
   .max(LORA_FILE_MAX)
-  .regex(/^(none|[A-Za-z0-9][A-Za-z0-9._-]*\.safetensors)$/i, 'a LoRA file name such as mira_v1.safetensors, or "none"');
+  .regex(
+    /^(none|[A-Za-z0-9][A-Za-z0-9._-]*\.safetensors)$/i,
+    'a LoRA file name such as mira_v1.safetensors, or "none"',
+  );
 
 export const CharacterEditOptions = z.object({
   name: CharacterName,

@@ -24,7 +24,8 @@ import { optionValues, parseOptions } from './options.ts';
 
 export async function comicExport(interaction: ChatInputCommandInteraction, deps: BotDeps): Promise<void> {
   const { id, format } = parseOptions(ComicExportOptions, optionValues(interaction), 'comic export');
-  if (!interaction.guildId) throw new InputError('Comics are made in a server channel, not in direct messages.');
+  if (!interaction.guildId)
+    throw new InputError('Comics are made in a server channel, not in direct messages.');
   const guildId = interaction.guildId;
   await findExportableComic(deps.db, id, { guildId });
 
@@ -39,7 +40,16 @@ export async function comicExport(interaction: ChatInputCommandInteraction, deps
     : Math.min(interaction.attachmentSizeLimit || DISCORD_UPLOAD_LIMIT, REQUEST_LIMIT_BYTES);
   const file = await buildComicExport(comic, format, { maxBytes });
   const logger = deps.logger.child({ component: 'comic-export', comicId: comic.comic.id, format });
-  logger.info({ bytes: file.bytes.length, maxBytes, fits: file.fits, imageFormat: file.imageFormat, jpegQuality: file.jpegQuality }, 'export built');
+  logger.info(
+    {
+      bytes: file.bytes.length,
+      maxBytes,
+      fits: file.fits,
+      imageFormat: file.imageFormat,
+      jpegQuality: file.jpegQuality,
+    },
+    'export built',
+  );
 
   if (file.fits) {
     await interaction.editReply({
@@ -51,7 +61,9 @@ export async function comicExport(interaction: ChatInputCommandInteraction, deps
   }
 
   const key = exportArtifactKey(comic.comic.id, format);
-  await deps.store.put(key, Buffer.from(file.bytes), { contentType: format === 'pdf' ? 'application/pdf' : 'application/vnd.comicbook+zip' });
+  await deps.store.put(key, Buffer.from(file.bytes), {
+    contentType: format === 'pdf' ? 'application/pdf' : 'application/vnd.comicbook+zip',
+  });
   await interaction.editReply({
     content: [
       `📦 **${comic.script.title}** as ${format.toUpperCase()} is ${megabytes(file.bytes.length)}, more than this channel accepts (${megabytes(maxBytes)})${format === 'pdf' ? ', even with its pages as JPEG' : ''}.`,
@@ -63,14 +75,21 @@ export async function comicExport(interaction: ChatInputCommandInteraction, deps
 
 function exportedText(title: string, file: ComicExportFile): string {
   const pages = `${file.pageCount} page${file.pageCount === 1 ? '' : 's'}`;
-  if (file.format === 'cbz') return `📚 **${title}** as CBZ (${pages}, with ComicInfo.xml for comic readers).`;
-  const jpeg = file.imageFormat === 'jpeg' ? `, pages as JPEG (quality ${file.jpegQuality}) to fit the upload limit` : '';
+  if (file.format === 'cbz')
+    return `📚 **${title}** as CBZ (${pages}, with ComicInfo.xml for comic readers).`;
+  const jpeg =
+    file.imageFormat === 'jpeg'
+      ? `, pages as JPEG (quality ${file.jpegQuality}) to fit the upload limit`
+      : '';
   return `📄 **${title}** as a print PDF (${pages} at 300 dpi${jpeg}).`;
 }
 
 /** The member's name on this server for the Writer field; null (credited to ComicMaster) if unknown. */
 async function memberName(interaction: ChatInputCommandInteraction, userId: string): Promise<string | null> {
-  if (userId === interaction.user.id) return interaction.member && 'displayName' in interaction.member ? interaction.member.displayName : interaction.user.displayName;
+  if (userId === interaction.user.id)
+    return interaction.member && 'displayName' in interaction.member
+      ? interaction.member.displayName
+      : interaction.user.displayName;
   const member = await interaction.guild?.members.fetch(userId).catch(() => null);
   if (member) return member.displayName;
   const user = await interaction.client.users.fetch(userId).catch(() => null);

@@ -6,11 +6,7 @@
  * and hands the comic to the flow. Everything after that is posted by the `post` worker through
  * channel messages, so the 15-minute interaction token does not matter.
  */
-import {
-  MessageFlags,
-  PermissionFlagsBits,
-  type ChatInputCommandInteraction,
-} from 'discord.js';
+import { MessageFlags, PermissionFlagsBits, type ChatInputCommandInteraction } from 'discord.js';
 import { and, asc, eq, ilike } from 'drizzle-orm';
 import { cancelComic, startComic } from '../comic/flow/index.ts';
 import { getComic } from '../db/comics.ts';
@@ -54,7 +50,11 @@ export const comicHandler: CommandHandler = {
 };
 
 /** The guild's ready styles whose name contains what was typed, at most 25 (Discord's cap). */
-export async function readyStyleNames(deps: Pick<BotDeps, 'db'>, guildId: string, typed: string): Promise<string[]> {
+export async function readyStyleNames(
+  deps: Pick<BotDeps, 'db'>,
+  guildId: string,
+  typed: string,
+): Promise<string[]> {
   const pattern = `%${typed.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
   const rows = await deps.db
     .select({ name: styles.name })
@@ -127,11 +127,16 @@ async function comicShow(interaction: ChatInputCommandInteraction, deps: BotDeps
   const comic = await comicOfGuild(deps, id, requireGuild(interaction));
   const progress = await readProgress(deps.db, comic, deps.producer.queue('render'));
   const lines = [statusText(comic, progress)];
-  const link = (messageId: string) => `https://discord.com/channels/${comic.guildId}/${comic.channelId}/${messageId}`;
+  const link = (messageId: string) =>
+    `https://discord.com/channels/${comic.guildId}/${comic.channelId}/${messageId}`;
   if (comic.storyboardMessageIds[0]) lines.push(`Storyboard: ${link(comic.storyboardMessageIds[0])}`);
   if (comic.statusMessageId) lines.push(`Progress: ${link(comic.statusMessageId)}`);
   lines.push(`Started by <@${comic.userId}> in <#${comic.channelId}>: “${truncate(comic.prompt, 200)}”`);
-  await interaction.reply({ content: lines.join('\n'), flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+  await interaction.reply({
+    content: lines.join('\n'),
+    flags: MessageFlags.Ephemeral,
+    allowedMentions: { parse: [] },
+  });
 }
 
 async function comicCancel(interaction: ChatInputCommandInteraction, deps: BotDeps): Promise<void> {
@@ -139,7 +144,9 @@ async function comicCancel(interaction: ChatInputCommandInteraction, deps: BotDe
   const comic = await comicOfGuild(deps, id, requireGuild(interaction));
   const asModerator = interaction.memberPermissions?.has(PermissionFlagsBits.ManageMessages) ?? false;
   if (comic.userId !== interaction.user.id && !asModerator) {
-    throw new InputError('Only the member who started that comic, or someone with Manage Messages, can cancel it.');
+    throw new InputError(
+      'Only the member who started that comic, or someone with Manage Messages, can cancel it.',
+    );
   }
   await interaction.deferReply({ flags: MessageFlags.Ephemeral });
   const result = await cancelComic(deps, comic.id, interaction.user.id, { asModerator });
@@ -152,13 +159,16 @@ async function comicCancel(interaction: ChatInputCommandInteraction, deps: BotDe
 async function comicOfGuild(deps: BotDeps, id: string, guildId: string): Promise<Comic> {
   const comic = await getComic(deps.db, id);
   if (!comic || comic.guildId !== guildId) {
-    throw new InputError(`There is no comic \`${id}\` on this server. The id is in the comic's status message.`);
+    throw new InputError(
+      `There is no comic \`${id}\` on this server. The id is in the comic's status message.`,
+    );
   }
   return comic;
 }
 
 function requireGuild(interaction: ChatInputCommandInteraction): string {
-  if (!interaction.guildId) throw new InputError('Comics are made in a server channel, not in direct messages.');
+  if (!interaction.guildId)
+    throw new InputError('Comics are made in a server channel, not in direct messages.');
   return interaction.guildId;
 }
 

@@ -72,8 +72,13 @@ export const comicCommand = new SlashCommandBuilder()
       .addStringOption((o) =>
         o
           .setName('lettering')
-          .setDescription('Who letters the balloons: overlaid on the art (default), or drawn by the model (FLUX.2 only)')
-          .addChoices({ name: 'Overlay (lettered on the page)', value: 'overlay' }, { name: 'Drawn by the model (FLUX.2 only)', value: 'model' }),
+          .setDescription(
+            'Who letters the balloons: overlaid on the art (default), or drawn by the model (FLUX.2 only)',
+          )
+          .addChoices(
+            { name: 'Overlay (lettered on the page)', value: 'overlay' },
+            { name: 'Drawn by the model (FLUX.2 only)', value: 'model' },
+          ),
       ),
   )
   .addSubcommand((sub) =>

@@ -10,4 +10,14 @@ import { styleHandler } from './style-handler.ts';
 import { trainHandler } from './train-handler.ts';
 import { voteHandler } from './vote-handler.ts';
 
-export const commandHandlers: readonly CommandHandler[] = [comicHandler, queueHandler, runnerHandler, characterHandler, trainHandler, modelsHandler, styleHandler, voteHandler, settingsHandler];
+export const commandHandlers: readonly CommandHandler[] = [
+  comicHandler,
+  queueHandler,
+  runnerHandler,
+  characterHandler,
+  trainHandler,
+  modelsHandler,
+  styleHandler,
+  voteHandler,
+  settingsHandler,
+];

@@ -29,13 +29,29 @@ export {
 } from './character.ts';
 export { runnerCommand, RunnerStatusOptions } from './runner.ts';
 export { modelsCommand, ModelsOptions } from './models.ts';
-export { trainCommand, TrainStyleOptions, TrainStatusOptions, TrainCancelOptions, TrainRoleOptions } from './train.ts';
+export {
+  trainCommand,
+  TrainStyleOptions,
+  TrainStatusOptions,
+  TrainCancelOptions,
+  TrainRoleOptions,
+} from './train.ts';
 export { styleCommand, StyleNameOptions } from './style.ts';
 export { voteCommand, VoteCloseOptions } from './vote.ts';
 export { settingsCommand, SettingsSetOptions, SettingsTestPromptsOptions } from './settings.ts';
 export { optionValues, parseOptions, type OptionValues } from './options.ts';
 
-export const commands = [comicCommand, queueCommand, runnerCommand, characterCommand, trainCommand, modelsCommand, styleCommand, voteCommand, settingsCommand] as const;
+export const commands = [
+  comicCommand,
+  queueCommand,
+  runnerCommand,
+  characterCommand,
+  trainCommand,
+  modelsCommand,
+  styleCommand,
+  voteCommand,
+  settingsCommand,
+] as const;
 
 /** The JSON bodies Discord receives on registration. */
 export function commandBodies(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {

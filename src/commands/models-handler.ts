@@ -39,7 +39,9 @@ export interface InstalledModel {
 }
 
 /** Files by family across runners; unrecognised files under null. */
-export function groupByFamily(runners: ReadonlyArray<{ id: string; checkpoints: readonly string[] }>): Map<ModelFamily | null, InstalledModel[]> {
+export function groupByFamily(
+  runners: ReadonlyArray<{ id: string; checkpoints: readonly string[] }>,
+): Map<ModelFamily | null, InstalledModel[]> {
   const byFile = new Map<string, string[]>();
   for (const runner of runners) {
     for (const file of runner.checkpoints) byFile.set(file, [...(byFile.get(file) ?? []), runner.id]);
@@ -53,18 +55,27 @@ export function groupByFamily(runners: ReadonlyArray<{ id: string; checkpoints: 
 }
 
 /** The /models text. Families in the order of MODEL_FAMILIES; "Other files" last. */
-export async function describeInstalledModels(redis: Redis, prefix: string, enabledExperimental: readonly string[]): Promise<string> {
+export async function describeInstalledModels(
+  redis: Redis,
+  prefix: string,
+  enabledExperimental: readonly string[],
+): Promise<string> {
   const runners = (await listRunners(redis, prefix)).filter((r) => r.renderer === 'comfyui');
   if (runners.length === 0) return 'No GPU runner is online, so I cannot tell which models are installed.';
   const groups = groupByFamily(runners);
   const lines: string[] = [`Models on ${runners.length} runner(s):`];
-  const files = (list: InstalledModel[]) => list.map((m) => `\`${m.file}\` (${m.runners.join(', ')})`).join(', ');
+  const files = (list: InstalledModel[]) =>
+    list.map((m) => `\`${m.file}\` (${m.runners.join(', ')})`).join(', ');
   for (const family of Object.keys(FAMILIES) as ModelFamily[]) {
     const installed = groups.get(family);
     if (!installed) continue;
     const profile = FAMILIES[family];
     const availability = familyAvailability(family, enabledExperimental);
-    const note = availability.usable ? (profile.limits ? ` (${profile.limits})` : '') : ' — off on this server';
+    const note = availability.usable
+      ? profile.limits
+        ? ` (${profile.limits})`
+        : ''
+      : ' — off on this server';
     lines.push(`**${profile.label}**${note}: ${profile.goodFor}.\n  ${files(installed)}`);
   }
   const other = groups.get(null);
@@ -76,9 +87,14 @@ export const modelsHandler: CommandHandler = {
   name: 'models',
   async execute(interaction, deps) {
     parseOptions(ModelsOptions, optionValues(interaction), 'models');
-    const text = await describeInstalledModels(deps.redis, deps.queueConnection.prefix, deps.config.ENABLE_EXPERIMENTAL_FAMILIES);
+    const text = await describeInstalledModels(
+      deps.redis,
+      deps.queueConnection.prefix,
+      deps.config.ENABLE_EXPERIMENTAL_FAMILIES,
+    );
     // Discord's message limit is 2000 characters; a box with many checkpoints is cut with a note.
-    const content = text.length > 1990 ? `${text.slice(0, 1950)}\n… (more models than fit in one message)` : text;
+    const content =
+      text.length > 1990 ? `${text.slice(0, 1950)}\n… (more models than fit in one message)` : text;
     await interaction.reply({ content, flags: MessageFlags.Ephemeral });
   },
 };

@@ -15,7 +15,8 @@ export const queueHandler: CommandHandler = {
   name: 'queue',
   async execute(interaction, deps) {
     parseOptions(QueueOptions, optionValues(interaction), 'queue');
-    if (!interaction.guildId) throw new InputError('The queue is per server: use /queue in a server channel.');
+    if (!interaction.guildId)
+      throw new InputError('The queue is per server: use /queue in a server channel.');
     const mine = await deps.db
       .select()
       .from(comics)
@@ -32,7 +33,10 @@ export const queueHandler: CommandHandler = {
     const waiting = (counts.waiting ?? 0) + (counts.prioritized ?? 0);
     const header = `Render queue: ${waiting} waiting, ${counts.active ?? 0} drawing now.`;
     if (mine.length === 0) {
-      await interaction.reply({ content: `${header}\nYou have no comics in the making here.`, flags: MessageFlags.Ephemeral });
+      await interaction.reply({
+        content: `${header}\nYou have no comics in the making here.`,
+        flags: MessageFlags.Ephemeral,
+      });
       return;
     }
     const lines = [header, 'Your comics:'];

@@ -25,12 +25,13 @@ export const runnerHandler: CommandHandler = {
 };
 
 export function describeRunner(runner: RunnerPresence): string {
-  const state = runner.online ? '🟢 online' : `🔴 offline${runner.offlineReason ? ` (${runner.offlineReason})` : ''}`;
-  const gpu = runner.gpu ?? (runner.renderer === 'storyboard' ? 'storyboard sketches, no GPU' : 'GPU unknown');
+  const state = runner.online
+    ? '🟢 online'
+    : `🔴 offline${runner.offlineReason ? ` (${runner.offlineReason})` : ''}`;
+  const gpu =
+    runner.gpu ?? (runner.renderer === 'storyboard' ? 'storyboard sketches, no GPU' : 'GPU unknown');
   const vram =
-    runner.vramTotal !== null
-      ? ` · VRAM ${gib(runner.vramFree ?? 0)} free of ${gib(runner.vramTotal)}`
-      : '';
+    runner.vramTotal !== null ? ` · VRAM ${gib(runner.vramFree ?? 0)} free of ${gib(runner.vramTotal)}` : '';
   const jobs = runner.currentJobs.length ? ` · working on ${runner.currentJobs.length} render(s)` : ' · idle';
   return `• **${runner.id}** ${state} · ${gpu}${vram}${jobs}`;
 }

@@ -16,7 +16,7 @@ import { SettingsSetOptions, SettingsTestPromptsOptions } from './settings.ts';
 
 /** Why "age-restricted": the one place Discord itself checks that viewers are adults. */
 export const AGE_RESTRICTED_EXPLANATION =
-  "Age-restricted channels are the ones a server marks as such in Discord (Edit Channel → Age-Restricted Channel); Discord asks members to confirm they are adults before showing them. Everywhere else, renders stay safe for work.";
+  'Age-restricted channels are the ones a server marks as such in Discord (Edit Channel → Age-Restricted Channel); Discord asks members to confirm they are adults before showing them. Everywhere else, renders stay safe for work.';
 
 const MATURE_LABELS: Record<GuildSettings['nsfwPolicy'], string> = {
   block: 'blocked: every render is kept safe for work',
@@ -37,17 +37,27 @@ export const settingsHandler: CommandHandler = {
 
 function requireManageServer(interaction: ChatInputCommandInteraction): void {
   if (!interaction.memberPermissions?.has(PermissionFlagsBits.ManageGuild)) {
-    throw new InputError("Only members with Manage Server can change this server's settings. `/settings show` shows them.");
+    throw new InputError(
+      "Only members with Manage Server can change this server's settings. `/settings show` shows them.",
+    );
   }
 }
 
 async function reply(interaction: ChatInputCommandInteraction, content: string): Promise<void> {
-  await interaction.reply({ content: content.slice(0, 2000), flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+  await interaction.reply({
+    content: content.slice(0, 2000),
+    flags: MessageFlags.Ephemeral,
+    allowedMentions: { parse: [] },
+  });
 }
 
 // ---------- show ----------
 
-async function settingsShow(interaction: ChatInputCommandInteraction, deps: BotDeps, guildId: string): Promise<void> {
+async function settingsShow(
+  interaction: ChatInputCommandInteraction,
+  deps: BotDeps,
+  guildId: string,
+): Promise<void> {
   const settings = await getGuildSettings(deps.db, guildId);
   await reply(interaction, settingsText(settings));
 }
@@ -81,7 +91,11 @@ function hours(minutes: number): string {
 
 // ---------- set ----------
 
-async function settingsSet(interaction: ChatInputCommandInteraction, deps: BotDeps, guildId: string): Promise<void> {
+async function settingsSet(
+  interaction: ChatInputCommandInteraction,
+  deps: BotDeps,
+  guildId: string,
+): Promise<void> {
   const options = parseOptions(SettingsSetOptions, optionValues(interaction), 'settings set');
   requireManageServer(interaction);
   if (options.default_model) {
@@ -98,23 +112,34 @@ async function settingsSet(interaction: ChatInputCommandInteraction, deps: BotDe
     ...(options.blind_votes !== undefined ? { blindVotes: options.blind_votes } : {}),
   };
   const settings = await updateGuildSettings(deps.db, guildId, patch);
-  deps.logger.info({ guildId, userId: interaction.user.id, interactionId: interaction.id, patch }, 'guild settings changed');
+  deps.logger.info(
+    { guildId, userId: interaction.user.id, interactionId: interaction.id, patch },
+    'guild settings changed',
+  );
 
   const lines = ['✅ Saved.'];
   if (options.comics_per_member !== undefined) {
-    lines.push(`• Each member may have **${settings.maxInFlightPerUser}** comic${settings.maxInFlightPerUser === 1 ? '' : 's'} in the making at once.`);
+    lines.push(
+      `• Each member may have **${settings.maxInFlightPerUser}** comic${settings.maxInFlightPerUser === 1 ? '' : 's'} in the making at once.`,
+    );
   }
   if (options.comics_per_server !== undefined) {
-    lines.push(`• The whole server may have **${settings.maxInFlightPerGuild}** comic${settings.maxInFlightPerGuild === 1 ? '' : 's'} in the making at once.`);
+    lines.push(
+      `• The whole server may have **${settings.maxInFlightPerGuild}** comic${settings.maxInFlightPerGuild === 1 ? '' : 's'} in the making at once.`,
+    );
   }
   if (options.default_model !== undefined) {
-    lines.push(`• \`/comic new\` without \`model\` now draws with **${familyLabel(settings.defaultModelFamily)}**.`);
+    lines.push(
+      `• \`/comic new\` without \`model\` now draws with **${familyLabel(settings.defaultModelFamily)}**.`,
+    );
   }
   if (options.mature_content !== undefined) {
     lines.push(`• Mature content: ${MATURE_LABELS[settings.nsfwPolicy]}.`, `  ${AGE_RESTRICTED_EXPLANATION}`);
   }
   if (options.vote_hours !== undefined) {
-    lines.push(`• Votes on new trainings stay open **${hours(settings.voteMinutes)}** (a vote already open keeps its deadline).`);
+    lines.push(
+      `• Votes on new trainings stay open **${hours(settings.voteMinutes)}** (a vote already open keeps its deadline).`,
+    );
   }
   if (options.blind_votes !== undefined) {
     lines.push(
@@ -128,12 +153,27 @@ async function settingsSet(interaction: ChatInputCommandInteraction, deps: BotDe
 
 // ---------- test prompts ----------
 
-async function settingsTestPrompts(interaction: ChatInputCommandInteraction, deps: BotDeps, guildId: string): Promise<void> {
-  const options = parseOptions(SettingsTestPromptsOptions, optionValues(interaction), 'settings test-prompts');
+async function settingsTestPrompts(
+  interaction: ChatInputCommandInteraction,
+  deps: BotDeps,
+  guildId: string,
+): Promise<void> {
+  const options = parseOptions(
+    SettingsTestPromptsOptions,
+    optionValues(interaction),
+    'settings test-prompts',
+  );
   requireManageServer(interaction);
-  const settings = await updateGuildSettings(deps.db, guildId, { testPrompts: options.reset ? [] : options.prompts });
+  const settings = await updateGuildSettings(deps.db, guildId, {
+    testPrompts: options.reset ? [] : options.prompts,
+  });
   deps.logger.info(
-    { guildId, userId: interaction.user.id, interactionId: interaction.id, testPrompts: settings.testPrompts.length },
+    {
+      guildId,
+      userId: interaction.user.id,
+      interactionId: interaction.id,
+      testPrompts: settings.testPrompts.length,
+    },
     'guild test prompts changed',
   );
   const shown = settings.testPrompts.length > 0 ? settings.testPrompts : DEFAULT_TEST_PROMPTS;

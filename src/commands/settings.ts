@@ -19,7 +19,9 @@ export const SETTING_LIMITS = {
  * The families a server may pick as its default: experimental ones are left out (they are refused
  * unless an operator enables them, and a server default should never be refused).
  */
-export const DEFAULT_MODEL_CHOICES: readonly ModelFamily[] = MODEL_FAMILIES.filter((family) => !FAMILIES[family].experimental);
+export const DEFAULT_MODEL_CHOICES: readonly ModelFamily[] = MODEL_FAMILIES.filter(
+  (family) => !FAMILIES[family].experimental,
+);
 
 export const MATURE_CONTENT_CHOICES = ['block', 'nsfw_channels_only'] as const;
 
@@ -53,7 +55,9 @@ export const settingsCommand = new SlashCommandBuilder()
         o
           .setName('default_model')
           .setDescription('Model family /comic new uses when no model is given')
-          .addChoices(...DEFAULT_MODEL_CHOICES.map((family) => ({ name: FAMILIES[family].label, value: family }))),
+          .addChoices(
+            ...DEFAULT_MODEL_CHOICES.map((family) => ({ name: FAMILIES[family].label, value: family })),
+          ),
       )
       .addStringOption((o) =>
         o
@@ -72,17 +76,27 @@ export const settingsCommand = new SlashCommandBuilder()
           .setMaxValue(SETTING_LIMITS.voteHours.max),
       )
       .addBooleanOption((o) =>
-        o.setName('blind_votes').setDescription('Label checkpoints A, B, C… in a random order instead of by epoch'),
+        o
+          .setName('blind_votes')
+          .setDescription('Label checkpoints A, B, C… in a random order instead of by epoch'),
       ),
   )
   .addSubcommand((sub) => {
-    sub.setName('test-prompts').setDescription('The scenes trainings are evaluated on (Manage Server); the trigger goes in front');
+    sub
+      .setName('test-prompts')
+      .setDescription('The scenes trainings are evaluated on (Manage Server); the trigger goes in front');
     for (const name of TEST_PROMPT_OPTION_NAMES) {
       sub.addStringOption((o) =>
-        o.setName(name).setDescription(`Test scene ${name.slice(6)}, without the trigger word`).setMinLength(1).setMaxLength(TEST_PROMPT_MAX_LENGTH),
+        o
+          .setName(name)
+          .setDescription(`Test scene ${name.slice(6)}, without the trigger word`)
+          .setMinLength(1)
+          .setMaxLength(TEST_PROMPT_MAX_LENGTH),
       );
     }
-    return sub.addBooleanOption((o) => o.setName('reset').setDescription('Go back to the four built-in comic scenes'));
+    return sub.addBooleanOption((o) =>
+      o.setName('reset').setDescription('Go back to the four built-in comic scenes'),
+    );
   });
 
 const count = (limits: { min: number; max: number }) => z.number().int().min(limits.min).max(limits.max);

@@ -46,10 +46,19 @@ async function styleChoices(interaction: AutocompleteInteraction, deps: BotDeps)
   const rows = await deps.db
     .select({ name: styles.name, status: styles.status })
     .from(styles)
-    .where(and(eq(styles.guildId, interaction.guildId), ne(styles.status, 'retired'), typed ? ilike(styles.name, `%${typed.replace(/[%_\\]/g, '\\$&')}%`) : undefined))
+    .where(
+      and(
+        eq(styles.guildId, interaction.guildId),
+        ne(styles.status, 'retired'),
+        typed ? ilike(styles.name, `%${typed.replace(/[%_\\]/g, '\\$&')}%`) : undefined,
+      ),
+    )
     .orderBy(asc(styles.name))
     .limit(MAX_AUTOCOMPLETE_CHOICES);
-  return rows.map((r) => ({ name: r.status === 'ready' ? r.name : `${r.name} (${r.status})`, value: r.name }));
+  return rows.map((r) => ({
+    name: r.status === 'ready' ? r.name : `${r.name} (${r.status})`,
+    value: r.name,
+  }));
 }
 
 async function findStyle(deps: BotDeps, guildId: string, name: string): Promise<Style> {
@@ -61,21 +70,39 @@ async function findStyle(deps: BotDeps, guildId: string, name: string): Promise<
   return row;
 }
 
-async function styleList(interaction: ChatInputCommandInteraction, deps: BotDeps, guildId: string): Promise<void> {
+async function styleList(
+  interaction: ChatInputCommandInteraction,
+  deps: BotDeps,
+  guildId: string,
+): Promise<void> {
   const settings = await getGuildSettings(deps.db, guildId);
-  const rows = await deps.db.select().from(styles).where(eq(styles.guildId, guildId)).orderBy(asc(styles.name));
+  const rows = await deps.db
+    .select()
+    .from(styles)
+    .where(eq(styles.guildId, guildId))
+    .orderBy(asc(styles.name));
   if (rows.length === 0) {
-    await interaction.reply({ content: 'This server has no styles yet. Train one with `/train style`.', flags: MessageFlags.Ephemeral });
+    await interaction.reply({
+      content: 'This server has no styles yet. Train one with `/train style`.',
+      flags: MessageFlags.Ephemeral,
+    });
     return;
   }
   const lines = rows.map((s) => {
     const isDefault = settings.defaultStyle?.toLowerCase() === s.name.toLowerCase() ? ' ⭐ default' : '';
     return `• **${s.name}** — ${s.status}, trigger \`${s.trigger}\`, ${s.modelFamily}, strength ${s.defaultStrength.toFixed(1)}${isDefault}`;
   });
-  await interaction.reply({ content: ['🎨 Styles of this server:', ...lines].join('\n').slice(0, 1900), allowedMentions: { parse: [] } });
+  await interaction.reply({
+    content: ['🎨 Styles of this server:', ...lines].join('\n').slice(0, 1900),
+    allowedMentions: { parse: [] },
+  });
 }
 
-async function styleInfo(interaction: ChatInputCommandInteraction, deps: BotDeps, style: Style): Promise<void> {
+async function styleInfo(
+  interaction: ChatInputCommandInteraction,
+  deps: BotDeps,
+  style: Style,
+): Promise<void> {
   await interaction.deferReply();
   const lines = [
     `🎨 **${style.name}** — ${style.status}`,
@@ -90,7 +117,9 @@ async function styleInfo(interaction: ChatInputCommandInteraction, deps: BotDeps
       .where(eq(checkpoints.id, style.checkpointId));
     if (row) {
       const { training, checkpoint } = row;
-      lines.push(`From training \`${training.id.slice(0, 8)}\` on \`${training.baseModel}\`: epoch ${checkpoint.epoch} (step ${checkpoint.step}) won the vote.`);
+      lines.push(
+        `From training \`${training.id.slice(0, 8)}\` on \`${training.baseModel}\`: epoch ${checkpoint.epoch} (step ${checkpoint.step}) won the vote.`,
+      );
       const votes = await tally(deps.db, training.id);
       lines.push(`Votes: ${votes.map((v) => `epoch ${v.epoch}: ${v.votes}`).join(' · ')}`);
       const settings = Object.entries(training.config)
@@ -105,30 +134,57 @@ async function styleInfo(interaction: ChatInputCommandInteraction, deps: BotDeps
       if (gridKey && (await deps.store.exists(gridKey))) {
         const data = await deps.store.getBuffer(gridKey);
         const limit = deps.uploadLimits.forGuild(interaction.guild);
-        if (data.length < limit - 1024) files.push({ attachment: data, name: `grid.${gridKey.split('.').pop() ?? 'jpg'}` });
+        if (data.length < limit - 1024)
+          files.push({ attachment: data, name: `grid.${gridKey.split('.').pop() ?? 'jpg'}` });
       }
     }
   }
-  await interaction.editReply({ content: lines.join('\n').slice(0, 1900), files, allowedMentions: { parse: [] } });
+  await interaction.editReply({
+    content: lines.join('\n').slice(0, 1900),
+    files,
+    allowedMentions: { parse: [] },
+  });
 }
 
-async function styleDefault(interaction: ChatInputCommandInteraction, deps: BotDeps, style: Style): Promise<void> {
+async function styleDefault(
+  interaction: ChatInputCommandInteraction,
+  deps: BotDeps,
+  style: Style,
+): Promise<void> {
   if (!interaction.memberPermissions?.has(PermissionFlagsBits.ManageGuild)) {
     throw new InputError('Choosing the server default style is for members with Manage Server.');
   }
-  if (style.status !== 'ready') throw new InputError(`“${style.name}” is ${style.status}, not ready; only a ready style can be the default.`);
+  if (style.status !== 'ready')
+    throw new InputError(
+      `“${style.name}” is ${style.status}, not ready; only a ready style can be the default.`,
+    );
   await getGuildSettings(deps.db, style.guildId);
-  await deps.db.update(guildSettings).set({ defaultStyle: style.name }).where(eq(guildSettings.guildId, style.guildId));
-  await interaction.reply({ content: `⭐ **${style.name}** is now this server's default style for \`/comic new\`.`, allowedMentions: { parse: [] } });
+  await deps.db
+    .update(guildSettings)
+    .set({ defaultStyle: style.name })
+    .where(eq(guildSettings.guildId, style.guildId));
+  await interaction.reply({
+    content: `⭐ **${style.name}** is now this server's default style for \`/comic new\`.`,
+    allowedMentions: { parse: [] },
+  });
 }
 
-async function styleRetire(interaction: ChatInputCommandInteraction, deps: BotDeps, style: Style): Promise<void> {
+async function styleRetire(
+  interaction: ChatInputCommandInteraction,
+  deps: BotDeps,
+  style: Style,
+): Promise<void> {
   const settings = await getGuildSettings(deps.db, style.guildId);
-  if (!mayTrain(interaction, settings)) throw new InputError('Retiring a style is for members with the trainer role or Manage Server.');
+  if (!mayTrain(interaction, settings))
+    throw new InputError('Retiring a style is for members with the trainer role or Manage Server.');
   if (style.status === 'retired') throw new InputError(`“${style.name}” is already retired.`);
   await deps.db.update(styles).set({ status: 'retired' }).where(eq(styles.id, style.id));
   const wasDefault = settings.defaultStyle?.toLowerCase() === style.name.toLowerCase();
-  if (wasDefault) await deps.db.update(guildSettings).set({ defaultStyle: null }).where(eq(guildSettings.guildId, style.guildId));
+  if (wasDefault)
+    await deps.db
+      .update(guildSettings)
+      .set({ defaultStyle: null })
+      .where(eq(guildSettings.guildId, style.guildId));
   await interaction.reply({
     content: `🗄️ **${style.name}** is retired: \`/comic new\` no longer offers it${wasDefault ? ', and the server has no default style now' : ''}. Comics already made keep their pictures.`,
     allowedMentions: { parse: [] },

@@ -24,7 +24,8 @@ export const RECOMMENDED_CHARACTER_IMAGES = 20;
 
 export async function trainCharacter(interaction: ChatInputCommandInteraction, deps: BotDeps): Promise<void> {
   const options = parseOptions(TrainCharacterOptions, optionValues(interaction), 'train character');
-  if (!interaction.guildId) throw new InputError('Characters are trained in a server channel, not in direct messages.');
+  if (!interaction.guildId)
+    throw new InputError('Characters are trained in a server channel, not in direct messages.');
   // Read before deferring: an unknown name is answered privately, with nothing downloaded.
   const character = await requireCharacter(deps.db, interaction.guildId, options.name);
   await trainFromImages(interaction, deps, {

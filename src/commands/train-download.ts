@@ -66,7 +66,11 @@ export function allowedOrigins(config: Pick<AppConfig, 'DISCORD_API_URL'>): (url
 
 /** A name safe to put on disk (the report shows the original). */
 function diskName(index: number, filename: string): string {
-  const cleaned = filename.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(-80) || 'file';
+  const cleaned =
+    filename
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^[._]+/, '')
+      .slice(-80) || 'file';
   return `${String(index).padStart(3, '0')}-${cleaned}`;
 }
 
@@ -101,13 +105,18 @@ export async function downloadSources(
       refuse(`not downloaded: ${url.host} is not Discord's file server`);
       continue;
     }
-    const limit = Math.min(source.kind === 'zip' ? limits.maxZipBytes : limits.maxImageBytes, limits.maxTotalBytes - total);
+    const limit = Math.min(
+      source.kind === 'zip' ? limits.maxZipBytes : limits.maxImageBytes,
+      limits.maxTotalBytes - total,
+    );
     if (limit <= 0) {
       refuse(`not downloaded: the ${mb(limits.maxTotalBytes)} limit for one training is reached`);
       continue;
     }
     if (source.size > limit) {
-      refuse(`${mb(source.size)} is over the ${mb(limit)} limit for ${source.kind === 'zip' ? 'a zip' : 'an image'}`);
+      refuse(
+        `${mb(source.size)} is over the ${mb(limit)} limit for ${source.kind === 'zip' ? 'a zip' : 'an image'}`,
+      );
       continue;
     }
     const path = join(dir, diskName(index, source.filename));
@@ -117,7 +126,8 @@ export async function downloadSources(
       result.files.push({ path, filename: source.filename });
     } catch (error) {
       await rm(path, { force: true });
-      if (error instanceof OverLimit) refuse(`bigger than the ${mb(limit)} limit (the download was stopped there)`);
+      if (error instanceof OverLimit)
+        refuse(`bigger than the ${mb(limit)} limit (the download was stopped there)`);
       else refuse(`could not be downloaded (${(error as Error).message})`);
     }
   }
@@ -143,14 +153,25 @@ async function downloadOne(url: URL, path: string, limit: number, timeoutMs: num
       else callback(null, chunk);
     },
   });
-  await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), counter, createWriteStream(path, { flags: 'wx' }));
+  await pipeline(
+    Readable.fromWeb(response.body as import('node:stream/web').ReadableStream),
+    counter,
+    createWriteStream(path, { flags: 'wx' }),
+  );
   return seen;
 }
 
 /** The attachment as a download source; zips by name or type (the bytes decide later anyway). */
-export function sourceOf(attachment: Pick<Attachment, 'url' | 'name' | 'size' | 'contentType'>): AttachmentSource {
+export function sourceOf(
+  attachment: Pick<Attachment, 'url' | 'name' | 'size' | 'contentType'>,
+): AttachmentSource {
   const zip = /\.zip$/i.test(attachment.name) || attachment.contentType === 'application/zip';
-  return { url: attachment.url, filename: attachment.name, size: attachment.size, kind: zip ? 'zip' : 'image' };
+  return {
+    url: attachment.url,
+    filename: attachment.name,
+    size: attachment.size,
+    kind: zip ? 'zip' : 'image',
+  };
 }
 
 /** Messages read at most when looking for the channel's recent images. */
@@ -167,7 +188,7 @@ export async function recentChannelImages(
 ): Promise<AttachmentSource[]> {
   const found: AttachmentSource[] = [];
   let before: string | undefined;
-  for (let scanned = 0; scanned < MAX_MESSAGES_SCANNED && found.length < count; ) {
+  for (let scanned = 0; scanned < MAX_MESSAGES_SCANNED && found.length < count;) {
     const page = await channel.messages.fetch({ limit: 100, ...(before ? { before } : {}), cache: false });
     if (page.size === 0) break;
     for (const message of page.values()) {
@@ -175,7 +196,8 @@ export async function recentChannelImages(
       before = message.id;
       if (message.author.id === botUserId) continue;
       for (const attachment of message.attachments.values()) {
-        const looksImage = attachment.contentType?.startsWith('image/') ?? /\.(png|jpe?g|webp)$/i.test(attachment.name);
+        const looksImage =
+          attachment.contentType?.startsWith('image/') ?? /\.(png|jpe?g|webp)$/i.test(attachment.name);
         if (looksImage && found.length < count) found.push({ ...sourceOf(attachment), kind: 'image' });
       }
     }

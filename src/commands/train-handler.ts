@@ -111,9 +111,16 @@ async function trainStyle(interaction: ChatInputCommandInteraction, deps: BotDep
       const [taken] = await deps.db
         .select({ name: styles.name })
         .from(styles)
-        .where(and(eq(styles.guildId, guildId), sql`lower(${styles.name}) = lower(${options.name})`, inArray(styles.status, ['ready', 'voting', 'training'])))
+        .where(
+          and(
+            eq(styles.guildId, guildId),
+            sql`lower(${styles.name}) = lower(${options.name})`,
+            inArray(styles.status, ['ready', 'voting', 'training']),
+          ),
+        )
         .limit(1);
-      if (taken) throw new InputError(`This server already has a style named **${taken.name}**; pick another name.`);
+      if (taken)
+        throw new InputError(`This server already has a style named **${taken.name}**; pick another name.`);
     },
   });
 }
@@ -146,8 +153,17 @@ export interface TrainTarget {
  * Images → checked, prepared dataset → trainings row + `train` job + status message. Everything that
  * needs no download is checked first, so refusals stay ephemeral and nothing is queued.
  */
-export async function trainFromImages(interaction: ChatInputCommandInteraction, deps: BotDeps, target: TrainTarget): Promise<void> {
-  const options = { name: target.name, trigger: target.trigger, base: target.base, from_channel: target.fromChannel };
+export async function trainFromImages(
+  interaction: ChatInputCommandInteraction,
+  deps: BotDeps,
+  target: TrainTarget,
+): Promise<void> {
+  const options = {
+    name: target.name,
+    trigger: target.trigger,
+    base: target.base,
+    from_channel: target.fromChannel,
+  };
   const guildId = requireGuild(interaction);
   const attachments: AttachmentSource[] = [];
   const zip = interaction.options.getAttachment('zip');
@@ -188,16 +204,28 @@ export async function trainFromImages(interaction: ChatInputCommandInteraction, 
     if (options.from_channel !== undefined) {
       const channel = interaction.channel;
       if (!channel || channel.isDMBased()) throw new InputError('`from_channel` works in a server channel.');
-      sources.push(...(await recentChannelImages(channel as GuildTextBasedChannel, options.from_channel, deps.client.user.id)));
+      sources.push(
+        ...(await recentChannelImages(
+          channel as GuildTextBasedChannel,
+          options.from_channel,
+          deps.client.user.id,
+        )),
+      );
     }
-    await interaction.editReply({ content: `📥 Fetching ${sources.length} file${sources.length === 1 ? '' : 's'}…` });
+    await interaction.editReply({
+      content: `📥 Fetching ${sources.length} file${sources.length === 1 ? '' : 's'}…`,
+    });
     const downloaded = await downloadSources(sources, inputsDir, allowedOrigins(deps.config));
     if (downloaded.files.length === 0) {
-      await interaction.editReply({ content: clip(nothingToTrain(downloaded.refused, options.from_channel !== undefined)) });
+      await interaction.editReply({
+        content: clip(nothingToTrain(downloaded.refused, options.from_channel !== undefined)),
+      });
       return;
     }
 
-    await interaction.editReply({ content: `🔎 Checking and preparing ${downloaded.files.length} file${downloaded.files.length === 1 ? '' : 's'}…` });
+    await interaction.editReply({
+      content: `🔎 Checking and preparing ${downloaded.files.length} file${downloaded.files.length === 1 ? '' : 's'}…`,
+    });
     const report = await prepareDataset(
       downloaded.files.map((f) => f.path),
       {
@@ -213,7 +241,9 @@ export async function trainFromImages(interaction: ChatInputCommandInteraction, 
     const names = new Map(downloaded.files.map((f) => [f.path, f.filename]));
     const displayed = inWordsOf(target, withOriginalNames(report, names));
     if (report.status === 'refused') {
-      await interaction.editReply({ content: clip(reportText(displayed, downloaded.refused, null, null, target.noun)) });
+      await interaction.editReply({
+        content: clip(reportText(displayed, downloaded.refused, null, null, target.noun)),
+      });
       return;
     }
 
@@ -227,7 +257,10 @@ export async function trainFromImages(interaction: ChatInputCommandInteraction, 
       ...(deps.config.AI_TOOLKIT_DIR ? { aiToolkitDir: deps.config.AI_TOOLKIT_DIR } : {}),
     }).catch((error: unknown) => {
       // The runner plans again from the stored dataset; only the estimate is lost here.
-      deps.logger.warn({ err: error, interactionId: interaction.id }, 'could not plan the training for its estimate');
+      deps.logger.warn(
+        { err: error, interactionId: interaction.id },
+        'could not plan the training for its estimate',
+      );
       return null;
     });
 
@@ -254,7 +287,9 @@ export async function trainFromImages(interaction: ChatInputCommandInteraction, 
     if (!training) throw new Error('inserting the trainings row returned nothing');
     await deps.producer.enqueue('train', { trainingId }, { jobId: trainJobId(trainingId) });
     await deps.producer.enqueue('post', { kind: 'training-status', trainingId });
-    await interaction.editReply({ content: clip(reportText(displayed, downloaded.refused, training, plan, target.noun)) });
+    await interaction.editReply({
+      content: clip(reportText(displayed, downloaded.refused, training, plan, target.noun)),
+    });
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
@@ -268,7 +303,11 @@ function captionModeFor(base: TrainStyleOptions['base'], deps: BotDeps): Caption
 }
 
 /** What the runner's train worker reads besides the row's columns: the dataset's layout and the plan. */
-function trainingConfig(options: Pick<TrainStyleOptions, 'base' | 'trigger'>, report: DatasetReport, plan: TrainingPlan | null): Record<string, unknown> {
+function trainingConfig(
+  options: Pick<TrainStyleOptions, 'base' | 'trigger'>,
+  report: DatasetReport,
+  plan: TrainingPlan | null,
+): Record<string, unknown> {
   return {
     base: options.base,
     trigger: options.trigger,
@@ -302,14 +341,18 @@ async function storeDataset(deps: BotDeps, datasetDir: string, prefix: string): 
   for (const entry of entries) {
     if (!entry.isFile()) continue;
     const path = join(entry.parentPath, entry.name);
-    await deps.store.put(`${prefix}${relative(datasetDir, path).split('\\').join('/')}`, await readFile(path));
+    await deps.store.put(
+      `${prefix}${relative(datasetDir, path).split('\\').join('/')}`,
+      await readFile(path),
+    );
   }
 }
 
 /** The report with each file named as the member named it, not by its place on our disk. */
 function withOriginalNames(report: DatasetReport, names: Map<string, string>): DatasetReport {
   const rename = (source: string) => {
-    for (const [path, name] of names) if (source === path || source.startsWith(`${path}:`)) return name + source.slice(path.length);
+    for (const [path, name] of names)
+      if (source === path || source.startsWith(`${path}:`)) return name + source.slice(path.length);
     return source;
   };
   return {
@@ -317,7 +360,9 @@ function withOriginalNames(report: DatasetReport, names: Map<string, string>): D
     refused: report.refused.map((r) => ({ ...r, source: rename(r.source) })),
     accepted: report.accepted.map((a) => ({ ...a, source: rename(a.source) })),
     // Warnings name files too (upscaled ones, "a duplicate of …").
-    warnings: report.warnings.map((w) => [...names].reduce((text, [path, name]) => text.split(path).join(name), w)),
+    warnings: report.warnings.map((w) =>
+      [...names].reduce((text, [path, name]) => text.split(path).join(name), w),
+    ),
   };
 }
 
@@ -326,7 +371,8 @@ const LISTED_REFUSALS = 8;
 function refusalLines(refused: { source: string; reason: string }[]): string[] {
   if (refused.length === 0) return [];
   const lines = ['🚫 Refused:'];
-  for (const r of refused.slice(0, LISTED_REFUSALS)) lines.push(`• \`${r.source.slice(0, 80)}\`: ${r.reason}`);
+  for (const r of refused.slice(0, LISTED_REFUSALS))
+    lines.push(`• \`${r.source.slice(0, 80)}\`: ${r.reason}`);
   if (refused.length > LISTED_REFUSALS) lines.push(`• … and ${refused.length - LISTED_REFUSALS} more`);
   return lines;
 }
@@ -360,7 +406,9 @@ function reportText(
     lines.push(`⚠️ ${report.message.replace(/^Refused: /, 'Not queued: ')}`);
   } else {
     const what = noun === 'character' ? 'Character LoRA for' : noun.charAt(0).toUpperCase() + noun.slice(1);
-    lines.push(`🎨 ${what} **${training.name}** (trigger \`${training.trigger}\`) is queued for training: \`${training.id}\`.`);
+    lines.push(
+      `🎨 ${what} **${training.name}** (trigger \`${training.trigger}\`) is queued for training: \`${training.id}\`.`,
+    );
   }
   const counts = report.counts;
   lines.push(
@@ -393,16 +441,34 @@ async function trainStatus(interaction: ChatInputCommandInteraction, deps: BotDe
   const guildId = requireGuild(interaction);
   const training = id
     ? await trainingOfGuild(deps, id, guildId)
-    : (await deps.db.select().from(trainings).where(eq(trainings.guildId, guildId)).orderBy(desc(trainings.createdAt)).limit(1))[0];
+    : (
+        await deps.db
+          .select()
+          .from(trainings)
+          .where(eq(trainings.guildId, guildId))
+          .orderBy(desc(trainings.createdAt))
+          .limit(1)
+      )[0];
   if (!training) {
-    await interaction.reply({ content: 'Nothing has been trained on this server yet. `/train style` starts a style, `/train character` a character LoRA.', flags: MessageFlags.Ephemeral });
+    await interaction.reply({
+      content:
+        'Nothing has been trained on this server yet. `/train style` starts a style, `/train character` a character LoRA.',
+      flags: MessageFlags.Ephemeral,
+    });
     return;
   }
   const view = await readTrainingView(deps.db, training, deps.producer.queue('train'));
   const lines = [trainingStatusText(view)];
-  if (training.statusMessageId) lines.push(`Progress: https://discord.com/channels/${training.guildId}/${training.channelId}/${training.statusMessageId}`);
+  if (training.statusMessageId)
+    lines.push(
+      `Progress: https://discord.com/channels/${training.guildId}/${training.channelId}/${training.statusMessageId}`,
+    );
   lines.push(`Started by <@${training.userId}> in <#${training.channelId}>.`);
-  await interaction.reply({ content: clip(lines.join('\n')), flags: MessageFlags.Ephemeral, allowedMentions: { parse: [] } });
+  await interaction.reply({
+    content: clip(lines.join('\n')),
+    flags: MessageFlags.Ephemeral,
+    allowedMentions: { parse: [] },
+  });
 }
 
 async function trainCancel(interaction: ChatInputCommandInteraction, deps: BotDeps): Promise<void> {
@@ -412,7 +478,9 @@ async function trainCancel(interaction: ChatInputCommandInteraction, deps: BotDe
   if (training.userId !== interaction.user.id) {
     const settings = await getGuildSettings(deps.db, guildId);
     if (!mayTrain(interaction, settings)) {
-      throw new InputError('Only the member who started that training, the trainer role or Manage Server can cancel it.');
+      throw new InputError(
+        'Only the member who started that training, the trainer role or Manage Server can cancel it.',
+      );
     }
   }
   await interaction.deferReply({ flags: MessageFlags.Ephemeral });
@@ -422,16 +490,24 @@ async function trainCancel(interaction: ChatInputCommandInteraction, deps: BotDe
     .where(and(eq(trainings.id, training.id), inArray(trainings.status, [...ACTIVE])))
     .returning({ id: trainings.id });
   if (!cancelled) {
-    await interaction.editReply({ content: `⚠️ The training \`${training.id}\` is already ${training.status}; there is nothing to stop.` });
+    await interaction.editReply({
+      content: `⚠️ The training \`${training.id}\` is already ${training.status}; there is nothing to stop.`,
+    });
     return;
   }
   // A job still waiting is removed; a running one is stopped by the runner, which watches the row.
   const job = await deps.producer.queue('train').getJob(trainJobId(training.id));
   const state = await job?.getState();
-  if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized')) await job.remove().catch(() => undefined);
+  if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized'))
+    await job.remove().catch(() => undefined);
   await deps.producer.enqueue('post', { kind: 'training-status', trainingId: training.id });
-  deps.logger.info({ trainingId: training.id, userId: interaction.user.id, jobState: state }, 'training cancelled');
-  await interaction.editReply({ content: `🛑 The training of ${trainingSubject(training)} (\`${training.id}\`) is cancelled.` });
+  deps.logger.info(
+    { trainingId: training.id, userId: interaction.user.id, jobState: state },
+    'training cancelled',
+  );
+  await interaction.editReply({
+    content: `🛑 The training of ${trainingSubject(training)} (\`${training.id}\`) is cancelled.`,
+  });
 }
 
 async function trainRole(interaction: ChatInputCommandInteraction, deps: BotDeps): Promise<void> {
@@ -441,7 +517,10 @@ async function trainRole(interaction: ChatInputCommandInteraction, deps: BotDeps
     throw new InputError('Only members with Manage Server choose who may train styles and character LoRAs.');
   }
   await getGuildSettings(deps.db, guildId);
-  await deps.db.update(guildSettings).set({ trainerRoleId: role ?? null }).where(eq(guildSettings.guildId, guildId));
+  await deps.db
+    .update(guildSettings)
+    .set({ trainerRoleId: role ?? null })
+    .where(eq(guildSettings.guildId, guildId));
   await interaction.reply({
     content: role
       ? `✅ Members with <@&${role}> may now train styles and character LoRAs (and cancel trainings).`
@@ -454,12 +533,15 @@ async function trainRole(interaction: ChatInputCommandInteraction, deps: BotDeps
 async function trainingOfGuild(deps: BotDeps, id: string, guildId: string): Promise<Training> {
   const [training] = await deps.db.select().from(trainings).where(eq(trainings.id, id));
   if (!training || training.guildId !== guildId) {
-    throw new InputError(`There is no training \`${id}\` on this server. The id is in the training's status message.`);
+    throw new InputError(
+      `There is no training \`${id}\` on this server. The id is in the training's status message.`,
+    );
   }
   return training;
 }
 
 function requireGuild(interaction: ChatInputCommandInteraction): string {
-  if (!interaction.guildId) throw new InputError('Trainings run in a server channel, not in direct messages.');
+  if (!interaction.guildId)
+    throw new InputError('Trainings run in a server channel, not in direct messages.');
   return interaction.guildId;
 }

@@ -23,7 +23,10 @@ const BASE_LABELS: Record<(typeof TRAIN_BASES)[number], string> = {
 };
 
 /** The options every training from images has, after its own: base, zip, from_channel, image1…image10. */
-function withBaseAndImages(sub: SlashCommandSubcommandBuilder, imageDescription: string): SlashCommandSubcommandBuilder {
+function withBaseAndImages(
+  sub: SlashCommandSubcommandBuilder,
+  imageDescription: string,
+): SlashCommandSubcommandBuilder {
   sub
     .addStringOption((o) =>
       o
@@ -40,7 +43,8 @@ function withBaseAndImages(sub: SlashCommandSubcommandBuilder, imageDescription:
         .setMinValue(1)
         .setMaxValue(MAX_FROM_CHANNEL),
     );
-  for (const name of IMAGE_OPTION_NAMES) sub.addAttachmentOption((o) => o.setName(name).setDescription(imageDescription));
+  for (const name of IMAGE_OPTION_NAMES)
+    sub.addAttachmentOption((o) => o.setName(name).setDescription(imageDescription));
   return sub;
 }
 
@@ -53,7 +57,12 @@ export const trainCommand = new SlashCommandBuilder()
       .setName('style')
       .setDescription('Train a style from images: attachments, a zip, or the last images of this channel')
       .addStringOption((o) =>
-        o.setName('name').setDescription('The style name people will pick').setRequired(true).setMinLength(1).setMaxLength(STYLE_NAME_MAX_LENGTH),
+        o
+          .setName('name')
+          .setDescription('The style name people will pick')
+          .setRequired(true)
+          .setMinLength(1)
+          .setMaxLength(STYLE_NAME_MAX_LENGTH),
       )
       .addStringOption((o) =>
         o
@@ -70,7 +79,12 @@ export const trainCommand = new SlashCommandBuilder()
       .setName('character')
       .setDescription("Train a cast character's LoRA from 8+ pictures of them (20–40 is best)")
       .addStringOption((o) =>
-        o.setName('name').setDescription('The character (from /character list)').setRequired(true).setMinLength(1).setMaxLength(CHARACTER_NAME_OPTION_MAX),
+        o
+          .setName('name')
+          .setDescription('The character (from /character list)')
+          .setRequired(true)
+          .setMinLength(1)
+          .setMaxLength(CHARACTER_NAME_OPTION_MAX),
       );
     return withBaseAndImages(sub, 'A picture of the character');
   })
@@ -78,20 +92,28 @@ export const trainCommand = new SlashCommandBuilder()
     sub
       .setName('status')
       .setDescription("Where a training stands (default: this server's latest)")
-      .addStringOption((o) => o.setName('id').setDescription('The training id').setMaxLength(TRAINING_ID_MAX_LENGTH)),
+      .addStringOption((o) =>
+        o.setName('id').setDescription('The training id').setMaxLength(TRAINING_ID_MAX_LENGTH),
+      ),
   )
   .addSubcommand((sub) =>
     sub
       .setName('cancel')
       .setDescription('Stop a training (yours, or any with the trainer role or Manage Server)')
       .addStringOption((o) =>
-        o.setName('id').setDescription('The training id').setRequired(true).setMaxLength(TRAINING_ID_MAX_LENGTH),
+        o
+          .setName('id')
+          .setDescription('The training id')
+          .setRequired(true)
+          .setMaxLength(TRAINING_ID_MAX_LENGTH),
       ),
   )
   .addSubcommand((sub) =>
     sub
       .setName('role')
-      .setDescription('Set the role allowed to train styles (Manage Server); leave empty for Manage Server only')
+      .setDescription(
+        'Set the role allowed to train styles (Manage Server); leave empty for Manage Server only',
+      )
       .addRoleOption((o) => o.setName('role').setDescription('The trainer role')),
   );
 
@@ -108,7 +130,10 @@ export const TrainStyleOptions = z.object({
   trigger: z
     .string()
     .trim()
-    .regex(TRIGGER_PATTERN, 'one word of letters, digits, "-" or "_" (at most 40 characters), starting with a letter or digit'),
+    .regex(
+      TRIGGER_PATTERN,
+      'one word of letters, digits, "-" or "_" (at most 40 characters), starting with a letter or digit',
+    ),
   base: z.enum(TRAIN_BASES),
   from_channel: z.number().int().min(1).max(MAX_FROM_CHANNEL).optional(),
 });
@@ -128,4 +153,9 @@ const TrainingId = z
 
 export const TrainStatusOptions = z.object({ id: TrainingId.optional() });
 export const TrainCancelOptions = z.object({ id: TrainingId });
-export const TrainRoleOptions = z.object({ role: z.string().regex(/^\d{1,24}$/).optional() });
+export const TrainRoleOptions = z.object({
+  role: z
+    .string()
+    .regex(/^\d{1,24}$/)
+    .optional(),
+});

@@ -36,7 +36,13 @@ async function votingTrainings(interaction: AutocompleteInteraction, deps: BotDe
   const rows = await deps.db
     .select({ id: trainings.id, name: trainings.name })
     .from(trainings)
-    .where(and(eq(trainings.guildId, interaction.guildId), eq(trainings.status, 'voting'), typed ? ilike(trainings.name, `%${typed.replace(/[%_\\]/g, '\\$&')}%`) : undefined))
+    .where(
+      and(
+        eq(trainings.guildId, interaction.guildId),
+        eq(trainings.status, 'voting'),
+        typed ? ilike(trainings.name, `%${typed.replace(/[%_\\]/g, '\\$&')}%`) : undefined,
+      ),
+    )
     .orderBy(desc(trainings.createdAt))
     .limit(MAX_AUTOCOMPLETE_CHOICES);
   return rows.map((r) => ({ name: `${r.name} (${r.id.slice(0, 8)})`.slice(0, 100), value: r.id }));
@@ -61,7 +67,11 @@ async function voteClose(interaction: ChatInputCommandInteraction, deps: BotDeps
   if (options.pick) {
     const view = await voteView(deps.db, trainingId);
     const wanted = options.pick.toLowerCase().replace(/^epoch\s*/, '');
-    const match = view.options.find((o) => o.label.toLowerCase() === options.pick!.toLowerCase() || (!view.evaluation?.blindOrder && String(o.checkpoint.epoch) === wanted));
+    const match = view.options.find(
+      (o) =>
+        o.label.toLowerCase() === options.pick!.toLowerCase() ||
+        (!view.evaluation?.blindOrder && String(o.checkpoint.epoch) === wanted),
+    );
     if (!match) throw new InputError(`There is no checkpoint labelled “${options.pick}” in this vote.`);
     pick = match.checkpoint.id;
   }
@@ -72,7 +82,9 @@ async function voteClose(interaction: ChatInputCommandInteraction, deps: BotDeps
 
 /** The training option: an id (from autocomplete) or a name of a training of this server in its vote. */
 async function resolveTraining(deps: BotDeps, guildId: string, value: string): Promise<string> {
-  const byId = UUID.test(value) ? eq(trainings.id, value) : ilike(trainings.name, value.replace(/[%_\\]/g, '\\$&'));
+  const byId = UUID.test(value)
+    ? eq(trainings.id, value)
+    : ilike(trainings.name, value.replace(/[%_\\]/g, '\\$&'));
   const [row] = await deps.db
     .select({ id: trainings.id, status: trainings.status })
     .from(trainings)

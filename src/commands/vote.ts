@@ -11,12 +11,19 @@ export const voteCommand = new SlashCommandBuilder()
       .setName('close')
       .setDescription('Close a style vote now; the winner becomes the server style')
       .addStringOption((o) =>
-        o.setName('training').setDescription('The training whose vote to close').setRequired(true).setAutocomplete(true).setMaxLength(64),
+        o
+          .setName('training')
+          .setDescription('The training whose vote to close')
+          .setRequired(true)
+          .setAutocomplete(true)
+          .setMaxLength(64),
       )
       .addStringOption((o) =>
         o
           .setName('pick')
-          .setDescription('On a tie: the label of the tied checkpoint to choose (else the earlier epoch wins)')
+          .setDescription(
+            'On a tie: the label of the tied checkpoint to choose (else the earlier epoch wins)',
+          )
           .setMaxLength(8),
       ),
   );

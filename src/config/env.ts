@@ -71,8 +71,17 @@ export const envSchema = z.object({
   ENABLE_EXPERIMENTAL_FAMILIES: z
     .string()
     .default('')
-    .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== ''))
-    .pipe(z.array(z.enum(EXPERIMENTAL_FAMILY_NAMES), { message: `expected a comma-separated list of ${EXPERIMENTAL_FAMILY_NAMES.join(', ')}` })),
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter((s) => s !== ''),
+    )
+    .pipe(
+      z.array(z.enum(EXPERIMENTAL_FAMILY_NAMES), {
+        message: `expected a comma-separated list of ${EXPERIMENTAL_FAMILY_NAMES.join(', ')}`,
+      }),
+    ),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -88,15 +88,20 @@ export function sentenceCaption(trigger: string, text: string, styleWords: reado
   // Longest phrases first, so "anime style" goes before "anime" leaves a stray "style".
   const phrases = [...styleWords].sort((a, b) => b.length - a.length);
   for (const phrase of phrases) {
-    const pattern = new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegExp(phrase).replace(/ /g, '[\\s_-]+')}(?![\\p{L}\\p{N}])`, 'giu');
+    const pattern = new RegExp(
+      `(?<![\\p{L}\\p{N}])${escapeRegExp(phrase).replace(/ /g, '[\\s_-]+')}(?![\\p{L}\\p{N}])`,
+      'giu',
+    );
     cleaned = cleaned.replace(pattern, GAP);
   }
   cleaned = cleaned
     // Runs of removed words (possibly joined by "and", "-" or commas) become one gap.
     .replace(new RegExp(`${GAP}(?:[\\s,-]*(?:and\\s+)?${GAP})+`, 'g'), GAP)
     // "An <gap> of a girl" → "A picture of a girl".
-    .replace(new RegExp(`\\b(an?|the)\\s+${GAP}\\s*(of|showing|depicting|with)\\b`, 'gi'), (_m, article: string, word: string) =>
-      `${article[0] === article[0]?.toUpperCase() ? 'A' : 'a'} picture ${word}`,
+    .replace(
+      new RegExp(`\\b(an?|the)\\s+${GAP}\\s*(of|showing|depicting|with)\\b`, 'gi'),
+      (_m, article: string, word: string) =>
+        `${article[0] === article[0]?.toUpperCase() ? 'A' : 'a'} picture ${word}`,
     )
     // "in <gap>", "in a <gap>", "as <gap>" carry no meaning once the style is gone.
     .replace(new RegExp(`\\b(in|as|with|drawn in|done in)\\s+((an?|the)\\s+)?${GAP}`, 'gi'), GAP)
@@ -136,7 +141,14 @@ const CAPTION_PROMPT =
 
 const CaptionReply = z.object({
   choices: z
-    .array(z.object({ message: z.object({ content: z.string().nullable().optional(), refusal: z.string().nullable().optional() }) }))
+    .array(
+      z.object({
+        message: z.object({
+          content: z.string().nullable().optional(),
+          refusal: z.string().nullable().optional(),
+        }),
+      }),
+    )
     .min(1),
 });
 
@@ -148,7 +160,9 @@ export async function captionWithLlm(
   settings: LlmCaptionSettings,
 ): Promise<string[]> {
   if (!settings.baseURL && !settings.apiKey) {
-    throw new InputError('LLM captions need OPENAI_API_KEY or OPENAI_BASE_URL (a vision-capable model in LLM_MODEL).');
+    throw new InputError(
+      'LLM captions need OPENAI_API_KEY or OPENAI_BASE_URL (a vision-capable model in LLM_MODEL).',
+    );
   }
   const client = new OpenAI({
     baseURL: settings.baseURL,
@@ -160,7 +174,10 @@ export async function captionWithLlm(
   // A few requests in flight: a local vision server queues them, a hosted one answers in parallel.
   return mapPool(targets, 3, async (target) => {
     // Vision models see ~768 px anyway; a JPEG this size keeps the request small.
-    const jpeg = await sharp(target.imagePath).resize(768, 768, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 85 }).toBuffer();
+    const jpeg = await sharp(target.imagePath)
+      .resize(768, 768, { fit: 'inside', withoutEnlargement: true })
+      .jpeg({ quality: 85 })
+      .toBuffer();
     let text: string;
     try {
       const completion = await client.chat.completions.create({
@@ -178,13 +195,18 @@ export async function captionWithLlm(
       });
       const reply = CaptionReply.parse(completion);
       const message = reply.choices[0]?.message;
-      if (!message?.content) throw new Error(message?.refusal ? `refused: ${message.refusal}` : 'empty caption');
+      if (!message?.content)
+        throw new Error(message?.refusal ? `refused: ${message.refusal}` : 'empty caption');
       text = message.content;
     } catch (error) {
-      throw new UpstreamError('llm', `The captioning model could not caption ${basename(target.imagePath)}.`, {
-        cause: error,
-        operatorMessage: `caption request for ${target.imagePath} failed: ${(error as Error).message}`,
-      });
+      throw new UpstreamError(
+        'llm',
+        `The captioning model could not caption ${basename(target.imagePath)}.`,
+        {
+          cause: error,
+          operatorMessage: `caption request for ${target.imagePath} failed: ${(error as Error).message}`,
+        },
+      );
     }
     const caption = sentenceCaption(trigger, text.split('\n')[0] ?? '', styleWords);
     await writeFile(target.captionPath, `${caption}\n`, 'utf8');
@@ -219,7 +241,9 @@ export async function captionWithWd14(
 ): Promise<string[]> {
   const script = join(settings.sdScriptsDir, 'finetune', 'tag_images_by_wd14_tagger.py');
   if (!existsSync(script)) {
-    throw new InputError(`WD14 captions need kohya sd-scripts: ${script} was not found (set SD_SCRIPTS_DIR).`);
+    throw new InputError(
+      `WD14 captions need kohya sd-scripts: ${script} was not found (set SD_SCRIPTS_DIR).`,
+    );
   }
   const repoId = settings.repoId ?? DEFAULT_WD14_REPO;
   const modelDir = settings.modelDir ?? join(settings.sdScriptsDir, 'wd14_tagger_model');

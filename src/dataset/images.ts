@@ -17,8 +17,18 @@ export interface ImageLimits {
 }
 
 export type Inspection =
-  | { ok: true; format: AcceptedFormat; width: number; height: number; /** EXIF orientation, 1–8 (1 when absent). */ orientation: number }
-  | { ok: false; code: 'not_image' | 'unsupported_format' | 'too_many_pixels' | 'too_small' | 'corrupt'; reason: string };
+  | {
+      ok: true;
+      format: AcceptedFormat;
+      width: number;
+      height: number;
+      /** EXIF orientation, 1–8 (1 when absent). */ orientation: number;
+    }
+  | {
+      ok: false;
+      code: 'not_image' | 'unsupported_format' | 'too_many_pixels' | 'too_small' | 'corrupt';
+      reason: string;
+    };
 
 /** Formats we can name from their first bytes, to explain a refusal. */
 function sniff(head: Buffer): string | undefined {
@@ -65,20 +75,32 @@ function megapixels(pixels: number): string {
  * Inspects an image file's bytes (a Buffer or a path). `head` is the file's first bytes (at least 16),
  * used for the magic numbers.
  */
-export async function inspectImage(input: Buffer | string, head: Buffer, limits: ImageLimits): Promise<Inspection> {
+export async function inspectImage(
+  input: Buffer | string,
+  head: Buffer,
+  limits: ImageLimits,
+): Promise<Inspection> {
   const sniffed = sniff(head);
   if (sniffed === undefined) {
     if (head.length === 0) return { ok: false, code: 'not_image', reason: 'not an image (empty file)' };
     if (looksLikeText(head)) {
       const svg = /<svg[\s>]/i.test(head.toString('utf8'));
       return svg
-        ? { ok: false, code: 'unsupported_format', reason: 'an SVG drawing; only JPEG, PNG and WebP are accepted' }
+        ? {
+            ok: false,
+            code: 'unsupported_format',
+            reason: 'an SVG drawing; only JPEG, PNG and WebP are accepted',
+          }
         : { ok: false, code: 'not_image', reason: 'not an image (text)' };
     }
     return { ok: false, code: 'not_image', reason: 'not an image (unrecognised data)' };
   }
   if (!(ACCEPTED_FORMATS as readonly string[]).includes(sniffed)) {
-    return { ok: false, code: 'unsupported_format', reason: `${sniffed}; only JPEG, PNG and WebP are accepted` };
+    return {
+      ok: false,
+      code: 'unsupported_format',
+      reason: `${sniffed}; only JPEG, PNG and WebP are accepted`,
+    };
   }
   const label = sniffed.toUpperCase();
   let metadata: Metadata;
@@ -92,7 +114,11 @@ export async function inspectImage(input: Buffer | string, head: Buffer, limits:
     return { ok: false, code: 'corrupt', reason: `a damaged ${label} (its header cannot be read)` };
   }
   if (metadata.pages !== undefined && metadata.pages > 1) {
-    return { ok: false, code: 'unsupported_format', reason: `an animated ${label}; only still images are accepted` };
+    return {
+      ok: false,
+      code: 'unsupported_format',
+      reason: `an animated ${label}; only still images are accepted`,
+    };
   }
   const { width, height } = metadata;
   if (!width || !height) return { ok: false, code: 'corrupt', reason: `a damaged ${label} (no dimensions)` };
@@ -110,7 +136,13 @@ export async function inspectImage(input: Buffer | string, head: Buffer, limits:
       reason: `${width}×${height} is too small to train on (the short side must be at least ${limits.minSide} px)`,
     };
   }
-  return { ok: true, format: sniffed as AcceptedFormat, width, height, orientation: metadata.orientation ?? 1 };
+  return {
+    ok: true,
+    format: sniffed as AcceptedFormat,
+    width,
+    height,
+    orientation: metadata.orientation ?? 1,
+  };
 }
 
 /** The human name of an accepted format, for messages. */

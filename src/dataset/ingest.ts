@@ -1,7 +1,14 @@
 import { lstat, open, readdir, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { inspectImage, type AcceptedFormat, type ImageLimits } from './images.ts';
-import { DEFAULT_ZIP_LIMITS, looksLikeZip, unsafeEntryName, ZipReader, ZipRefusal, type ZipLimits } from './zip.ts';
+import {
+  DEFAULT_ZIP_LIMITS,
+  looksLikeZip,
+  unsafeEntryName,
+  ZipReader,
+  ZipRefusal,
+  type ZipLimits,
+} from './zip.ts';
 
 /**
  * Turning what a person handed us (files, a folder, a zip) into a list of images worth training on,
@@ -79,11 +86,18 @@ export interface IngestResult {
 /** Names that are operating-system clutter, skipped without a word (they are never pictures). */
 function isClutter(name: string): boolean {
   const base = basename(name.replace(/\/+$/, ''));
-  return base.startsWith('.') || base === 'Thumbs.db' || base === 'desktop.ini' || name.split('/').includes('__MACOSX');
+  return (
+    base.startsWith('.') ||
+    base === 'Thumbs.db' ||
+    base === 'desktop.ini' ||
+    name.split('/').includes('__MACOSX')
+  );
 }
 
 function mb(bytes: number): string {
-  return bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MB` : `${Math.ceil(bytes / 1024)} KB`;
+  return bytes >= 1024 * 1024
+    ? `${(bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MB`
+    : `${Math.ceil(bytes / 1024)} KB`;
 }
 
 class Ingestion {
@@ -107,7 +121,11 @@ class Ingestion {
     if (this.lookedAt >= this.limits.maxLookedAt) {
       if (!this.stoppedLooking) {
         this.stoppedLooking = true;
-        this.refuse(where, 'over_entry_limit', `stopped after looking at ${this.limits.maxLookedAt} files; the rest were not read`);
+        this.refuse(
+          where,
+          'over_entry_limit',
+          `stopped after looking at ${this.limits.maxLookedAt} files; the rest were not read`,
+        );
       }
       return false;
     }
@@ -120,7 +138,11 @@ class Ingestion {
   }
 
   private refuseOverCount(source: string): void {
-    this.refuse(source, 'over_count_limit', `over the ${this.limits.maxAccepted}-image limit for one dataset (not read)`);
+    this.refuse(
+      source,
+      'over_count_limit',
+      `over the ${this.limits.maxAccepted}-image limit for one dataset (not read)`,
+    );
   }
 
   async addInput(input: string): Promise<void> {
@@ -185,21 +207,40 @@ class Ingestion {
   private async addFile(path: string, size: number, head: Buffer): Promise<void> {
     if (this.full()) return this.refuseOverCount(path);
     if (size > this.limits.maxFileBytes) {
-      return this.refuse(path, 'too_large_file', `${mb(size)} is over the ${mb(this.limits.maxFileBytes)} per-file limit`);
+      return this.refuse(
+        path,
+        'too_large_file',
+        `${mb(size)} is over the ${mb(this.limits.maxFileBytes)} per-file limit`,
+      );
     }
     const inspection = await inspectImage(path, head, this.limits);
     if (!inspection.ok) return this.refuse(path, inspection.code, inspection.reason);
-    this.pending.push({ source: path, path, format: inspection.format, width: inspection.width, height: inspection.height, orientation: inspection.orientation, bytes: size });
+    this.pending.push({
+      source: path,
+      path,
+      format: inspection.format,
+      width: inspection.width,
+      height: inspection.height,
+      orientation: inspection.orientation,
+      bytes: size,
+    });
   }
 
   private async addZip(archive: string): Promise<void> {
-    const zipLimits: ZipLimits = { ...this.limits.zip, maxEntryBytes: Math.min(this.limits.zip.maxEntryBytes, this.limits.maxFileBytes) };
+    const zipLimits: ZipLimits = {
+      ...this.limits.zip,
+      maxEntryBytes: Math.min(this.limits.zip.maxEntryBytes, this.limits.maxFileBytes),
+    };
     let reader: ZipReader;
     try {
       reader = await ZipReader.open(archive, zipLimits);
     } catch (error) {
       if (error instanceof ZipRefusal) return this.refuse(archive, error.code, error.reason);
-      return this.refuse(archive, 'zip_unreadable', `not a readable zip archive (${(error as Error).message})`);
+      return this.refuse(
+        archive,
+        'zip_unreadable',
+        `not a readable zip archive (${(error as Error).message})`,
+      );
     }
     const budget = { remaining: zipLimits.maxTotalBytes };
     try {
@@ -226,7 +267,11 @@ class Ingestion {
           this.refuse(source, error.code, error.reason);
           // Once the archive's total budget is spent, nothing more can be read from it.
           if (budget.remaining <= 0) {
-            this.refuse(archive, 'zip_bomb', `inflates to more than the archive limit; the remaining entries were not read`);
+            this.refuse(
+              archive,
+              'zip_bomb',
+              `inflates to more than the archive limit; the remaining entries were not read`,
+            );
             return;
           }
           continue;
@@ -239,7 +284,15 @@ class Ingestion {
         // The staged name is a counter: the entry's own name never becomes a path.
         const path = join(this.stagingDir, `${String(++this.staged).padStart(5, '0')}.${inspection.format}`);
         await writeFile(path, bytes, { flag: 'wx' });
-        this.pending.push({ source, path, format: inspection.format, width: inspection.width, height: inspection.height, orientation: inspection.orientation, bytes: bytes.length });
+        this.pending.push({
+          source,
+          path,
+          format: inspection.format,
+          width: inspection.width,
+          height: inspection.height,
+          orientation: inspection.orientation,
+          bytes: bytes.length,
+        });
       }
     } finally {
       await reader.close();
@@ -263,7 +316,11 @@ async function readHead(path: string): Promise<Buffer> {
  * dataset's output folder. Pixels are not decoded here: preparation decodes each image once, and
  * that is where truncated and corrupt files are caught.
  */
-export async function ingest(inputs: string[], stagingDir: string, limits: IngestLimits = DEFAULT_INGEST_LIMITS): Promise<IngestResult> {
+export async function ingest(
+  inputs: string[],
+  stagingDir: string,
+  limits: IngestLimits = DEFAULT_INGEST_LIMITS,
+): Promise<IngestResult> {
   const ingestion = new Ingestion(limits, stagingDir);
   for (const input of inputs) await ingestion.addInput(input);
   return { accepted: ingestion.pending, refused: ingestion.refused, lookedAt: ingestion.lookedAt };

@@ -40,10 +40,12 @@ export async function writeLowresManifest(datasetDir: string, images: LowresEntr
 
 /** The manifest of a dataset folder, or an empty list when it has none (no image was enlarged). */
 export async function readLowresManifest(datasetDir: string): Promise<LowresEntry[]> {
-  const text = await readFile(join(datasetDir, LOWRES_DIR, LOWRES_MANIFEST), 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return null;
-    throw err;
-  });
+  const text = await readFile(join(datasetDir, LOWRES_DIR, LOWRES_MANIFEST), 'utf8').catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    },
+  );
   if (text === null) return [];
   return LowresManifest.parse(JSON.parse(text)).images;
 }

@@ -21,13 +21,21 @@ export interface DuplicateThresholds {
   maxMeanDifference: number;
 }
 
-export const DEFAULT_DUPLICATE_THRESHOLDS: DuplicateThresholds = { maxHammingDistance: 6, maxMeanDifference: 16 };
+export const DEFAULT_DUPLICATE_THRESHOLDS: DuplicateThresholds = {
+  maxHammingDistance: 6,
+  maxMeanDifference: 16,
+};
 
 /**
  * The fingerprint of decoded pixels (8-bit raw, 1–4 channels): the caller has already paid for the
  * decode (it is preparing the image anyway), so this only shrinks a buffer in memory.
  */
-export async function fingerprintPixels(pixels: Buffer, width: number, height: number, channels: 1 | 2 | 3 | 4): Promise<Fingerprint> {
+export async function fingerprintPixels(
+  pixels: Buffer,
+  width: number,
+  height: number,
+  channels: 1 | 2 | 3 | 4,
+): Promise<Fingerprint> {
   const size = 32;
   const thumb = await sharp(pixels, { raw: { width, height, channels } })
     .flatten({ background: '#ffffff' })
@@ -38,9 +46,13 @@ export async function fingerprintPixels(pixels: Buffer, width: number, height: n
   const thumbChannels = thumb.length / (size * size);
   const mean: [number, number, number] = [0, 0, 0];
   for (let i = 0; i < size * size; i++) {
-    for (let c = 0; c < 3; c++) mean[c as 0 | 1 | 2] += (thumb[i * thumbChannels + Math.min(c, thumbChannels - 1)] ?? 0) / (size * size);
+    for (let c = 0; c < 3; c++)
+      mean[c as 0 | 1 | 2] +=
+        (thumb[i * thumbChannels + Math.min(c, thumbChannels - 1)] ?? 0) / (size * size);
   }
-  const grey = await sharp(thumb, { raw: { width: size, height: size, channels: thumbChannels as 1 | 3 | 4 } })
+  const grey = await sharp(thumb, {
+    raw: { width: size, height: size, channels: thumbChannels as 1 | 3 | 4 },
+  })
     .greyscale()
     .resize(9, 8, { fit: 'fill' })
     .extractChannel(0)
@@ -67,7 +79,11 @@ export function hammingDistance(a: bigint, b: bigint): number {
   return count;
 }
 
-export function isNearDuplicate(a: Fingerprint, b: Fingerprint, thresholds: DuplicateThresholds = DEFAULT_DUPLICATE_THRESHOLDS): boolean {
+export function isNearDuplicate(
+  a: Fingerprint,
+  b: Fingerprint,
+  thresholds: DuplicateThresholds = DEFAULT_DUPLICATE_THRESHOLDS,
+): boolean {
   if (hammingDistance(a.dhash, b.dhash) > thresholds.maxHammingDistance) return false;
   return a.mean.every((m, i) => Math.abs(m - (b.mean[i] ?? 0)) <= thresholds.maxMeanDifference);
 }

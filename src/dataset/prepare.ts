@@ -13,8 +13,20 @@ import {
   type LlmCaptionSettings,
   type Wd14Settings,
 } from './captions.ts';
-import { DEFAULT_INGEST_LIMITS, ingest, type IngestedImage, type IngestLimits, type Refusal } from './ingest.ts';
-import { DEFAULT_DUPLICATE_THRESHOLDS, fingerprintPixels, isNearDuplicate, type DuplicateThresholds, type Fingerprint } from './phash.ts';
+import {
+  DEFAULT_INGEST_LIMITS,
+  ingest,
+  type IngestedImage,
+  type IngestLimits,
+  type Refusal,
+} from './ingest.ts';
+import {
+  DEFAULT_DUPLICATE_THRESHOLDS,
+  fingerprintPixels,
+  isNearDuplicate,
+  type DuplicateThresholds,
+  type Fingerprint,
+} from './phash.ts';
 import { LOWRES_DIR, lowresOriginalPath, writeLowresManifest, type LowresEntry } from './lowres.ts';
 import { mapPool } from './pool.ts';
 import type { DatasetReport, PreparedImage } from './report.ts';
@@ -36,7 +48,10 @@ export const PrepareOptions = z.object({
   trigger: z
     .string()
     .trim()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/, 'the trigger must be one word of letters, digits, "-" or "_" (at most 40 characters)'),
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/,
+      'the trigger must be one word of letters, digits, "-" or "_" (at most 40 characters)',
+    ),
   out: z.string().trim().min(1, 'an output folder is needed'),
   captions: z.enum(CAPTION_MODES).default('none'),
   /** kohya's default is .caption; we pass ours explicitly to the trainer. */
@@ -69,8 +84,15 @@ export interface PrepareContext {
 /** Caption settings from the environment (OPENAI_*, LLM_MODEL, SD_SCRIPTS_DIR, TRAINER_PYTHON). */
 export function captionSettingsFromConfig(config: AppConfig): Pick<PrepareContext, 'llm' | 'wd14'> {
   return {
-    llm: { baseURL: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY, model: config.LLM_MODEL, timeoutMs: config.LLM_TIMEOUT_MS },
-    wd14: config.SD_SCRIPTS_DIR ? { sdScriptsDir: config.SD_SCRIPTS_DIR, python: config.TRAINER_PYTHON } : undefined,
+    llm: {
+      baseURL: config.OPENAI_BASE_URL,
+      apiKey: config.OPENAI_API_KEY,
+      model: config.LLM_MODEL,
+      timeoutMs: config.LLM_TIMEOUT_MS,
+    },
+    wd14: config.SD_SCRIPTS_DIR
+      ? { sdScriptsDir: config.SD_SCRIPTS_DIR, python: config.TRAINER_PYTHON }
+      : undefined,
   };
 }
 
@@ -112,7 +134,9 @@ export function removeDuplicates<T extends Fingerprinted>(
 
 /** Size after EXIF orientation: orientations 5–8 turn the picture a quarter. */
 function orientedSize(image: IngestedImage): { width: number; height: number } {
-  return image.orientation >= 5 ? { width: image.height, height: image.width } : { width: image.width, height: image.height };
+  return image.orientation >= 5
+    ? { width: image.height, height: image.width }
+    : { width: image.width, height: image.height };
 }
 
 /**
@@ -131,14 +155,20 @@ export function targetSize(
   let scale = targetShortSide / short;
   if (long * scale > maxLongSide) scale = maxLongSide / long;
   if (Math.abs(scale - 1) < 1e-9) return { width, height, upscaled: false };
-  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)), upscaled: scale > 1 };
+  return {
+    width: Math.max(1, Math.round(width * scale)),
+    height: Math.max(1, Math.round(height * scale)),
+    upscaled: scale > 1,
+  };
 }
 
 async function ensureEmptyFolder(out: string): Promise<void> {
   await mkdir(out, { recursive: true });
   const existing = (await readdir(out)).filter((name) => name !== '.staging');
   if (existing.length > 0) {
-    throw new InputError(`The output folder ${out} is not empty; choose a new folder (a dataset is written into an empty one).`);
+    throw new InputError(
+      `The output folder ${out} is not empty; choose a new folder (a dataset is written into an empty one).`,
+    );
   }
 }
 
@@ -151,10 +181,16 @@ function plural(n: number, word: string): string {
  * Returns the report; `status: 'refused'` (with nothing prepared) when there are too few usable images.
  * Throws InputError for bad options or a non-empty output folder.
  */
-export async function prepareDataset(inputs: string[], optionsInput: PrepareOptionsInput, context: PrepareContext = {}): Promise<DatasetReport> {
+export async function prepareDataset(
+  inputs: string[],
+  optionsInput: PrepareOptionsInput,
+  context: PrepareContext = {},
+): Promise<DatasetReport> {
   const parsed = PrepareOptions.safeParse(optionsInput);
   if (!parsed.success) {
-    throw new InputError(parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; '));
+    throw new InputError(
+      parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; '),
+    );
   }
   const options = parsed.data;
   if (inputs.length === 0) throw new InputError('Give at least one image, folder or zip to prepare.');
@@ -201,7 +237,13 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
         `Add ${options.minImages - usableCount} more (${options.recommendedImages} or more is better).`,
       ...base,
       accepted: [],
-      counts: { lookedAt: ingested.lookedAt, usable: usableCount, prepared: 0, refused: refused.length, duplicates: duplicateCount },
+      counts: {
+        lookedAt: ingested.lookedAt,
+        usable: usableCount,
+        prepared: 0,
+        refused: refused.length,
+        duplicates: duplicateCount,
+      },
     });
     // Each image is decoded once: oriented, flattened, resized, fingerprinted from those pixels and
     // written to the staging folder. Only after de-duplication do the kept ones get their NNNN names.
@@ -253,7 +295,12 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
     const decodable = decoded.flatMap((item, i) => {
       if (item) return [item];
       const image = usable[i];
-      if (image) refused.push({ source: image.source, code: 'corrupt', reason: `truncated or corrupt ${FORMAT_NAMES[image.format]}` });
+      if (image)
+        refused.push({
+          source: image.source,
+          code: 'corrupt',
+          reason: `truncated or corrupt ${FORMAT_NAMES[image.format]}`,
+        });
       return [];
     });
 
@@ -321,10 +368,16 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
     progress(`Writing captions (${options.captions})…`);
     let captions: string[];
     if (options.captions === 'llm') {
-      if (!context.llm) throw new InputError('LLM captions need OPENAI_API_KEY or OPENAI_BASE_URL and a vision-capable LLM_MODEL.');
+      if (!context.llm)
+        throw new InputError(
+          'LLM captions need OPENAI_API_KEY or OPENAI_BASE_URL and a vision-capable LLM_MODEL.',
+        );
       captions = await captionWithLlm(targets, options.trigger, styleWords, context.llm);
     } else if (options.captions === 'wd14') {
-      if (!context.wd14) throw new InputError('WD14 captions need SD_SCRIPTS_DIR (kohya sd-scripts with the tagger model) and TRAINER_PYTHON.');
+      if (!context.wd14)
+        throw new InputError(
+          'WD14 captions need SD_SCRIPTS_DIR (kohya sd-scripts with the tagger model) and TRAINER_PYTHON.',
+        );
       captions = await captionWithWd14(imageDir, targets, options.trigger, styleWords, context.wd14);
     } else {
       captions = targets.map(() => options.trigger);
@@ -338,7 +391,13 @@ export async function prepareDataset(inputs: string[], optionsInput: PrepareOpti
       ...base,
       imageFolder,
       accepted: prepared,
-      counts: { lookedAt: ingested.lookedAt, usable: kept.length, prepared: prepared.length, refused: refused.length, duplicates: duplicates.length },
+      counts: {
+        lookedAt: ingested.lookedAt,
+        usable: kept.length,
+        prepared: prepared.length,
+        refused: refused.length,
+        duplicates: duplicates.length,
+      },
     };
   } finally {
     await rm(stagingDir, { recursive: true, force: true });

@@ -50,7 +50,9 @@ export function formatReport(report: DatasetReport): string {
       '.',
   );
   if (report.status === 'prepared' && report.imageFolder) {
-    lines.push(`Images and captions: ${report.outDir}/${report.imageFolder} (captions: ${report.captionMode}, extension ${report.captionExtension})`);
+    lines.push(
+      `Images and captions: ${report.outDir}/${report.imageFolder} (captions: ${report.captionMode}, extension ${report.captionExtension})`,
+    );
   }
   if (report.warnings.length > 0) {
     lines.push('', 'Warnings:');
@@ -58,7 +60,8 @@ export function formatReport(report: DatasetReport): string {
   }
   if (report.refused.length > 0) {
     lines.push('', 'Refused:');
-    for (const refusal of report.refused.slice(0, MAX_LISTED_REFUSALS)) lines.push(`  - ${refusal.source}: ${refusal.reason}`);
+    for (const refusal of report.refused.slice(0, MAX_LISTED_REFUSALS))
+      lines.push(`  - ${refusal.source}: ${refusal.reason}`);
     const more = report.refused.length - MAX_LISTED_REFUSALS;
     if (more > 0) lines.push(`  … and ${more} more (use --json for the full list)`);
   }

@@ -46,7 +46,13 @@ export interface ZipEntry {
 /** Why a whole archive or one of its entries was refused; `reason` is written for people. */
 export class ZipRefusal extends Error {
   constructor(
-    readonly code: 'zip_unreadable' | 'zip_too_many_entries' | 'zip_unsafe_path' | 'zip_bomb' | 'zip_unsupported' | 'zip_corrupt',
+    readonly code:
+      | 'zip_unreadable'
+      | 'zip_too_many_entries'
+      | 'zip_unsafe_path'
+      | 'zip_bomb'
+      | 'zip_unsupported'
+      | 'zip_corrupt',
     readonly reason: string,
   ) {
     super(reason);
@@ -118,16 +124,24 @@ export class ZipReader {
    * size disagrees with the archive. `budget.remaining` is decreased by the bytes produced.
    */
   async read(entry: ZipEntry, limits: ZipLimits, budget: { remaining: number }): Promise<Buffer> {
-    if (entry.encrypted) throw new ZipRefusal('zip_unsupported', 'encrypted (password-protected) entries are not supported');
+    if (entry.encrypted)
+      throw new ZipRefusal('zip_unsupported', 'encrypted (password-protected) entries are not supported');
     if (entry.method !== 0 && entry.method !== 8) {
-      throw new ZipRefusal('zip_unsupported', `compression method ${entry.method} is not supported (only stored and deflate)`);
+      throw new ZipRefusal(
+        'zip_unsupported',
+        `compression method ${entry.method} is not supported (only stored and deflate)`,
+      );
     }
     const local = Buffer.alloc(30);
     await this.handle.read(local, 0, 30, entry.localHeaderOffset);
-    if (local.readUInt32LE(0) !== LOCAL_SIGNATURE) throw new ZipRefusal('zip_corrupt', 'the archive is damaged (bad local header)');
+    if (local.readUInt32LE(0) !== LOCAL_SIGNATURE)
+      throw new ZipRefusal('zip_corrupt', 'the archive is damaged (bad local header)');
     const dataStart = entry.localHeaderOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
     if (dataStart + entry.compressedSize > this.fileSize) {
-      throw new ZipRefusal('zip_corrupt', 'the archive is truncated (entry data runs past the end of the file)');
+      throw new ZipRefusal(
+        'zip_corrupt',
+        'the archive is truncated (entry data runs past the end of the file)',
+      );
     }
     const perEntryLimit = Math.min(limits.maxEntryBytes, budget.remaining);
     const chunks: Buffer[] = [];
@@ -146,10 +160,16 @@ export class ZipReader {
           if (produced > perEntryLimit) {
             // Past the archive's total budget nothing more may be read from it.
             if (perEntryLimit < limits.maxEntryBytes) budget.remaining = 0;
-            const which = perEntryLimit === limits.maxEntryBytes ? `the ${mb(limits.maxEntryBytes)} per-file limit` : `the ${mb(limits.maxTotalBytes)} limit for the whole archive`;
+            const which =
+              perEntryLimit === limits.maxEntryBytes
+                ? `the ${mb(limits.maxEntryBytes)} per-file limit`
+                : `the ${mb(limits.maxTotalBytes)} limit for the whole archive`;
             throw new ZipRefusal('zip_bomb', `inflates to more than ${which} (archive bomb?)`);
           }
-          if (produced > limits.ratioFloorBytes && produced > limits.maxRatio * Math.max(1, entry.compressedSize)) {
+          if (
+            produced > limits.ratioFloorBytes &&
+            produced > limits.maxRatio * Math.max(1, entry.compressedSize)
+          ) {
             throw new ZipRefusal(
               'zip_bomb',
               `compresses more than ${limits.maxRatio}:1 (${mb(entry.compressedSize)} inflating past ${mb(produced)}), which is how archive bombs look`,
@@ -161,16 +181,23 @@ export class ZipReader {
       }
     } catch (error) {
       if (error instanceof ZipRefusal) throw error;
-      throw new ZipRefusal('zip_corrupt', `the entry's compressed data is damaged (${(error as Error).message})`);
+      throw new ZipRefusal(
+        'zip_corrupt',
+        `the entry's compressed data is damaged (${(error as Error).message})`,
+      );
     } finally {
       raw?.destroy();
       if (output && output !== raw) output.destroy();
     }
     budget.remaining -= produced;
     if (produced !== entry.declaredSize) {
-      throw new ZipRefusal('zip_corrupt', `the archive says ${entry.declaredSize} bytes but the entry holds ${produced}`);
+      throw new ZipRefusal(
+        'zip_corrupt',
+        `the archive says ${entry.declaredSize} bytes but the entry holds ${produced}`,
+      );
     }
-    if (crc >>> 0 !== entry.crc >>> 0) throw new ZipRefusal('zip_corrupt', 'the checksum does not match (damaged archive)');
+    if (crc >>> 0 !== entry.crc >>> 0)
+      throw new ZipRefusal('zip_corrupt', 'the checksum does not match (damaged archive)');
     return Buffer.concat(chunks, produced);
   }
 }
@@ -180,7 +207,11 @@ function mb(bytes: number): string {
   return `${Math.round(bytes / (1024 * 1024))} MB`;
 }
 
-async function readCentralDirectory(handle: FileHandle, fileSize: number, limits: ZipLimits): Promise<ZipEntry[]> {
+async function readCentralDirectory(
+  handle: FileHandle,
+  fileSize: number,
+  limits: ZipLimits,
+): Promise<ZipEntry[]> {
   const tailLength = Math.min(fileSize, EOCD_SEARCH_BYTES);
   const tail = Buffer.alloc(tailLength);
   await handle.read(tail, 0, tailLength, fileSize - tailLength);
@@ -191,15 +222,25 @@ async function readCentralDirectory(handle: FileHandle, fileSize: number, limits
       break;
     }
   }
-  if (eocd < 0) throw new ZipRefusal('zip_unreadable', 'not a readable zip archive (no central directory; damaged or truncated?)');
+  if (eocd < 0)
+    throw new ZipRefusal(
+      'zip_unreadable',
+      'not a readable zip archive (no central directory; damaged or truncated?)',
+    );
   const totalEntries = tail.readUInt16LE(eocd + 10);
   const directorySize = tail.readUInt32LE(eocd + 12);
   const directoryOffset = tail.readUInt32LE(eocd + 16);
   if (totalEntries === 0xffff || directorySize === 0xffffffff || directoryOffset === 0xffffffff) {
-    throw new ZipRefusal('zip_unsupported', 'ZIP64 archives are not supported (a dataset never needs one; re-zip the images)');
+    throw new ZipRefusal(
+      'zip_unsupported',
+      'ZIP64 archives are not supported (a dataset never needs one; re-zip the images)',
+    );
   }
   if (totalEntries > limits.maxEntries) {
-    throw new ZipRefusal('zip_too_many_entries', `${totalEntries} entries is over the ${limits.maxEntries}-entry limit for an archive`);
+    throw new ZipRefusal(
+      'zip_too_many_entries',
+      `${totalEntries} entries is over the ${limits.maxEntries}-entry limit for an archive`,
+    );
   }
   if (directorySize > MAX_CENTRAL_DIRECTORY_BYTES || directoryOffset + directorySize > fileSize) {
     throw new ZipRefusal('zip_unreadable', 'not a readable zip archive (its directory is damaged)');
@@ -224,7 +265,10 @@ async function readCentralDirectory(handle: FileHandle, fileSize: number, limits
     const declaredSize = directory.readUInt32LE(at + 24);
     const localHeaderOffset = directory.readUInt32LE(at + 42);
     if (compressedSize === 0xffffffff || declaredSize === 0xffffffff || localHeaderOffset === 0xffffffff) {
-      throw new ZipRefusal('zip_unsupported', 'ZIP64 archives are not supported (a dataset never needs one; re-zip the images)');
+      throw new ZipRefusal(
+        'zip_unsupported',
+        'ZIP64 archives are not supported (a dataset never needs one; re-zip the images)',
+      );
     }
     entries.push({
       name,

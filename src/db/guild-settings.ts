@@ -31,9 +31,16 @@ export const GuildSettingsPatch = z
     testPrompts: z.array(z.string().trim().min(1).max(TEST_PROMPT_MAX_LENGTH)).max(MAX_TEST_PROMPTS),
     nsfwPolicy: z.enum(nsfwPolicy.enumValues),
     /** Discord role id (a snowflake); null: only Manage Server may train. */
-    trainerRoleId: z.string().regex(/^\d{17,20}$/).nullable(),
+    trainerRoleId: z
+      .string()
+      .regex(/^\d{17,20}$/)
+      .nullable(),
     /** One hour to one week. */
-    voteMinutes: z.number().int().min(60).max(7 * 24 * 60),
+    voteMinutes: z
+      .number()
+      .int()
+      .min(60)
+      .max(7 * 24 * 60),
     blindVotes: z.boolean(),
   })
   .partial()

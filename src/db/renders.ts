@@ -100,7 +100,8 @@ export async function createRenderOnce(
     .select()
     .from(renders)
     .where(and(eq(renders.panelId, input.panelId), eq(renders.attempt, input.attempt)));
-  if (!row) throw new Error(`render of panel ${input.panelId} attempt ${input.attempt} is missing after insert`);
+  if (!row)
+    throw new Error(`render of panel ${input.panelId} attempt ${input.attempt} is missing after insert`);
   return row;
 }
 
@@ -137,10 +138,7 @@ export async function rendersOfComic(
  */
 export async function cancelRendersOfComic(db: Db, comicId: string): Promise<RenderRow[]> {
   return db.transaction(async (tx) => {
-    const owed = tx
-      .select({ id: panels.id })
-      .from(panels)
-      .where(eq(panels.comicId, comicId));
+    const owed = tx.select({ id: panels.id }).from(panels).where(eq(panels.comicId, comicId));
     const rows = await tx
       .update(renders)
       .set({ status: 'cancelled', finishedAt: sql`now()` })

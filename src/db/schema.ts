@@ -318,7 +318,10 @@ export const trainings = pgTable(
     /** The one message the bot edits with progress (and the loss chart). */
     statusMessageId: text('status_message_id'),
     /** Loss over steps, for the chart; one point per progress report the bot saw, steps increasing. */
-    lossHistory: jsonb('loss_history').$type<{ step: number; epoch: number; loss: number }[]>().notNull().default([]),
+    lossHistory: jsonb('loss_history')
+      .$type<{ step: number; epoch: number; loss: number }[]>()
+      .notNull()
+      .default([]),
     /** How many checkpoints the chart attached to the status message shows (a new one re-renders it). */
     chartCheckpoints: integer('chart_checkpoints').notNull().default(0),
     /** When the vote closes by timer (null: closed by the trainer role). */
@@ -326,7 +329,10 @@ export const trainings = pgTable(
     /** Measures, blind labels and grid keys of the evaluation (null until it has run). */
     evaluation: jsonb('evaluation').$type<EvaluationRecord>(),
     /** Posted evaluation messages by part ("grid-1-1", "overview", "chart"): posting is idempotent. */
-    evaluationMessageIds: jsonb('evaluation_message_ids').$type<Record<string, string>>().notNull().default({}),
+    evaluationMessageIds: jsonb('evaluation_message_ids')
+      .$type<Record<string, string>>()
+      .notNull()
+      .default({}),
     /** The vote message with one button per checkpoint; edited with the live tally. */
     voteMessageId: text('vote_message_id'),
     createdAt: createdAt(),

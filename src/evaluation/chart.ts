@@ -23,7 +23,12 @@ export async function measuresChart(
   const epochs = measures.map(labelOf);
   const plotW = W - PAD.left - PAD.right;
   const plotH = H - PAD.top - PAD.bottom;
-  const maxY = Math.max(0.1, baselineFlexibility, ...measures.flatMap((m) => [...Object.values(m.styleStrength), ...Object.values(m.flexibility)])) * 1.1;
+  const maxY =
+    Math.max(
+      0.1,
+      baselineFlexibility,
+      ...measures.flatMap((m) => [...Object.values(m.styleStrength), ...Object.values(m.flexibility)]),
+    ) * 1.1;
   const x = (i: number) => PAD.left + (epochs.length <= 1 ? plotW / 2 : (i * plotW) / (epochs.length - 1));
   const y = (v: number) => PAD.top + plotH - (v / maxY) * plotH;
 
@@ -39,14 +44,25 @@ export async function measuresChart(
   };
   strengths.forEach((s, si) => {
     const key = s.toFixed(1);
-    series(measures.map((m) => m.styleStrength[key] ?? 0), STYLE_COLOURS[si % STYLE_COLOURS.length]!);
-    series(measures.map((m) => m.flexibility[key] ?? 0), FLEX_COLOURS[si % FLEX_COLOURS.length]!);
+    series(
+      measures.map((m) => m.styleStrength[key] ?? 0),
+      STYLE_COLOURS[si % STYLE_COLOURS.length]!,
+    );
+    series(
+      measures.map((m) => m.flexibility[key] ?? 0),
+      FLEX_COLOURS[si % FLEX_COLOURS.length]!,
+    );
   });
   const by = y(baselineFlexibility);
-  lines.push(`<line x1="${PAD.left}" y1="${by}" x2="${PAD.left + plotW}" y2="${by}" stroke="#555" stroke-width="2" stroke-dasharray="8 6"/>`);
+  lines.push(
+    `<line x1="${PAD.left}" y1="${by}" x2="${PAD.left + plotW}" y2="${by}" stroke="#555" stroke-width="2" stroke-dasharray="8 6"/>`,
+  );
   // Overtrained / undertrained markers under the axis.
   measures.forEach((m, i) => {
-    if (m.verdict !== 'good') lines.push(`<rect x="${x(i) - 6}" y="${PAD.top + plotH + 30}" width="12" height="12" fill="${m.verdict === 'overtrained' ? '#d32f2f' : '#999'}"/>`);
+    if (m.verdict !== 'good')
+      lines.push(
+        `<rect x="${x(i) - 6}" y="${PAD.top + plotH + 30}" width="12" height="12" fill="${m.verdict === 'overtrained' ? '#d32f2f' : '#999'}"/>`,
+      );
   });
 
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">
@@ -58,7 +74,12 @@ ${lines.join('\n')}
   const overlays: OverlayOptions[] = [];
   const label = async (text: string, left: number, top: number, size = 16, colour = '#111111') => {
     const t = await renderText(text, { role: 'label', size, color: colour, align: 'left' });
-    overlays.push({ input: t.data, raw: { width: t.width, height: t.height, channels: 4 }, left: Math.max(0, Math.round(left)), top: Math.max(0, Math.round(top)) });
+    overlays.push({
+      input: t.data,
+      raw: { width: t.width, height: t.height, channels: 4 },
+      left: Math.max(0, Math.round(left)),
+      top: Math.max(0, Math.round(top)),
+    });
     return t;
   };
   await label('Style strength (red) and flexibility (blue) by checkpoint', PAD.left, 12, 20);
@@ -66,8 +87,20 @@ ${lines.join('\n')}
   for (const v of [0, maxY / 2, maxY]) await label(v.toFixed(2), 8, y(v) - 9);
   let legendTop = PAD.top;
   for (const [si, s] of strengths.entries()) {
-    await label(`style @ ${s.toFixed(1)}`, W - PAD.right + 16, legendTop, 15, STYLE_COLOURS[si % STYLE_COLOURS.length]);
-    await label(`flexibility @ ${s.toFixed(1)}`, W - PAD.right + 16, legendTop + 20, 15, FLEX_COLOURS[si % FLEX_COLOURS.length]);
+    await label(
+      `style @ ${s.toFixed(1)}`,
+      W - PAD.right + 16,
+      legendTop,
+      15,
+      STYLE_COLOURS[si % STYLE_COLOURS.length],
+    );
+    await label(
+      `flexibility @ ${s.toFixed(1)}`,
+      W - PAD.right + 16,
+      legendTop + 20,
+      15,
+      FLEX_COLOURS[si % FLEX_COLOURS.length],
+    );
     legendTop += 46;
   }
   await label('- - - no-LoRA flexibility', W - PAD.right + 16, legendTop + 6, 15, '#555555');

@@ -58,11 +58,18 @@ export interface EvaluateOutcome {
   record: EvaluationRecord;
 }
 
-const STRENGTH_LABELS = (strengths: readonly number[]) => ['no LoRA', ...strengths.map((s) => `strength ${s.toFixed(1)}`)];
+const STRENGTH_LABELS = (strengths: readonly number[]) => [
+  'no LoRA',
+  ...strengths.map((s) => `strength ${s.toFixed(1)}`),
+];
 
 /** Rows of the grids: checkpoints by epoch, or in blind order labelled A, B, C…. */
-function gridRows(plan: EvalPlan, blindOrder: string[] | null): { checkpoint: PlanCheckpoint; label: string }[] {
-  if (!blindOrder) return plan.checkpoints.map((checkpoint) => ({ checkpoint, label: `epoch ${checkpoint.epoch}` }));
+function gridRows(
+  plan: EvalPlan,
+  blindOrder: string[] | null,
+): { checkpoint: PlanCheckpoint; label: string }[] {
+  if (!blindOrder)
+    return plan.checkpoints.map((checkpoint) => ({ checkpoint, label: `epoch ${checkpoint.epoch}` }));
   const byId = new Map(plan.checkpoints.map((c) => [c.id, c]));
   return blindOrder.flatMap((id, i) => {
     const checkpoint = byId.get(id);
@@ -100,7 +107,11 @@ export async function evaluateTraining(
 
   // The blind order is fixed before the first grid is posted: the grids carry the same labels as the vote.
   const earlier = readEvaluation(training);
-  const blindOrder = earlier ? earlier.blindOrder : settings.blindVotes ? shuffledOrder(plan.checkpoints.map((c) => c.id)) : null;
+  const blindOrder = earlier
+    ? earlier.blindOrder
+    : settings.blindVotes
+      ? shuffledOrder(plan.checkpoints.map((c) => c.id))
+      : null;
   const record: EvaluationRecord = earlier ?? {
     blindOrder,
     measures: [],
@@ -111,14 +122,20 @@ export async function evaluateTraining(
     chartKey: null,
   };
   if (training.status !== 'voting' && training.status !== 'done') {
-    await deps.db.update(trainings).set({ status: 'evaluating', evaluation: record }).where(eq(trainings.id, trainingId));
+    await deps.db
+      .update(trainings)
+      .set({ status: 'evaluating', evaluation: record })
+      .where(eq(trainings.id, trainingId));
   }
 
   const limit = deps.uploadLimitBytes ?? DISCORD_UPLOAD_LIMIT - 256 * 1024;
   const rowsOfGrid = gridRows(plan, blindOrder);
   const columns = STRENGTH_LABELS(plan.strengths);
   const cellOf = (prompt: number, checkpointId: string | null, column: number) =>
-    plan.cells.find((c) => c.prompt === prompt && c.column === column && (column === 0 || c.checkpoint?.id === checkpointId))!;
+    plan.cells.find(
+      (c) =>
+        c.prompt === prompt && c.column === column && (column === 0 || c.checkpoint?.id === checkpointId),
+    )!;
 
   const composeGrid = async (prompt: number) => {
     const spec: GridSpec = {
@@ -126,14 +143,20 @@ export async function evaluateTraining(
       rowLabels: rowsOfGrid.map((r) => r.label),
       columnLabels: columns,
       cells: await Promise.all(
-        rowsOfGrid.map((r) => Promise.all(columns.map((_, col) => deps.store.getBuffer(cellOf(prompt, r.checkpoint.id, col).key)))),
+        rowsOfGrid.map((r) =>
+          Promise.all(
+            columns.map((_, col) => deps.store.getBuffer(cellOf(prompt, r.checkpoint.id, col).key)),
+          ),
+        ),
       ),
       cellSize: deps.gridCellSize ?? 512,
     };
     const parts = await composeGridParts(spec, limit);
     const keys: string[] = [];
     for (const [i, part] of parts.entries()) {
-      const key = evalKeys.grid(trainingId, prompt, i).replace(/\.png$/, part.format === 'jpeg' ? '.jpg' : `.${part.format}`);
+      const key = evalKeys
+        .grid(trainingId, prompt, i)
+        .replace(/\.png$/, part.format === 'jpeg' ? '.jpg' : `.${part.format}`);
       await deps.store.put(key, part.data, { contentType: `image/${part.format}` });
       keys.push(key);
     }
@@ -156,14 +179,18 @@ export async function evaluateTraining(
     if (await deps.store.exists(cell.key)) {
       reused++;
     } else {
-      const images = await deps.renderer.render(cell.recipe, options.signal ? { signal: options.signal } : {});
+      const images = await deps.renderer.render(
+        cell.recipe,
+        options.signal ? { signal: options.signal } : {},
+      );
       const first = images[0];
       if (!first) throw new Error(`renderer returned no image for ${cell.key}`);
       await deps.store.put(cell.key, embedRecipe(first.png, cell.recipe), { contentType: 'image/png' });
       rendered++;
     }
     remaining[cell.prompt]!--;
-    if (remaining[cell.prompt] === 0 && (record.gridKeys[cell.prompt]?.length ?? 0) === 0) await composeGrid(cell.prompt);
+    if (remaining[cell.prompt] === 0 && (record.gridKeys[cell.prompt]?.length ?? 0) === 0)
+      await composeGrid(cell.prompt);
   }
   // A resumed job whose grids were composed before still owes nothing; re-enqueueing is a no-op by job id.
 
@@ -189,24 +216,37 @@ export async function evaluateTraining(
   const chartMeasures = blindOrder
     ? rowsOfGrid.map((r) => result.checkpoints.find((m) => m.checkpointId === r.checkpoint.id)!)
     : result.checkpoints;
-  const chart = await measuresChart(chartMeasures, plan.strengths, result.baselineFlexibility, (m) => labelOf.get(m.checkpointId) ?? `e${m.epoch}`);
+  const chart = await measuresChart(
+    chartMeasures,
+    plan.strengths,
+    result.baselineFlexibility,
+    (m) => labelOf.get(m.checkpointId) ?? `e${m.epoch}`,
+  );
   await deps.store.put(evalKeys.chart(trainingId), chart, { contentType: 'image/png' });
   record.chartKey = evalKeys.chart(trainingId);
 
   const overviewSpec: GridSpec = {
     title: `${training.name} · overview (${plan.prompts.length} prompts × no LoRA + ${plan.strengths.length} strengths)`,
     rowLabels: rowsOfGrid.map((r) => r.label),
-    columnLabels: plan.prompts.flatMap((_, p) => ['base', ...plan.strengths.map((s) => s.toFixed(1))].map((c) => `P${p + 1} ${c}`)),
+    columnLabels: plan.prompts.flatMap((_, p) =>
+      ['base', ...plan.strengths.map((s) => s.toFixed(1))].map((c) => `P${p + 1} ${c}`),
+    ),
     cells: await Promise.all(
       rowsOfGrid.map((r) =>
-        Promise.all(plan.prompts.flatMap((_, p) => columns.map((__, col) => deps.store.getBuffer(cellOf(p, r.checkpoint.id, col).key)))),
+        Promise.all(
+          plan.prompts.flatMap((_, p) =>
+            columns.map((__, col) => deps.store.getBuffer(cellOf(p, r.checkpoint.id, col).key)),
+          ),
+        ),
       ),
     ),
     cellSize: deps.overviewCellSize ?? 128,
   };
   const [overview] = await composeGridParts(overviewSpec, limit);
   if (overview) {
-    const key = evalKeys.overview(trainingId).replace(/\.png$/, overview.format === 'jpeg' ? '.jpg' : `.${overview.format}`);
+    const key = evalKeys
+      .overview(trainingId)
+      .replace(/\.png$/, overview.format === 'jpeg' ? '.jpg' : `.${overview.format}`);
     await deps.store.put(key, overview.data, { contentType: `image/${overview.format}` });
     record.overviewKey = key;
   }
@@ -227,9 +267,16 @@ export async function evaluateTraining(
   } else {
     await deps.db.update(trainings).set({ evaluation: record }).where(eq(trainings.id, trainingId));
   }
-  await deps.producer.enqueue('post', { kind: 'eval-summary', trainingId }, { jobId: `eval-summary-${trainingId}` });
+  await deps.producer.enqueue(
+    'post',
+    { kind: 'eval-summary', trainingId },
+    { jobId: `eval-summary-${trainingId}` },
+  );
   await deps.producer.enqueue('post', { kind: 'vote', trainingId }, { jobId: `vote-open-${trainingId}` });
-  logger.info({ rendered, reused, verdicts: result.checkpoints.map((m) => `${m.epoch}:${m.verdict}`) }, 'evaluation done; vote open');
+  logger.info(
+    { rendered, reused, verdicts: result.checkpoints.map((m) => `${m.epoch}:${m.verdict}`) },
+    'evaluation done; vote open',
+  );
   return { rendered, reused, record };
 }
 

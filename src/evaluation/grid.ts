@@ -51,7 +51,9 @@ function labelSize(cellSize: number): number {
 /** One cell: decoded once, cropped to a centred square and shrunk to the cell size, as raw RGB. */
 async function cellPixels(image: Buffer | null, size: number): Promise<Buffer> {
   if (!image) {
-    return sharp({ create: { width: size, height: size, channels: 3, background: MISSING } }).raw().toBuffer();
+    return sharp({ create: { width: size, height: size, channels: 3, background: MISSING } })
+      .raw()
+      .toBuffer();
   }
   return sharp(image, { failOn: 'error' })
     .resize(size, size, { fit: 'cover', position: 'centre', fastShrinkOnLoad: true })
@@ -66,12 +68,26 @@ export async function composeGridRaw(spec: GridSpec): Promise<RawImage> {
   const { cellSize } = spec;
   const textSize = labelSize(cellSize);
   const rowTexts = await Promise.all(
-    spec.rowLabels.map((label) => renderText(label, { role: 'dialogue', size: textSize, wrapWidth: Math.max(80, cellSize * 0.6), align: 'right' })),
+    spec.rowLabels.map((label) =>
+      renderText(label, {
+        role: 'dialogue',
+        size: textSize,
+        wrapWidth: Math.max(80, cellSize * 0.6),
+        align: 'right',
+      }),
+    ),
   );
   const columnTexts = await Promise.all(
-    spec.columnLabels.map((label) => renderText(label, { role: 'dialogue', size: textSize, wrapWidth: cellSize - 8 })),
+    spec.columnLabels.map((label) =>
+      renderText(label, { role: 'dialogue', size: textSize, wrapWidth: cellSize - 8 }),
+    ),
   );
-  const title = await renderText(spec.title, { role: 'dialogue', size: Math.round(textSize * 1.2), align: 'left', wrapWidth: Math.max(200, cellSize * spec.columnLabels.length) });
+  const title = await renderText(spec.title, {
+    role: 'dialogue',
+    size: Math.round(textSize * 1.2),
+    align: 'left',
+    wrapWidth: Math.max(200, cellSize * spec.columnLabels.length),
+  });
 
   const gutter = Math.max(...rowTexts.map((t) => t.width), 40) + 2 * GAP + 8;
   const headerTop = title.height + 2 * GAP;
@@ -83,19 +99,35 @@ export async function composeGridRaw(spec: GridSpec): Promise<RawImage> {
 
   const overlays: OverlayOptions[] = [];
   const text = (t: RenderedText, left: number, top: number) =>
-    overlays.push({ input: t.data, raw: { width: t.width, height: t.height, channels: 4 }, left: Math.max(0, Math.round(left)), top: Math.max(0, Math.round(top)) });
+    overlays.push({
+      input: t.data,
+      raw: { width: t.width, height: t.height, channels: 4 },
+      left: Math.max(0, Math.round(left)),
+      top: Math.max(0, Math.round(top)),
+    });
 
   text(title, GAP * 2, GAP);
-  columnTexts.forEach((t, c) => text(t, gutter + c * (cellSize + GAP) + (cellSize - t.width) / 2, headerTop + GAP));
-  rowTexts.forEach((t, r) => text(t, gutter - GAP - 8 - t.width, header + r * (cellSize + GAP) + (cellSize - t.height) / 2));
+  columnTexts.forEach((t, c) =>
+    text(t, gutter + c * (cellSize + GAP) + (cellSize - t.width) / 2, headerTop + GAP),
+  );
+  rowTexts.forEach((t, r) =>
+    text(t, gutter - GAP - 8 - t.width, header + r * (cellSize + GAP) + (cellSize - t.height) / 2),
+  );
 
   // Decode the cells a row at a time: bounded memory (one row of full renders at once), parallel
   // enough to keep libvips' threads busy.
   for (let r = 0; r < rows; r++) {
     const row = spec.cells[r] ?? [];
-    const pixels = await Promise.all(Array.from({ length: columns }, (_, c) => cellPixels(row[c] ?? null, cellSize)));
+    const pixels = await Promise.all(
+      Array.from({ length: columns }, (_, c) => cellPixels(row[c] ?? null, cellSize)),
+    );
     pixels.forEach((data, c) =>
-      overlays.push({ input: data, raw: { width: cellSize, height: cellSize, channels: 3 }, left: gutter + c * (cellSize + GAP), top: header + r * (cellSize + GAP) }),
+      overlays.push({
+        input: data,
+        raw: { width: cellSize, height: cellSize, channels: 3 },
+        left: gutter + c * (cellSize + GAP),
+        top: header + r * (cellSize + GAP),
+      }),
     );
   }
 
@@ -122,10 +154,13 @@ export async function composeGridParts(spec: GridSpec, maxBytes: number): Promis
   const raw = await composeGridRaw(spec);
   const whole = await encodeRaw(raw);
   const rows = spec.rowLabels.length;
-  if (whole.length <= maxBytes) return [{ data: whole, format: 'jpeg', width: raw.width, height: raw.height, rows: [0, rows - 1] }];
+  if (whole.length <= maxBytes)
+    return [{ data: whole, format: 'jpeg', width: raw.width, height: raw.height, rows: [0, rows - 1] }];
   if (rows <= 1) {
     const fitted = await encodeUnderLimit(whole, { maxBytes, prefer: 'jpeg' });
-    return [{ data: fitted.data, format: fitted.format, width: fitted.width, height: fitted.height, rows: [0, 0] }];
+    return [
+      { data: fitted.data, format: fitted.format, width: fitted.width, height: fitted.height, rows: [0, 0] },
+    ];
   }
   // Aim a little under the limit: the per-part header repeats and JPEG size is not exactly linear.
   const partCount = Math.min(rows, Math.ceil((whole.length * 1.15) / maxBytes));

@@ -77,7 +77,8 @@ export interface EvalPlan {
 export const evalKeys = {
   cell: (trainingId: string, prompt: number, checkpoint: PlanCheckpoint | null, strength: number | null) =>
     `evaluations/${trainingId}/cells/p${prompt + 1}-${checkpoint ? `e${checkpoint.epoch}-s${Math.round((strength ?? 0) * 100)}` : 'base'}.png`,
-  grid: (trainingId: string, prompt: number, part: number) => `evaluations/${trainingId}/grid-p${prompt + 1}-${part + 1}.png`,
+  grid: (trainingId: string, prompt: number, part: number) =>
+    `evaluations/${trainingId}/grid-p${prompt + 1}-${part + 1}.png`,
   overview: (trainingId: string) => `evaluations/${trainingId}/overview.png`,
   chart: (trainingId: string) => `evaluations/${trainingId}/measures.png`,
 };
@@ -87,7 +88,10 @@ export const evalKeys = {
  * trainings' "epoch 4" apart; the runner's installer copies the file there from the artifact store.
  */
 export function evalLoraName(trainingId: string, epoch: number): string {
-  const short = trainingId.replace(/[^A-Za-z0-9]/g, '').slice(0, 8).toLowerCase();
+  const short = trainingId
+    .replace(/[^A-Za-z0-9]/g, '')
+    .slice(0, 8)
+    .toLowerCase();
   return `cm_${short}_e${epoch}.safetensors`;
 }
 
@@ -103,14 +107,19 @@ export function planEvaluation(input: PlanInput): EvalPlan {
       operatorMessage: `training ${input.trainingId}: no checkpoints rows`,
     });
   }
-  const prompts = (input.prompts && input.prompts.length > 0 ? input.prompts : DEFAULT_TEST_PROMPTS).map((p) =>
-    ledByTrigger(input.trigger, p),
+  const prompts = (input.prompts && input.prompts.length > 0 ? input.prompts : DEFAULT_TEST_PROMPTS).map(
+    (p) => ledByTrigger(input.trigger, p),
   );
   const checkpoints = [...input.checkpoints].sort((a, b) => a.epoch - b.epoch);
   const profile = familyProfile(input.family);
   const size = input.size ?? EVAL_SIZE;
 
-  const recipeFor = (prompt: number, column: number, checkpoint: PlanCheckpoint | null, strength: number | null): RenderRecipe => {
+  const recipeFor = (
+    prompt: number,
+    column: number,
+    checkpoint: PlanCheckpoint | null,
+    strength: number | null,
+  ): RenderRecipe => {
     const text = prompts[prompt]!;
     const positive =
       profile.promptStyle === 'tags'
@@ -161,7 +170,12 @@ export function planEvaluation(input: PlanInput): EvalPlan {
     });
   };
 
-  const cell = (prompt: number, column: number, checkpoint: PlanCheckpoint | null, strength: number | null): EvalCell => ({
+  const cell = (
+    prompt: number,
+    column: number,
+    checkpoint: PlanCheckpoint | null,
+    strength: number | null,
+  ): EvalCell => ({
     prompt,
     column,
     checkpoint,

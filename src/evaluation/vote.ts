@@ -9,7 +9,15 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { attachTrainedLora } from '../characters/trained-lora.ts';
-import { type Character, type Checkpoint, type Style, type Training, checkpoints, styles, trainings } from '../db/schema.ts';
+import {
+  type Character,
+  type Checkpoint,
+  type Style,
+  type Training,
+  checkpoints,
+  styles,
+  trainings,
+} from '../db/schema.ts';
 import { tally, type TallyLine } from '../db/votes.ts';
 import { ComicMasterError, InputError } from '../errors.ts';
 import type { ArtifactStore } from '../store/artifact-store.ts';
@@ -65,7 +73,11 @@ export async function getTraining(db: Db, trainingId: string): Promise<Training 
 }
 
 export async function trainingCheckpoints(db: Db, trainingId: string): Promise<Checkpoint[]> {
-  return db.select().from(checkpoints).where(eq(checkpoints.trainingId, trainingId)).orderBy(asc(checkpoints.epoch));
+  return db
+    .select()
+    .from(checkpoints)
+    .where(eq(checkpoints.trainingId, trainingId))
+    .orderBy(asc(checkpoints.epoch));
 }
 
 export async function voteView(db: Db, trainingId: string): Promise<VoteView> {
@@ -83,7 +95,11 @@ export async function voteView(db: Db, trainingId: string): Promise<VoteView> {
       .filter((c): c is Checkpoint => c !== undefined)
       .map((checkpoint, i) => ({ checkpoint, label: blindLabel(i), votes: counts.get(checkpoint.id) ?? 0 }));
   } else {
-    options = rows.map((checkpoint) => ({ checkpoint, label: `epoch ${checkpoint.epoch}`, votes: counts.get(checkpoint.id) ?? 0 }));
+    options = rows.map((checkpoint) => ({
+      checkpoint,
+      label: `epoch ${checkpoint.epoch}`,
+      votes: counts.get(checkpoint.id) ?? 0,
+    }));
   }
   return { training, evaluation, options, totalVotes: options.reduce((a, o) => a + o.votes, 0) };
 }
@@ -117,7 +133,11 @@ export async function closeVote(
   input: { trainingId: string; closedBy: string; pick?: string | null },
 ): Promise<CloseResult> {
   const result = await db.transaction(async (tx) => {
-    const [training] = await tx.select().from(trainings).where(eq(trainings.id, input.trainingId)).for('update');
+    const [training] = await tx
+      .select()
+      .from(trainings)
+      .where(eq(trainings.id, input.trainingId))
+      .for('update');
     if (!training) throw new InputError('That training no longer exists.');
     if (training.status !== 'voting') throw new InputError('The vote on this training is not open.');
     const lines = await tally(tx as unknown as Db, training.id);
@@ -125,7 +145,8 @@ export async function closeVote(
     const top = lines[0]!.votes;
     const tied = lines.filter((l) => l.votes === top);
     let winnerLine = [...tied].sort((a, b) => a.epoch - b.epoch)[0]!;
-    let reason: CloseResult['reason'] = tied.length === 1 ? 'most-votes' : top === 0 ? 'no-votes-earliest' : 'tie-earlier-epoch';
+    let reason: CloseResult['reason'] =
+      tied.length === 1 ? 'most-votes' : top === 0 ? 'no-votes-earliest' : 'tie-earlier-epoch';
     if (input.pick) {
       const picked = tied.find((l) => l.checkpointId === input.pick);
       if (!picked) throw new InputError('You can only pick among the checkpoints tied for the most votes.');
@@ -143,10 +164,14 @@ export async function closeVote(
     // The file the style points at, copied before the commit: if it cannot be, the vote stays open.
     if (!(await store.exists(loraKey))) {
       const data = await store.getBuffer(winner.artifactKey).catch((cause: unknown) => {
-        throw new ComicMasterError('style_lora_missing', 'The winning checkpoint file is missing from the store.', {
-          cause,
-          operatorMessage: `checkpoint ${winner.id}: ${winner.artifactKey} not readable`,
-        });
+        throw new ComicMasterError(
+          'style_lora_missing',
+          'The winning checkpoint file is missing from the store.',
+          {
+            cause,
+            operatorMessage: `checkpoint ${winner.id}: ${winner.artifactKey} not readable`,
+          },
+        );
       });
       await store.put(loraKey, data, { contentType: 'application/octet-stream' });
     }

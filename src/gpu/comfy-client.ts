@@ -68,14 +68,21 @@ export class ComfyValidationError extends ComicMasterError {
     this.name = 'ComfyValidationError';
   }
 
-  static summarize(errorType: string, message: string, nodeErrors: ComfyNodeError[], details: string): string {
+  static summarize(
+    errorType: string,
+    message: string,
+    nodeErrors: ComfyNodeError[],
+    details: string,
+  ): string {
     if (nodeErrors.length === 0) return details ? `${message} (${details})` : message;
     const parts: string[] = [];
     for (const node of nodeErrors) {
       for (const e of node.errors) {
         const where = `node ${node.nodeId} (${node.classType})`;
         if (e.type === 'value_not_in_list' && e.inputName) {
-          parts.push(`${where}: ${e.inputName} '${String(e.receivedValue ?? '?')}' is not available on this ComfyUI`);
+          parts.push(
+            `${where}: ${e.inputName} '${String(e.receivedValue ?? '?')}' is not available on this ComfyUI`,
+          );
         } else if (e.type === 'required_input_missing' && e.inputName) {
           parts.push(`${where}: required input ${e.inputName} is missing`);
         } else {
@@ -97,7 +104,9 @@ export class ComfyExecutionError extends ComicMasterError {
   readonly exceptionMessage: string;
 
   constructor(data: ExecutionErrorData, code = 'comfy_execution', userMessage?: string) {
-    const where = data.node_type ? `${data.node_type} (node ${data.node_id ?? '?'})` : `node ${data.node_id ?? '?'}`;
+    const where = data.node_type
+      ? `${data.node_type} (node ${data.node_id ?? '?'})`
+      : `node ${data.node_id ?? '?'}`;
     const firstLine = data.exception_message.split('\n')[0]?.trim() ?? '';
     super(code, userMessage ?? `The render failed in ${where}: ${firstLine || data.exception_type}`, {
       operatorMessage: `ComfyUI execution_error in ${where} for prompt ${data.prompt_id}: ${data.exception_type}: ${data.exception_message}`,
@@ -140,18 +149,27 @@ export class ComfyInterruptedError extends ComicMasterError {
     reason = 'The render was interrupted.',
     readonly nodeType?: string,
   ) {
-    super('comfy_interrupted', reason, { operatorMessage: `prompt ${promptId} interrupted${nodeType ? ` in ${nodeType}` : ''}` });
+    super('comfy_interrupted', reason, {
+      operatorMessage: `prompt ${promptId} interrupted${nodeType ? ` in ${nodeType}` : ''}`,
+    });
     this.name = 'ComfyInterruptedError';
   }
 }
 
 /** The prompt is in neither the queue nor the history (ComfyUI restarted, or someone deleted it). */
 export class ComfyPromptLostError extends UpstreamError {
-  constructor(readonly promptId: string, why: string) {
-    super('comfyui', 'The GPU box lost this render (ComfyUI restarted or dropped it); it can be submitted again.', {
-      operatorMessage: `prompt ${promptId} lost: ${why}`,
-      retryable: true,
-    });
+  constructor(
+    readonly promptId: string,
+    why: string,
+  ) {
+    super(
+      'comfyui',
+      'The GPU box lost this render (ComfyUI restarted or dropped it); it can be submitted again.',
+      {
+        operatorMessage: `prompt ${promptId} lost: ${why}`,
+        retryable: true,
+      },
+    );
     this.name = 'ComfyPromptLostError';
   }
 }
@@ -360,7 +378,12 @@ export class ComfyClient {
         this.ws = ws;
         this.reconnectAttempt = 0;
         // Must be the first client message, or the server ignores it.
-        ws.send(JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: this.previewMetadata } }));
+        ws.send(
+          JSON.stringify({
+            type: 'feature_flags',
+            data: { supports_preview_metadata: this.previewMetadata },
+          }),
+        );
         this.startHeartbeat(ws);
         this.logger.debug({ clientId: this.clientId }, 'comfyui websocket open');
         resolve();
@@ -420,7 +443,10 @@ export class ComfyClient {
 
   private scheduleReconnect(): void {
     if (this.closedByUs || this.reconnectTimer) return;
-    const base = Math.min(this.reconnectMaxDelayMs, this.reconnectInitialDelayMs * 2 ** this.reconnectAttempt);
+    const base = Math.min(
+      this.reconnectMaxDelayMs,
+      this.reconnectInitialDelayMs * 2 ** this.reconnectAttempt,
+    );
     const delay = Math.round(base * (0.5 + Math.random() * 0.5));
     this.reconnectAttempt += 1;
     this.reconnectTimer = setTimeout(() => {
@@ -515,9 +541,13 @@ export class ComfyClient {
     this.stopHeartbeat();
     for (const run of [...this.runs.values()]) {
       this.settle(run, {
-        error: new UpstreamError('comfyui', 'The connection to the GPU box was closed before the render finished.', {
-          operatorMessage: `ComfyClient closed with prompt ${run.promptId} in flight`,
-        }),
+        error: new UpstreamError(
+          'comfyui',
+          'The connection to the GPU box was closed before the render finished.',
+          {
+            operatorMessage: `ComfyClient closed with prompt ${run.promptId} in flight`,
+          },
+        ),
       });
     }
     const ws = this.ws;
@@ -565,12 +595,17 @@ export class ComfyClient {
     }
     if (!res.ok) throw this.httpError('POST /prompt', res.status, json);
     const accepted = this.parse(promptAcceptedSchema, json, 'POST /prompt');
-    return { promptId: accepted.prompt_id, number: accepted.number, nodeErrors: toNodeErrors(accepted.node_errors) };
+    return {
+      promptId: accepted.prompt_id,
+      number: accepted.number,
+      nodeErrors: toNodeErrors(accepted.node_errors),
+    };
   }
 
   /** Submit a graph and follow it to its end. Settles exactly once. */
   async run(graph: ApiGraph, options: RunOptions = {}): Promise<RunResult> {
-    if (options.signal?.aborted) throw new ComfyInterruptedError(options.promptId ?? '', 'The render was cancelled.');
+    if (options.signal?.aborted)
+      throw new ComfyInterruptedError(options.promptId ?? '', 'The render was cancelled.');
     await this.connect();
     const promptId = options.promptId ?? randomUUID();
     if (this.runs.has(promptId)) throw new InputError(`Render ${promptId} is already running.`);
@@ -704,7 +739,10 @@ export class ComfyClient {
       }
       if (Date.now() > deadline) {
         this.settle(run, {
-          error: new ComfyPromptLostError(run.promptId, `no history entry ${this.historyWaitMs} ms after execution_success`),
+          error: new ComfyPromptLostError(
+            run.promptId,
+            `no history entry ${this.historyWaitMs} ms after execution_success`,
+          ),
         });
         return;
       }
@@ -725,9 +763,17 @@ export class ComfyClient {
       const interrupted = messages.find(([type]) => type === 'execution_interrupted');
       let error: unknown;
       if (errorMessage) {
-        error = executionErrorFrom({ exception_type: '', exception_message: '', ...errorMessage[1], prompt_id: run.promptId } as ExecutionErrorData);
+        error = executionErrorFrom({
+          exception_type: '',
+          exception_message: '',
+          ...errorMessage[1],
+          prompt_id: run.promptId,
+        } as ExecutionErrorData);
       } else if (interrupted) {
-        error = interruptedErrorFrom({ ...interrupted[1], prompt_id: run.promptId } as ExecutionInterruptedData);
+        error = interruptedErrorFrom({
+          ...interrupted[1],
+          prompt_id: run.promptId,
+        } as ExecutionInterruptedData);
       } else {
         error = new ComfyExecutionError({
           prompt_id: run.promptId,
@@ -740,7 +786,9 @@ export class ComfyClient {
     }
 
     const refs: { nodeId: string; ref: ImageRef }[] = [];
-    const outputNodes = Object.keys(entry.outputs).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    const outputNodes = Object.keys(entry.outputs).sort((a, b) =>
+      a.localeCompare(b, 'en', { numeric: true }),
+    );
     for (const nodeId of outputNodes) {
       for (const ref of entry.outputs[nodeId]?.images ?? []) refs.push({ nodeId, ref });
     }
@@ -780,9 +828,14 @@ export class ComfyClient {
 
   /** GET /view: the bytes of one output (or input/temp) image. */
   async fetchImage(ref: { filename: string; subfolder?: string; type?: string }): Promise<Buffer> {
-    const query = new URLSearchParams({ filename: ref.filename, subfolder: ref.subfolder ?? '', type: ref.type ?? 'output' });
+    const query = new URLSearchParams({
+      filename: ref.filename,
+      subfolder: ref.subfolder ?? '',
+      type: ref.type ?? 'output',
+    });
     const res = await this.request('GET', `/view?${query.toString()}`);
-    if (!res.ok) throw this.httpError(`GET /view ${ref.subfolder ?? ''}/${ref.filename}`, res.status, await res.text());
+    if (!res.ok)
+      throw this.httpError(`GET /view ${ref.subfolder ?? ''}/${ref.filename}`, res.status, await res.text());
     return Buffer.from(await res.arrayBuffer());
   }
 
@@ -840,7 +893,9 @@ export class ComfyClient {
   async getObjectInfo(): Promise<Record<string, unknown>> {
     const json = await this.getJson('/object_info');
     if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-      throw new UpstreamError('comfyui', 'ComfyUI sent an unreadable node list.', { operatorMessage: 'GET /object_info is not an object' });
+      throw new UpstreamError('comfyui', 'ComfyUI sent an unreadable node list.', {
+        operatorMessage: 'GET /object_info is not an object',
+      });
     }
     return json as Record<string, unknown>;
   }
@@ -865,13 +920,18 @@ export class ComfyClient {
 
   /** GET /models/{folder}: relative paths with forward slashes (ComfyUI on Windows sends backslashes). */
   async getModels(folder: string): Promise<string[]> {
-    const list = this.parse(modelListSchema, await this.getJson(`/models/${encodeURIComponent(folder)}`), `GET /models/${folder}`);
+    const list = this.parse(
+      modelListSchema,
+      await this.getJson(`/models/${encodeURIComponent(folder)}`),
+      `GET /models/${folder}`,
+    );
     return list.map((p) => p.replaceAll('\\', '/'));
   }
 
   /** GET /prompt: prompts pending plus running. */
   async queueRemaining(): Promise<number> {
-    return this.parse(promptInfoSchema, await this.getJson('/prompt'), 'GET /prompt').exec_info.queue_remaining;
+    return this.parse(promptInfoSchema, await this.getJson('/prompt'), 'GET /prompt').exec_info
+      .queue_remaining;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -959,7 +1019,11 @@ function executionErrorFrom(data: ExecutionErrorData): ComfyExecutionError {
 }
 
 function interruptedErrorFrom(data: ExecutionInterruptedData): ComfyInterruptedError {
-  return new ComfyInterruptedError(data.prompt_id, 'The render was interrupted.', data.node_type ?? undefined);
+  return new ComfyInterruptedError(
+    data.prompt_id,
+    'The render was interrupted.',
+    data.node_type ?? undefined,
+  );
 }
 
 function timestampOf(messages: [string, Record<string, unknown>][], type: string): number | undefined {

@@ -168,7 +168,11 @@ export const wsEventSchemas = {
     sid: z.string().optional(),
   }),
   execution_start: z.looseObject({ ...withPrompt, timestamp: z.number().optional() }),
-  execution_cached: z.looseObject({ ...withPrompt, nodes: z.array(nodeId), timestamp: z.number().optional() }),
+  execution_cached: z.looseObject({
+    ...withPrompt,
+    nodes: z.array(nodeId),
+    timestamp: z.number().optional(),
+  }),
   executing: z.looseObject({
     node: nodeId.nullable(),
     display_node: nodeId.nullish(),
@@ -196,7 +200,9 @@ export const wsEventSchemas = {
 } as const;
 
 export type WsEventType = keyof typeof wsEventSchemas;
-export type WsEvent = { [K in WsEventType]: { type: K; data: z.infer<(typeof wsEventSchemas)[K]> } }[WsEventType];
+export type WsEvent = {
+  [K in WsEventType]: { type: K; data: z.infer<(typeof wsEventSchemas)[K]> };
+}[WsEventType];
 export type ExecutionErrorData = z.infer<typeof wsEventSchemas.execution_error>;
 export type ExecutionInterruptedData = z.infer<typeof wsEventSchemas.execution_interrupted>;
 

@@ -16,7 +16,12 @@ import { log } from '../log.ts';
 import type { ArtifactStore } from '../store/artifact-store.ts';
 import { createArtifactStore } from '../store/local-store.ts';
 import type { ApiGraph as ProtocolGraph } from './comfy-protocol.ts';
-import { ComfyClient, ComfyPromptLostError, type ComfyClientOptions, type SystemStats } from './comfy-client.ts';
+import {
+  ComfyClient,
+  ComfyPromptLostError,
+  type ComfyClientOptions,
+  type SystemStats,
+} from './comfy-client.ts';
 import { installLora } from './lora-installer.ts';
 import {
   capabilitiesFrom,
@@ -106,7 +111,10 @@ export class ComfyRenderer implements PanelRenderer {
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
       renderer.markOffline(err);
-      renderer.logger.warn({ err }, 'ComfyUI is not reachable at start-up; will try again on the first render');
+      renderer.logger.warn(
+        { err },
+        'ComfyUI is not reachable at start-up; will try again on the first render',
+      );
     }
     return renderer;
   }
@@ -168,7 +176,8 @@ export class ComfyRenderer implements PanelRenderer {
         return { png, ...pngSize(png) };
       });
     } catch (err) {
-      if (err instanceof UpstreamError && err.retryable && !(err instanceof ComfyPromptLostError)) this.markOffline(err);
+      if (err instanceof UpstreamError && err.retryable && !(err instanceof ComfyPromptLostError))
+        this.markOffline(err);
       throw err;
     }
   }
@@ -189,13 +198,20 @@ export class ComfyRenderer implements PanelRenderer {
   }
 
   /** Build the graph and make it acceptable to this ComfyUI, installing missing LoRAs on the way. */
-  private async prepare(recipe: RenderRecipe): Promise<{ graph: ReturnType<typeof buildWorkflow>; referencesApplied: boolean }> {
+  private async prepare(
+    recipe: RenderRecipe,
+  ): Promise<{ graph: ReturnType<typeof buildWorkflow>; referencesApplied: boolean }> {
     if (!this.objectInfo) await this.refresh();
-    const controlImageName = recipe.controlNet ? await this.uploadControlImage(recipe.controlNet.imageKey) : undefined;
+    const controlImageName = recipe.controlNet
+      ? await this.uploadControlImage(recipe.controlNet.imageKey)
+      : undefined;
     // Character references: FLUX.2 graphs take them natively; SDXL-family graphs need the IPAdapter
     // node pack. Without it the panel is drawn from text and LoRAs, and the embedded recipe says so.
     const references = recipe.references ?? [];
-    const ipAdapterNode = recipe.models.kind === 'checkpoint' ? ipAdapterNodeOf(new Set(Object.keys(this.objectInfoOrThrow()))) : null;
+    const ipAdapterNode =
+      recipe.models.kind === 'checkpoint'
+        ? ipAdapterNodeOf(new Set(Object.keys(this.objectInfoOrThrow())))
+        : null;
     const useReferences = references.length > 0 && (recipe.models.kind === 'flux2' || ipAdapterNode !== null);
     if (references.length > 0 && !useReferences) {
       this.logger.warn(
@@ -230,7 +246,11 @@ export class ComfyRenderer implements PanelRenderer {
   }
 
   private objectInfoOrThrow(): ObjectInfo {
-    if (!this.objectInfo) throw new UpstreamError('comfyui', 'The GPU box (ComfyUI) is not reachable right now; the render will be retried.');
+    if (!this.objectInfo)
+      throw new UpstreamError(
+        'comfyui',
+        'The GPU box (ComfyUI) is not reachable right now; the render will be retried.',
+      );
     return this.objectInfo;
   }
 
@@ -277,8 +297,16 @@ export class ComfyRenderer implements PanelRenderer {
           onPreview: (data, mime) => options.onProgress?.({ ...last, preview: { data, mime } }),
         });
       } catch (err) {
-        if (!(err instanceof ComfyPromptLostError) || attempt >= this.lostPromptRetries || options.signal?.aborted) throw err;
-        this.logger.warn({ err, attempt: attempt + 1 }, 'ComfyUI lost the prompt (restart?); submitting it again');
+        if (
+          !(err instanceof ComfyPromptLostError) ||
+          attempt >= this.lostPromptRetries ||
+          options.signal?.aborted
+        )
+          throw err;
+        this.logger.warn(
+          { err, attempt: attempt + 1 },
+          'ComfyUI lost the prompt (restart?); submitting it again',
+        );
         await this.waitUntilReachable(options.signal);
       }
     }

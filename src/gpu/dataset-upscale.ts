@@ -46,9 +46,18 @@ export async function upscaleDatasetOnRunner(
   if (!comfy) return kept('this runner has no ComfyUI to upscale them with a model');
   const capabilities = capabilitiesFrom(comfy.objectInfo);
   const model = pickUpscaleModel(capabilities.upscaleModels);
-  if (!model || !capabilities.nodes.has('UpscaleModelLoader') || !capabilities.nodes.has('ImageUpscaleWithModel')) {
-    options.logger.warn({ installed: capabilities.upscaleModels }, 'no upscale model on this ComfyUI: dataset images keep their plain resize');
-    return kept("the GPU runner has no upscale model (an operator can put Real-ESRGAN in ComfyUI's models/upscale_models)");
+  if (
+    !model ||
+    !capabilities.nodes.has('UpscaleModelLoader') ||
+    !capabilities.nodes.has('ImageUpscaleWithModel')
+  ) {
+    options.logger.warn(
+      { installed: capabilities.upscaleModels },
+      'no upscale model on this ComfyUI: dataset images keep their plain resize',
+    );
+    return kept(
+      "the GPU runner has no upscale model (an operator can put Real-ESRGAN in ComfyUI's models/upscale_models)",
+    );
   }
 
   try {
@@ -73,6 +82,14 @@ export async function upscaleDatasetOnRunner(
     options.logger.warn({ err: error, model }, 'upscaling the dataset failed; keeping the plain resize');
     return kept(`upscaling with ${model} failed (${error.userMessage})`);
   }
-  options.logger.info({ model, images: entries.length }, 'low-resolution dataset images re-made with an upscale model');
-  return { kind: 'model', images: entries.length, model, note: `🔍 ${count} upscaled with ${model} on the GPU runner.` };
+  options.logger.info(
+    { model, images: entries.length },
+    'low-resolution dataset images re-made with an upscale model',
+  );
+  return {
+    kind: 'model',
+    images: entries.length,
+    model,
+    note: `🔍 ${count} upscaled with ${model} on the GPU runner.`,
+  };
 }

@@ -30,7 +30,10 @@ export function loraPath(loraDir: string, name: string): string {
   const target = resolve(root, ...name.split('/'));
   const rel = relative(root, target);
   if (rel === '' || rel.startsWith('..') || rel.split(sep).includes('..')) {
-    throw new LoraInstallError(`The LoRA name ${name} is not allowed.`, `LoRA name escapes COMFYUI_LORA_DIR: ${name}`);
+    throw new LoraInstallError(
+      `The LoRA name ${name} is not allowed.`,
+      `LoRA name escapes COMFYUI_LORA_DIR: ${name}`,
+    );
   }
   return target;
 }
@@ -53,7 +56,10 @@ export async function installLora(
   logger?: Logger,
 ): Promise<InstallResult> {
   if (!lora.artifactKey) {
-    throw new LoraInstallError(`LoRA ${lora.name} has no stored file to install.`, `LoRA ${lora.name} has no artifactKey`);
+    throw new LoraInstallError(
+      `LoRA ${lora.name} has no stored file to install.`,
+      `LoRA ${lora.name} has no artifactKey`,
+    );
   }
   const target = loraPath(loraDir, lora.name);
   const existing = await stat(target).catch(() => undefined);

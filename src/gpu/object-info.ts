@@ -20,7 +20,11 @@ const InputSection = z.record(z.string(), z.unknown());
 export const NodeInfo = z
   .object({
     input: z
-      .object({ required: InputSection.optional(), optional: InputSection.optional(), hidden: InputSection.optional() })
+      .object({
+        required: InputSection.optional(),
+        optional: InputSection.optional(),
+        hidden: InputSection.optional(),
+      })
       .loose(),
     output: z.array(z.unknown()).optional(),
     output_name: z.array(z.unknown()).optional(),
@@ -37,10 +41,14 @@ export type ObjectInfo = z.infer<typeof ObjectInfo>;
 export function parseObjectInfo(json: unknown): ObjectInfo {
   const parsed = ObjectInfo.safeParse(json);
   if (!parsed.success) {
-    throw new ComicMasterError('comfyui_object_info_invalid', 'The GPU runner could not read what its ComfyUI can do.', {
-      cause: parsed.error,
-      operatorMessage: `GET /object_info returned an unexpected shape: ${z.prettifyError(parsed.error)}`,
-    });
+    throw new ComicMasterError(
+      'comfyui_object_info_invalid',
+      'The GPU runner could not read what its ComfyUI can do.',
+      {
+        cause: parsed.error,
+        operatorMessage: `GET /object_info returned an unexpected shape: ${z.prettifyError(parsed.error)}`,
+      },
+    );
   }
   return parsed.data;
 }
@@ -54,9 +62,12 @@ export type InputSpec =
   /** A socket fed by another node's output: MODEL, CLIP, CONDITIONING, … */
   | { kind: 'link'; type: string };
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 const optionList = (v: unknown): Array<string | number> | null =>
-  Array.isArray(v) ? v.filter((o): o is string | number => typeof o === 'string' || typeof o === 'number') : null;
+  Array.isArray(v)
+    ? v.filter((o): o is string | number => typeof o === 'string' || typeof o === 'number')
+    : null;
 
 export function parseInputSpec(spec: unknown): InputSpec {
   const [head, opts] = Array.isArray(spec) ? spec : [spec, undefined];
@@ -123,16 +134,35 @@ export function capabilitiesFrom(info: ObjectInfo): ComfyCapabilities {
   return {
     nodes,
     checkpoints: comboOptions(info, 'CheckpointLoaderSimple', 'ckpt_name'),
-    loras: first(comboOptions(info, 'LoraLoader', 'lora_name'), comboOptions(info, 'LoraLoaderModelOnly', 'lora_name')),
+    loras: first(
+      comboOptions(info, 'LoraLoader', 'lora_name'),
+      comboOptions(info, 'LoraLoaderModelOnly', 'lora_name'),
+    ),
     unets: comboOptions(info, 'UNETLoader', 'unet_name'),
-    clips: first(comboOptions(info, 'DualCLIPLoader', 'clip_name1'), comboOptions(info, 'CLIPLoader', 'clip_name')),
+    clips: first(
+      comboOptions(info, 'DualCLIPLoader', 'clip_name1'),
+      comboOptions(info, 'CLIPLoader', 'clip_name'),
+    ),
     vaes: comboOptions(info, 'VAELoader', 'vae_name'),
     controlnets: comboOptions(info, 'ControlNetLoader', 'control_net_name'),
     upscaleModels: comboOptions(info, 'UpscaleModelLoader', 'model_name'),
-    samplers: first(comboOptions(info, 'KSampler', 'sampler_name'), comboOptions(info, 'KSamplerSelect', 'sampler_name')),
-    schedulers: first(comboOptions(info, 'KSampler', 'scheduler'), comboOptions(info, 'BasicScheduler', 'scheduler')),
+    samplers: first(
+      comboOptions(info, 'KSampler', 'sampler_name'),
+      comboOptions(info, 'KSamplerSelect', 'sampler_name'),
+    ),
+    schedulers: first(
+      comboOptions(info, 'KSampler', 'scheduler'),
+      comboOptions(info, 'BasicScheduler', 'scheduler'),
+    ),
     hasControlNet: has('ControlNetLoader', 'ControlNetApplyAdvanced', 'LoadImage'),
-    hasFlux: has('UNETLoader', 'DualCLIPLoader', 'FluxGuidance', 'BasicGuider', 'SamplerCustomAdvanced', 'EmptySD3LatentImage'),
+    hasFlux: has(
+      'UNETLoader',
+      'DualCLIPLoader',
+      'FluxGuidance',
+      'BasicGuider',
+      'SamplerCustomAdvanced',
+      'EmptySD3LatentImage',
+    ),
     // ComfyUI_IPAdapter_plus is a custom node pack; its presence is optional. The graph needs its
     // unified loader and an apply node; CLIPVisionLoader (core) is what the loader relies on.
     hasIPAdapter: ipAdapterNodeOf(nodes) !== null,
@@ -183,7 +213,9 @@ function listForHumans(options: readonly (string | number)[], limit = 10): strin
 }
 
 function isLink(value: unknown): value is [string, number] {
-  return Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'number';
+  return (
+    Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'number'
+  );
 }
 
 function typesCompatible(expected: string, actual: string): boolean {
@@ -198,7 +230,11 @@ function typesCompatible(expected: string, actual: string): boolean {
  * unknown sampler), numbers outside min/max, literals of the wrong type, and links to missing nodes,
  * missing outputs or outputs of the wrong type. An empty list means the graph will be accepted.
  */
-export function validateWorkflow(graph: ApiGraph, objectInfo: ObjectInfo, runnerId: string): WorkflowProblem[] {
+export function validateWorkflow(
+  graph: ApiGraph,
+  objectInfo: ObjectInfo,
+  runnerId: string,
+): WorkflowProblem[] {
   const problems: WorkflowProblem[] = [];
   const on = `on runner ${runnerId}`;
 
@@ -210,7 +246,11 @@ export function validateWorkflow(graph: ApiGraph, objectInfo: ObjectInfo, runner
       problems.push({ code, nodeId, classType, input, message });
 
     if (!info) {
-      report('unknown_node', null, `Node type ${classType} (node ${nodeId}) is not installed in ComfyUI ${on}; install the custom node that provides it.`);
+      report(
+        'unknown_node',
+        null,
+        `Node type ${classType} (node ${nodeId}) is not installed in ComfyUI ${on}; install the custom node that provides it.`,
+      );
       continue;
     }
     const required = info.input.required ?? {};
@@ -232,25 +272,41 @@ export function validateWorkflow(graph: ApiGraph, objectInfo: ObjectInfo, runner
         const [sourceId, outputIndex] = value;
         const source = graph[sourceId];
         if (!source) {
-          report('bad_link', name, `${where} input "${name}" is linked to node ${sourceId}, which is not in the graph.`);
+          report(
+            'bad_link',
+            name,
+            `${where} input "${name}" is linked to node ${sourceId}, which is not in the graph.`,
+          );
           continue;
         }
         const outputs = objectInfo[source.class_type]?.output;
         if (!outputs) continue; // the unknown source class is reported on its own
         if (!Number.isInteger(outputIndex) || outputIndex < 0 || outputIndex >= outputs.length) {
-          report('bad_link', name, `${where} input "${name}" reads output ${outputIndex} of ${source.class_type} (node ${sourceId}), which has ${outputs.length} output(s).`);
+          report(
+            'bad_link',
+            name,
+            `${where} input "${name}" reads output ${outputIndex} of ${source.class_type} (node ${sourceId}), which has ${outputs.length} output(s).`,
+          );
           continue;
         }
         const produced = outputs[outputIndex];
         if (spec.kind === 'link' && typeof produced === 'string' && !typesCompatible(spec.type, produced)) {
-          report('wrong_type', name, `${where} input "${name}" expects ${spec.type} but node ${sourceId} (${source.class_type}) gives ${produced}.`);
+          report(
+            'wrong_type',
+            name,
+            `${where} input "${name}" expects ${spec.type} but node ${sourceId} (${source.class_type}) gives ${produced}.`,
+          );
         }
         continue;
       }
 
       switch (spec.kind) {
         case 'link':
-          report('wrong_type', name, `${where} input "${name}" must be linked to a node that gives ${spec.type}, not set to a value.`);
+          report(
+            'wrong_type',
+            name,
+            `${where} input "${name}" must be linked to a node that gives ${spec.type}, not set to a value.`,
+          );
           break;
         case 'combo': {
           if (spec.options === null || SELF_VALIDATED[classType]?.includes(name)) break;
@@ -264,14 +320,26 @@ export function validateWorkflow(graph: ApiGraph, objectInfo: ObjectInfo, runner
           } else if (name === 'scheduler') {
             report('not_in_list', name, `Scheduler "${String(value)}" is not known to ComfyUI ${on}.`);
           } else {
-            report('not_in_list', name, `${where} input "${name}" cannot be "${String(value)}" ${on}; it accepts: ${listForHumans(spec.options)}.`);
+            report(
+              'not_in_list',
+              name,
+              `${where} input "${name}" cannot be "${String(value)}" ${on}; it accepts: ${listForHumans(spec.options)}.`,
+            );
           }
           break;
         }
         case 'INT':
         case 'FLOAT': {
-          if (typeof value !== 'number' || !Number.isFinite(value) || (spec.kind === 'INT' && !Number.isInteger(value))) {
-            report('wrong_type', name, `${where} input "${name}" must be ${spec.kind === 'INT' ? 'a whole number' : 'a number'}, not ${JSON.stringify(value)}.`);
+          if (
+            typeof value !== 'number' ||
+            !Number.isFinite(value) ||
+            (spec.kind === 'INT' && !Number.isInteger(value))
+          ) {
+            report(
+              'wrong_type',
+              name,
+              `${where} input "${name}" must be ${spec.kind === 'INT' ? 'a whole number' : 'a number'}, not ${JSON.stringify(value)}.`,
+            );
           } else if (spec.min !== undefined && value < spec.min) {
             report('below_min', name, `${name} ${value} is below the minimum ${spec.min} for ${where}.`);
           } else if (spec.max !== undefined && value > spec.max) {
@@ -280,10 +348,20 @@ export function validateWorkflow(graph: ApiGraph, objectInfo: ObjectInfo, runner
           break;
         }
         case 'STRING':
-          if (typeof value !== 'string') report('wrong_type', name, `${where} input "${name}" must be text, not ${JSON.stringify(value)}.`);
+          if (typeof value !== 'string')
+            report(
+              'wrong_type',
+              name,
+              `${where} input "${name}" must be text, not ${JSON.stringify(value)}.`,
+            );
           break;
         case 'BOOLEAN':
-          if (typeof value !== 'boolean') report('wrong_type', name, `${where} input "${name}" must be true or false, not ${JSON.stringify(value)}.`);
+          if (typeof value !== 'boolean')
+            report(
+              'wrong_type',
+              name,
+              `${where} input "${name}" must be true or false, not ${JSON.stringify(value)}.`,
+            );
           break;
       }
     }
@@ -313,8 +391,30 @@ export function assertWorkflowValid(graph: ApiGraph, objectInfo: ObjectInfo, run
  * The ComfyUI node classes each family's graph needs (src/gpu/workflow.ts), and where they come from
  * when missing. ControlNet and reference-image nodes are checked with the graph itself.
  */
-const SDXL_NODES = ['CheckpointLoaderSimple', 'LoraLoader', 'CLIPTextEncode', 'EmptyLatentImage', 'KSampler', 'VAEDecode', 'SaveImage'];
-const FLUX_NODES = ['UNETLoader', 'DualCLIPLoader', 'VAELoader', 'LoraLoaderModelOnly', 'CLIPTextEncode', 'BasicGuider', 'KSamplerSelect', 'BasicScheduler', 'RandomNoise', 'EmptySD3LatentImage', 'SamplerCustomAdvanced', 'VAEDecode', 'SaveImage'];
+const SDXL_NODES = [
+  'CheckpointLoaderSimple',
+  'LoraLoader',
+  'CLIPTextEncode',
+  'EmptyLatentImage',
+  'KSampler',
+  'VAEDecode',
+  'SaveImage',
+];
+const FLUX_NODES = [
+  'UNETLoader',
+  'DualCLIPLoader',
+  'VAELoader',
+  'LoraLoaderModelOnly',
+  'CLIPTextEncode',
+  'BasicGuider',
+  'KSamplerSelect',
+  'BasicScheduler',
+  'RandomNoise',
+  'EmptySD3LatentImage',
+  'SamplerCustomAdvanced',
+  'VAEDecode',
+  'SaveImage',
+];
 export const FAMILY_NODES: Readonly<Record<ModelFamily, readonly string[]>> = {
   illustrious: SDXL_NODES,
   noobai: [...SDXL_NODES, 'ModelSamplingDiscrete'],
@@ -325,12 +425,47 @@ export const FAMILY_NODES: Readonly<Record<ModelFamily, readonly string[]>> = {
   flux: [...FLUX_NODES, 'ModelSamplingFlux', 'FluxGuidance'],
   'flux-schnell': FLUX_NODES,
   flux2: [
-    'UNETLoader', 'CLIPLoader', 'VAELoader', 'LoraLoaderModelOnly', 'CLIPTextEncode', 'FluxGuidance', 'ReferenceLatent', 'FluxKontextImageScale',
-    'VAEEncode', 'LoadImage', 'BasicGuider', 'KSamplerSelect', 'Flux2Scheduler', 'RandomNoise', 'EmptyFlux2LatentImage', 'SamplerCustomAdvanced',
-    'VAEDecode', 'SaveImage',
+    'UNETLoader',
+    'CLIPLoader',
+    'VAELoader',
+    'LoraLoaderModelOnly',
+    'CLIPTextEncode',
+    'FluxGuidance',
+    'ReferenceLatent',
+    'FluxKontextImageScale',
+    'VAEEncode',
+    'LoadImage',
+    'BasicGuider',
+    'KSamplerSelect',
+    'Flux2Scheduler',
+    'RandomNoise',
+    'EmptyFlux2LatentImage',
+    'SamplerCustomAdvanced',
+    'VAEDecode',
+    'SaveImage',
   ],
-  'sd35-large': ['CheckpointLoaderSimple', 'TripleCLIPLoader', 'LoraLoader', 'ModelSamplingSD3', 'CLIPTextEncode', 'EmptySD3LatentImage', 'KSampler', 'VAEDecode', 'SaveImage'],
-  'sd35-medium': ['CheckpointLoaderSimple', 'TripleCLIPLoader', 'LoraLoader', 'ModelSamplingSD3', 'CLIPTextEncode', 'EmptySD3LatentImage', 'KSampler', 'VAEDecode', 'SaveImage'],
+  'sd35-large': [
+    'CheckpointLoaderSimple',
+    'TripleCLIPLoader',
+    'LoraLoader',
+    'ModelSamplingSD3',
+    'CLIPTextEncode',
+    'EmptySD3LatentImage',
+    'KSampler',
+    'VAEDecode',
+    'SaveImage',
+  ],
+  'sd35-medium': [
+    'CheckpointLoaderSimple',
+    'TripleCLIPLoader',
+    'LoraLoader',
+    'ModelSamplingSD3',
+    'CLIPTextEncode',
+    'EmptySD3LatentImage',
+    'KSampler',
+    'VAEDecode',
+    'SaveImage',
+  ],
 };
 
 /** Nodes that arrived late in ComfyUI core: the release that first shipped them, for the operator. */
@@ -345,16 +480,23 @@ const NODE_SINCE: Record<string, string> = {
  * Why a family cannot render on this ComfyUI, or null when every node its graph uses is there. The
  * reason names the missing nodes and, where known, the ComfyUI release that brings them.
  */
-export function familySupportProblem(family: ModelFamily, objectInfo: ObjectInfo, runnerId: string): string | null {
+export function familySupportProblem(
+  family: ModelFamily,
+  objectInfo: ObjectInfo,
+  runnerId: string,
+): string | null {
   const missing = FAMILY_NODES[family].filter((n) => !(n in objectInfo));
   if (missing.length === 0) return null;
   const newer = (a: string, b: string) => {
     const [x, y] = [a.split('.').map(Number), b.split('.').map(Number)];
-    for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) > (y[i] ?? 0) ? a : b;
+    for (let i = 0; i < Math.max(x.length, y.length); i++)
+      if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) > (y[i] ?? 0) ? a : b;
     return a;
   };
   const since = missing.map((n) => NODE_SINCE[n]).filter((v): v is string => v !== undefined);
   const hint =
-    since.length > 0 ? ` Update ComfyUI to ${since.reduce(newer)} or newer.` : ' Update ComfyUI or install the node pack that provides them.';
+    since.length > 0
+      ? ` Update ComfyUI to ${since.reduce(newer)} or newer.`
+      : ' Update ComfyUI or install the node pack that provides them.';
   return `${familyProfile(family).label} cannot render on runner ${runnerId}: its ComfyUI lacks the node${missing.length > 1 ? 's' : ''} ${missing.join(', ')}.${hint}`;
 }

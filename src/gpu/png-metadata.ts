@@ -19,7 +19,9 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 export class PngFormatError extends ComicMasterError {
   constructor(reason: string) {
-    super('png_invalid', 'An image could not be read (it is not a valid PNG).', { operatorMessage: `PNG: ${reason}` });
+    super('png_invalid', 'An image could not be read (it is not a valid PNG).', {
+      operatorMessage: `PNG: ${reason}`,
+    });
     this.name = 'PngFormatError';
   }
 }
@@ -68,7 +70,8 @@ interface RawChunk {
 }
 
 function splitChunks(png: Buffer): RawChunk[] {
-  if (png.length < 8 || !png.subarray(0, 8).equals(PNG_SIGNATURE)) throw new PngFormatError('missing PNG signature');
+  if (png.length < 8 || !png.subarray(0, 8).equals(PNG_SIGNATURE))
+    throw new PngFormatError('missing PNG signature');
   const chunks: RawChunk[] = [];
   let offset = 8;
   while (offset < png.length) {
@@ -77,7 +80,11 @@ function splitChunks(png: Buffer): RawChunk[] {
     const end = offset + 12 + length;
     if (end > png.length) throw new PngFormatError(`chunk at byte ${offset} runs past the end of the file`);
     const type = png.subarray(offset + 4, offset + 8).toString('latin1');
-    chunks.push({ type, data: png.subarray(offset + 8, offset + 8 + length), bytes: png.subarray(offset, end) });
+    chunks.push({
+      type,
+      data: png.subarray(offset + 8, offset + 8 + length),
+      bytes: png.subarray(offset, end),
+    });
     offset = end;
     if (type === 'IEND') break;
   }
@@ -101,7 +108,8 @@ function decodeTextChunk(chunk: RawChunk): PngTextChunk | undefined {
   if (zero <= 0) return undefined;
   const keyword = data.subarray(0, zero).toString('latin1');
   try {
-    if (chunk.type === 'tEXt') return { keyword, text: data.subarray(zero + 1).toString('latin1'), kind: 'tEXt' };
+    if (chunk.type === 'tEXt')
+      return { keyword, text: data.subarray(zero + 1).toString('latin1'), kind: 'tEXt' };
     if (chunk.type === 'zTXt') {
       // keyword \0 method(1) compressed
       return { keyword, text: inflateSync(data.subarray(zero + 2)).toString('latin1'), kind: 'zTXt' };
@@ -130,7 +138,10 @@ function textChunkFor(keyword: string, text: string): Buffer {
     throw new PngFormatError(`invalid text chunk keyword ${JSON.stringify(keyword)}`);
   }
   if (LATIN1_ONLY.test(text)) {
-    return encodeChunk('tEXt', Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0]), Buffer.from(text, 'latin1')]));
+    return encodeChunk(
+      'tEXt',
+      Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0]), Buffer.from(text, 'latin1')]),
+    );
   }
   // iTXt, uncompressed, no language tag, no translated keyword.
   return encodeChunk(
@@ -226,7 +237,8 @@ const A1111_SCHEDULES: Record<string, string> = {
   linear_quadratic: 'Linear Quadratic',
 };
 
-const baseName = (file: string) => (file.split('/').pop() ?? file).replace(/\.(safetensors|ckpt|pt|pth|bin|gguf)$/i, '');
+const baseName = (file: string) =>
+  (file.split('/').pop() ?? file).replace(/\.(safetensors|ckpt|pt|pth|bin|gguf)$/i, '');
 
 /** A1111 quotes a parameter value that holds a comma, colon or quote. */
 function quoteIfNeeded(value: string): string {
@@ -240,7 +252,10 @@ function quoteIfNeeded(value: string): string {
 export function a1111Parameters(recipe: RenderRecipe): string {
   const loraTags = recipe.loras.map((l) => `<lora:${baseName(l.name)}:${l.strength}>`).join(' ');
   const positive = loraTags ? `${recipe.positive}${recipe.positive ? ' ' : ''}${loraTags}` : recipe.positive;
-  const model = recipe.models.kind === 'checkpoint' || recipe.models.kind === 'sd3' ? recipe.models.checkpoint : recipe.models.unet;
+  const model =
+    recipe.models.kind === 'checkpoint' || recipe.models.kind === 'sd3'
+      ? recipe.models.checkpoint
+      : recipe.models.unet;
   const fields: [string, string][] = [
     ['Steps', String(recipe.steps)],
     ['Sampler', A1111_SAMPLERS[recipe.sampler] ?? recipe.sampler],
@@ -248,7 +263,11 @@ export function a1111Parameters(recipe: RenderRecipe): string {
     ['CFG scale', String(recipe.cfg)],
   ];
   if (recipe.guidance !== null) fields.push(['Distilled CFG Scale', String(recipe.guidance)]);
-  fields.push(['Seed', String(recipe.seed)], ['Size', `${recipe.width}x${recipe.height}`], ['Model', baseName(model)]);
+  fields.push(
+    ['Seed', String(recipe.seed)],
+    ['Size', `${recipe.width}x${recipe.height}`],
+    ['Model', baseName(model)],
+  );
   if (recipe.candidates > 1) fields.push(['Batch size', String(recipe.candidates)]);
   if (recipe.controlNet) {
     fields.push([
@@ -260,7 +279,10 @@ export function a1111Parameters(recipe: RenderRecipe): string {
   const hashed = recipe.loras.filter((l) => l.sha256);
   if (hashed.length > 0) {
     // A1111's LoRA "AutoV3" short hash is the first 12 hex digits of the file's sha256.
-    fields.push(['Lora hashes', hashed.map((l) => `${baseName(l.name)}: ${(l.sha256 ?? '').slice(0, 12)}`).join(', ')]);
+    fields.push([
+      'Lora hashes',
+      hashed.map((l) => `${baseName(l.name)}: ${(l.sha256 ?? '').slice(0, 12)}`).join(', '),
+    ]);
   }
   if (recipe.vPrediction) fields.push(['Noise schedule', 'v-prediction, zero terminal SNR']);
   fields.push(['Version', 'ComicMaster']);

@@ -84,7 +84,12 @@ export async function startPresence(options: PresenceOptions): Promise<PresenceH
       return;
     }
     if (stopped) return;
-    const value: RunnerPresence = { ...snapshot, id: options.runnerId, startedAt, updatedAt: new Date().toISOString() };
+    const value: RunnerPresence = {
+      ...snapshot,
+      id: options.runnerId,
+      startedAt,
+      updatedAt: new Date().toISOString(),
+    };
     try {
       await options.redis.set(key, JSON.stringify(value), 'PX', ttl);
     } catch (err) {
@@ -110,7 +115,9 @@ export async function startPresence(options: PresenceOptions): Promise<PresenceH
       stopped = true;
       clearInterval(timer);
       await inFlight;
-      await options.redis.del(key).catch((err: unknown) => logger.warn({ err }, 'could not remove the runner heartbeat'));
+      await options.redis
+        .del(key)
+        .catch((err: unknown) => logger.warn({ err }, 'could not remove the runner heartbeat'));
     },
   };
 }

@@ -68,7 +68,8 @@ export function parseBinaryFrame(data: ArrayBuffer | Uint8Array | Buffer[] | Buf
   const eventType = frame.readUInt32BE(0);
 
   if (eventType === BINARY_EVENT.PREVIEW_IMAGE) {
-    if (frame.length < 8) return { kind: 'unknown', eventType, reason: 'preview frame without a format word' };
+    if (frame.length < 8)
+      return { kind: 'unknown', eventType, reason: 'preview frame without a format word' };
     const format = frame.readUInt32BE(4);
     const image = frame.subarray(8);
     const mime = FORMAT_TO_MIME[format] ?? sniffImageMime(image);
@@ -77,7 +78,8 @@ export function parseBinaryFrame(data: ArrayBuffer | Uint8Array | Buffer[] | Buf
   }
 
   if (eventType === BINARY_EVENT.PREVIEW_IMAGE_WITH_METADATA) {
-    if (frame.length < 8) return { kind: 'unknown', eventType, reason: 'metadata frame without a length word' };
+    if (frame.length < 8)
+      return { kind: 'unknown', eventType, reason: 'metadata frame without a length word' };
     const jsonLength = frame.readUInt32BE(4);
     if (8 + jsonLength > frame.length) {
       return { kind: 'unknown', eventType, reason: `metadata length ${jsonLength} exceeds the frame` };
@@ -94,14 +96,16 @@ export function parseBinaryFrame(data: ArrayBuffer | Uint8Array | Buffer[] | Buf
       declared === 'image/jpeg' || declared === 'image/png' || declared === 'image/webp'
         ? declared
         : sniffImageMime(image);
-    if (!mime) return { kind: 'unknown', eventType, reason: `unknown preview image type ${String(declared)}` };
+    if (!mime)
+      return { kind: 'unknown', eventType, reason: `unknown preview image type ${String(declared)}` };
     return { kind: 'preview', mime, image, metadata };
   }
 
   if (eventType === BINARY_EVENT.TEXT) {
     if (frame.length < 8) return { kind: 'unknown', eventType, reason: 'text frame without a length word' };
     const idLength = frame.readUInt32BE(4);
-    if (8 + idLength > frame.length) return { kind: 'unknown', eventType, reason: 'node id length exceeds the frame' };
+    if (8 + idLength > frame.length)
+      return { kind: 'unknown', eventType, reason: 'node id length exceeds the frame' };
     return {
       kind: 'text',
       nodeId: frame.subarray(8, 8 + idLength).toString('utf8'),

@@ -136,10 +136,20 @@ export function startRenderWorker(options: RenderWorkerOptions): RenderWorker {
     // Fixed job ids: a re-run of this job adds nothing the bot would post twice.
     await options.producer.enqueue(
       'post',
-      { kind: 'panel', comicId: payload.comicId, pageNumber: payload.pageNumber, panelNumber: payload.panelNumber, renderId: payload.renderId },
+      {
+        kind: 'panel',
+        comicId: payload.comicId,
+        pageNumber: payload.pageNumber,
+        panelNumber: payload.panelNumber,
+        renderId: payload.renderId,
+      },
       { jobId: `panel-${payload.renderId}` },
     );
-    await options.producer.enqueue('post', { kind: 'status', comicId: payload.comicId }, { jobId: `status-${payload.renderId}` });
+    await options.producer.enqueue(
+      'post',
+      { kind: 'status', comicId: payload.comicId },
+      { jobId: `status-${payload.renderId}` },
+    );
   };
 
   const readRow = async (id: string): Promise<RenderRow | undefined> => {
@@ -147,7 +157,11 @@ export function startRenderWorker(options: RenderWorkerOptions): RenderWorker {
     return row;
   };
 
-  const handler = async (payload: RenderJob, job: Job<RenderJob, RenderResult>, bullSignal?: AbortSignal): Promise<RenderResult> => {
+  const handler = async (
+    payload: RenderJob,
+    job: Job<RenderJob, RenderResult>,
+    bullSignal?: AbortSignal,
+  ): Promise<RenderResult> => {
     const { renderId } = payload;
     const jobLog = logger.child({ jobId: job.id, renderId });
 
@@ -186,7 +200,8 @@ export function startRenderWorker(options: RenderWorkerOptions): RenderWorker {
         const key = artifactKeys.preview(renderId);
         const data = p.preview;
         previewWrite = (async () => {
-          const jpeg = data.mime === 'image/jpeg' ? data.data : await sharp(data.data).jpeg({ quality: 85 }).toBuffer();
+          const jpeg =
+            data.mime === 'image/jpeg' ? data.data : await sharp(data.data).jpeg({ quality: 85 }).toBuffer();
           await options.store.put(key, jpeg, { contentType: 'image/jpeg' });
           previewKey = key;
           await job.updateProgress({ ...latest, previewKey: key } satisfies RenderJobProgress);
@@ -208,12 +223,21 @@ export function startRenderWorker(options: RenderWorkerOptions): RenderWorker {
       const images = await options.renderer.render(payload.recipe, { onProgress, signal: controller.signal });
       await previewWrite;
       const first = images[0];
-      if (!first) throw new ComicMasterError('render_no_image', 'The GPU box returned no image for this panel.', { operatorMessage: `render ${renderId}: renderer returned no images` });
+      if (!first)
+        throw new ComicMasterError('render_no_image', 'The GPU box returned no image for this panel.', {
+          operatorMessage: `render ${renderId}: renderer returned no images`,
+        });
 
       // 2. Store (the recipe embedded, so any image can be re-made; idempotent per key).
       let artifactKey = '';
       for (const [index, image] of images.entries()) {
-        const key = artifactKeys.render(payload.comicId, payload.pageNumber, payload.panelNumber, payload.attempt, index);
+        const key = artifactKeys.render(
+          payload.comicId,
+          payload.pageNumber,
+          payload.panelNumber,
+          payload.attempt,
+          index,
+        );
         await options.store.put(key, embedRecipe(image.png, payload.recipe), { contentType: 'image/png' });
         if (index === 0) artifactKey = key;
       }
@@ -355,7 +379,10 @@ async function closeWithinGrace(
   const outcome = await Promise.race([closing.then(() => 'closed' as const), graceOver]);
   clearTimeout(timer);
   if (outcome === 'timeout') {
-    logger.warn({ renders: [...inFlight.keys()] }, 'renders did not finish in time; handing them back to the queue');
+    logger.warn(
+      { renders: [...inFlight.keys()] },
+      'renders did not finish in time; handing them back to the queue',
+    );
     for (const controller of inFlight.values()) controller.abort(new Error('runner shutting down'));
   }
   await closing;

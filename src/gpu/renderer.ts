@@ -21,6 +21,9 @@ export interface PanelRenderer {
   readonly kind: 'comfyui' | 'storyboard';
   /** A short description for people ("ComfyUI at http://gpu-box:8188 (NVIDIA GeForce RTX 3090)"). */
   describe(): string;
-  render(recipe: RenderRecipe, options?: { onProgress?: (p: RenderProgress) => void; signal?: AbortSignal }): Promise<RenderedImage[]>;
+  render(
+    recipe: RenderRecipe,
+    options?: { onProgress?: (p: RenderProgress) => void; signal?: AbortSignal },
+  ): Promise<RenderedImage[]>;
   close(): Promise<void>;
 }

@@ -21,13 +21,23 @@ import type { ArtifactStore } from '../store/artifact-store.ts';
 import { createArtifactStore } from '../store/local-store.ts';
 import { ComfyRenderer, type ComfyRendererDeps } from './comfy-renderer.ts';
 import { startPresence, type PresenceHandle, type PresenceSnapshot } from './presence.ts';
-import { startRenderWorker, type RenderSchedulingOptions, type RenderWorker, type RenderWorkerOptions } from './render-worker.ts';
+import {
+  startRenderWorker,
+  type RenderSchedulingOptions,
+  type RenderWorker,
+  type RenderWorkerOptions,
+} from './render-worker.ts';
 import type { RunnerModels } from '../scheduling/candidates.ts';
 import { readModelFiles, type ModelFiles } from '../scheduling/model-inventory.ts';
 import type { PanelRenderer } from './renderer.ts';
 import { StoryboardRenderer } from './storyboard-renderer.ts';
 import { startEvaluateWorker, type EvaluateDeps } from '../evaluation/evaluate-worker.ts';
-import { startTrainWorker, type GpuLease, type TrainWorker, type TrainWorkerOptions } from './train-worker.ts';
+import {
+  startTrainWorker,
+  type GpuLease,
+  type TrainWorker,
+  type TrainWorkerOptions,
+} from './train-worker.ts';
 
 /** How often the runner re-reads its ComfyUI's model folders (new files are copied in by hand). */
 const MODEL_FILES_REFRESH_MS = 5 * 60_000;
@@ -45,17 +55,30 @@ export interface RunRunnerOptions {
   shutdownGraceMs?: number;
   heartbeatIntervalMs?: number;
   /** Worker tuning passed through (concurrency, lock and stalled timings, progress throttles). */
-  worker?: Pick<RenderWorkerOptions, 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'progressIntervalMs' | 'previewIntervalMs'>;
+  worker?: Pick<
+    RenderWorkerOptions,
+    'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'progressIntervalMs' | 'previewIntervalMs'
+  >;
   /** ComfyClient tuning (tests shorten the polls). */
   comfy?: ComfyRendererDeps['client'];
   /** GPU scheduler settings (src/scheduling): policy, 'fifo' for the benchmark's baseline, poll interval. */
   scheduling?: Pick<RenderSchedulingOptions, 'mode' | 'policy' | 'pollIntervalMs'>;
   /** Evaluation grid tuning (tests render small cells with few steps). */
-  evaluation?: Pick<EvaluateDeps, 'renderSize' | 'steps' | 'gridCellSize' | 'overviewCellSize' | 'uploadLimitBytes'>;
+  evaluation?: Pick<
+    EvaluateDeps,
+    'renderSize' | 'steps' | 'gridCellSize' | 'overviewCellSize' | 'uploadLimitBytes'
+  >;
   /** Train worker tuning (watchdog, grace, throttles, lock timings). */
   train?: Pick<
     TrainWorkerOptions,
-    'baseModelDir' | 'stallTimeoutMs' | 'nanStepLimit' | 'stopGraceMs' | 'progressIntervalMs' | 'cancelPollMs' | 'lockDurationMs' | 'stalledIntervalMs'
+    | 'baseModelDir'
+    | 'stallTimeoutMs'
+    | 'nanStepLimit'
+    | 'stopGraceMs'
+    | 'progressIntervalMs'
+    | 'cancelPollMs'
+    | 'lockDurationMs'
+    | 'stalledIntervalMs'
   >;
 }
 
@@ -82,11 +105,15 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
   const runnerId = config.RUNNER_ID ?? hostname();
   const cleanups: (() => Promise<unknown>)[] = [];
   const cleanup = async () => {
-    for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => logger.warn({ err }, 'shutdown step failed'));
+    for (const fn of cleanups.reverse())
+      await fn().catch((err: unknown) => logger.warn({ err }, 'shutdown step failed'));
   };
 
   try {
-    const database: Database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.dataDir });
+    const database: Database = await openDatabase({
+      databaseUrl: config.DATABASE_URL,
+      dataDir: config.dataDir,
+    });
     cleanups.push(() => database.close());
     await runMigrations(database);
 
@@ -96,7 +123,12 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
     cleanups.push(() => producer.close());
 
     const renderer: PanelRenderer = config.COMFYUI_URL
-      ? await ComfyRenderer.connect(config, { store, logger, runnerId, ...(opts.comfy ? { client: opts.comfy } : {}) })
+      ? await ComfyRenderer.connect(config, {
+          store,
+          logger,
+          runnerId,
+          ...(opts.comfy ? { client: opts.comfy } : {}),
+        })
       : new StoryboardRenderer();
     cleanups.push(() => renderer.close());
     logger.info({ runnerId, renderer: renderer.describe() }, 'runner starting');
@@ -127,14 +159,28 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
       }
     };
     const snapshot = async (): Promise<PresenceSnapshot> => {
-      const base = { renderer: renderer.kind, description: renderer.describe(), currentJobs: active, trainingUntil: trainingUntil?.toISOString() ?? null };
+      const base = {
+        renderer: renderer.kind,
+        description: renderer.describe(),
+        currentJobs: active,
+        trainingUntil: trainingUntil?.toISOString() ?? null,
+      };
       if (renderer instanceof ComfyRenderer) {
         const comfy = await renderer.snapshot();
         await refreshModelFiles(renderer, comfy.online);
         models = { checkpoints: comfy.checkpoints, loras: comfy.loras, ...files };
         return { ...base, ...comfy, ...files };
       }
-      return { ...base, gpu: null, vramTotal: null, vramFree: null, checkpoints: [], loras: [], online: true, offlineReason: null };
+      return {
+        ...base,
+        gpu: null,
+        vramTotal: null,
+        vramFree: null,
+        checkpoints: [],
+        loras: [],
+        online: true,
+        offlineReason: null,
+      };
     };
     // Know the models before the first claim, so nothing is routed here by mistake.
     await snapshot();
@@ -150,7 +196,12 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
       ...opts.worker,
       // A runner whose ComfyUI is down claims nothing (another runner may); it resumes once a
       // heartbeat finds ComfyUI answering again.
-      scheduling: { redis, models: () => models, online: () => !(renderer instanceof ComfyRenderer) || renderer.online, ...opts.scheduling },
+      scheduling: {
+        redis,
+        models: () => models,
+        online: () => !(renderer instanceof ComfyRenderer) || renderer.online,
+        ...opts.scheduling,
+      },
       onActiveChange: (ids) => {
         active = ids;
         void presenceRef.current?.beat();
@@ -168,7 +219,15 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
 
     // Evaluation grids of finished trainings (src/evaluation): one training at a time, in LoRA order,
     // through the same renderer; ComfyUI's own queue interleaves them with comic panels.
-    const evaluateWorker = startEvaluateWorker({ connection, db: database.db, store, renderer, producer, logger, ...opts.evaluation });
+    const evaluateWorker = startEvaluateWorker({
+      connection,
+      db: database.db,
+      store,
+      renderer,
+      producer,
+      logger,
+      ...opts.evaluation,
+    });
 
     // Training is exclusive on this GPU: renders wait (pause() lets the renders in flight finish),
     // ComfyUI unloads its models, and presence says until when.
@@ -178,7 +237,9 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
         await renderWorker.pause();
         await evaluateWorker.pause();
         if (renderer instanceof ComfyRenderer) {
-          await renderer.client.free({ unloadModels: true, freeMemory: true }).catch((err: unknown) => logger.warn({ err }, 'ComfyUI /free failed'));
+          await renderer.client
+            .free({ unloadModels: true, freeMemory: true })
+            .catch((err: unknown) => logger.warn({ err }, 'ComfyUI /free failed'));
         }
         trainingUntil = new Date(Date.now() + etaSeconds * 1000);
         void presenceHandle.beat();
@@ -194,7 +255,17 @@ export async function runRunner(config: AppConfig, opts: RunRunnerOptions = {}):
         if (etaSeconds !== null) trainingUntil = new Date(Date.now() + etaSeconds * 1000);
       },
     };
-    const trainWorker = startTrainWorker({ connection, db: database.db, store, producer, runnerId, config, gpu, logger, ...opts.train });
+    const trainWorker = startTrainWorker({
+      connection,
+      db: database.db,
+      store,
+      producer,
+      runnerId,
+      config,
+      gpu,
+      logger,
+      ...opts.train,
+    });
     // Order matters: the worker goes first (it may still render and post), then the heartbeat, then
     // the connections it used (cleanups run in reverse order of registration).
     cleanups.push(() => presenceHandle.stop());

@@ -35,7 +35,12 @@ import { createWorker } from '../queue/worker.ts';
 import type { ArtifactStore } from '../store/artifact-store.ts';
 import { CheckpointCollector } from '../training/checkpoints.ts';
 import { launchTrainer, stopLeftoverTrainer, writePidFile } from '../training/launch.ts';
-import { diagnoseExit, TrainerOutputParser, type TrainerEvent, type TrainingFailureKind } from '../training/parse.ts';
+import {
+  diagnoseExit,
+  TrainerOutputParser,
+  type TrainerEvent,
+  type TrainingFailureKind,
+} from '../training/parse.ts';
 import { planTraining, type TrainingPlan } from '../training/plan.ts';
 import { isTrainingBase } from '../training/presets.ts';
 import { ComfyClient, type ComfyClientOptions } from './comfy-client.ts';
@@ -75,7 +80,11 @@ export interface TrainWorkerOptions {
   store: ArtifactStore;
   producer: JobProducer;
   runnerId: string;
-  config: Pick<AppConfig, 'dataDir' | 'TRAINER_PYTHON' | 'SD_SCRIPTS_DIR' | 'AI_TOOLKIT_DIR' | 'COMFYUI_LORA_DIR'> & Partial<Pick<AppConfig, 'COMFYUI_URL'>>;
+  config: Pick<
+    AppConfig,
+    'dataDir' | 'TRAINER_PYTHON' | 'SD_SCRIPTS_DIR' | 'AI_TOOLKIT_DIR' | 'COMFYUI_LORA_DIR'
+  > &
+    Partial<Pick<AppConfig, 'COMFYUI_URL'>>;
   /** ComfyClient tuning for upscaling low-resolution dataset images on this runner's ComfyUI (COMFYUI_URL). */
   comfy?: Omit<ComfyClientOptions, 'baseUrl' | 'logger'>;
   gpu?: GpuLease;
@@ -170,32 +179,62 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
   const logger = (options.logger ?? log()).child({ component: 'train-worker', runner: options.runnerId });
   const { db, store, config } = options;
   const progressInterval = options.progressIntervalMs ?? 5_000;
-  let current: { trainingId: string; progress: TrainingProgress | null; stop?: (why: 'shutdown') => void } | null = null;
+  let current: {
+    trainingId: string;
+    progress: TrainingProgress | null;
+    stop?: (why: 'shutdown') => void;
+  } | null = null;
   let shuttingDown = false;
 
   const resolveModel = (baseModel: string): string => {
-    if (isAbsolute(baseModel) || /^[\w.-]+\/[\w.-]+$/.test(baseModel) && !baseModel.endsWith('.safetensors')) return baseModel;
-    const dir = options.baseModelDir ?? (config.COMFYUI_LORA_DIR ? join(dirname(config.COMFYUI_LORA_DIR), 'checkpoints') : undefined);
+    if (
+      isAbsolute(baseModel) ||
+      (/^[\w.-]+\/[\w.-]+$/.test(baseModel) && !baseModel.endsWith('.safetensors'))
+    )
+      return baseModel;
+    const dir =
+      options.baseModelDir ??
+      (config.COMFYUI_LORA_DIR ? join(dirname(config.COMFYUI_LORA_DIR), 'checkpoints') : undefined);
     return dir ? join(dir, baseModel) : baseModel;
   };
 
   const setRow = (id: string, values: Partial<typeof trainings.$inferInsert>) =>
-    db.update(trainings).set({ ...values, updatedAt: new Date() }).where(eq(trainings.id, id));
+    db
+      .update(trainings)
+      .set({ ...values, updatedAt: new Date() })
+      .where(eq(trainings.id, id));
 
-  const fail = async (id: string, kind: TrainingFailureKind, userMessage: string, operator?: string): Promise<never> => {
+  const fail = async (
+    id: string,
+    kind: TrainingFailureKind,
+    userMessage: string,
+    operator?: string,
+  ): Promise<never> => {
     logger.warn({ trainingId: id, kind, tail: operator }, 'training failed');
     await setRow(id, { status: 'failed', error: userMessage, finishedAt: new Date() });
     throw new TrainingFailedError(userMessage, kind);
   };
 
-  const handler = async (payload: TrainJob, job: Job<TrainJob, TrainResult>, bullSignal?: AbortSignal): Promise<TrainResult> => {
+  const handler = async (
+    payload: TrainJob,
+    job: Job<TrainJob, TrainResult>,
+    bullSignal?: AbortSignal,
+  ): Promise<TrainResult> => {
     const id = payload.trainingId;
     const [row] = await db.select().from(trainings).where(eq(trainings.id, id));
-    if (!row) throw new InputError('This training no longer exists.', { operatorMessage: `trainings row ${id} not found` });
+    if (!row)
+      throw new InputError('This training no longer exists.', {
+        operatorMessage: `trainings row ${id} not found`,
+      });
     if (row.status === 'cancelled') return { status: 'cancelled', checkpoints: 0 };
-    if (row.status === 'evaluating' || row.status === 'voting' || row.status === 'done') return { status: 'already-done', checkpoints: 0 };
+    if (row.status === 'evaluating' || row.status === 'voting' || row.status === 'done')
+      return { status: 'already-done', checkpoints: 0 };
     if (!isTrainingBase(row.modelFamily)) {
-      return fail(id, 'crashed', `Style LoRAs cannot be trained for ${row.modelFamily} yet (illustrious, noobai and flux can).`);
+      return fail(
+        id,
+        'crashed',
+        `Style LoRAs cannot be trained for ${row.modelFamily} yet (illustrious, noobai and flux can).`,
+      );
     }
     if (!row.datasetKey) return fail(id, 'no_data', 'The training has no dataset: prepare one first.');
 
@@ -205,11 +244,20 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
     await mkdir(datasetDir, { recursive: true });
     await stopLeftoverTrainer(pidFile, workDir, options.stopGraceMs ?? 60_000, logger);
     const copied = await materializeDataset(store, row.datasetKey, datasetDir);
-    if (copied === 0) return fail(id, 'no_data', 'The dataset of this training is empty in the artifact store: prepare it again.');
+    if (copied === 0)
+      return fail(
+        id,
+        'no_data',
+        'The dataset of this training is empty in the artifact store: prepare it again.',
+      );
 
     // Images prepareDataset had to enlarge: re-made with an upscale model where this runner has one.
     const upscaled = await withRunnerComfy(config.COMFYUI_URL, options.comfy, logger, (comfy) =>
-      upscaleDatasetOnRunner(datasetDir, comfy, { runnerId: options.runnerId, logger, ...(bullSignal ? { signal: bullSignal } : {}) }),
+      upscaleDatasetOnRunner(datasetDir, comfy, {
+        runnerId: options.runnerId,
+        logger,
+        ...(bullSignal ? { signal: bullSignal } : {}),
+      }),
     );
 
     const overrides = TrainingConfigOverrides.safeParse(row.config);
@@ -233,13 +281,22 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
     }
     const trainerDir = plan.trainer === 'kohya' ? config.SD_SCRIPTS_DIR : config.AI_TOOLKIT_DIR;
     if (!trainerDir) {
-      return fail(id, 'crashed', `This runner has no ${plan.trainer} installed (set ${plan.trainer === 'kohya' ? 'SD_SCRIPTS_DIR' : 'AI_TOOLKIT_DIR'}).`);
+      return fail(
+        id,
+        'crashed',
+        `This runner has no ${plan.trainer} installed (set ${plan.trainer === 'kohya' ? 'SD_SCRIPTS_DIR' : 'AI_TOOLKIT_DIR'}).`,
+      );
     }
     if (plan.missingCaptions > 0) {
       const parser = new TrainerOutputParser({ progressDescription: 'steps' });
       parser.missingCaptionCount = plan.missingCaptions;
       parser.seen.add('missing_captions');
-      const failure = diagnoseExit(parser, { exitCode: 1, signal: null, finalFileExists: false, captionExtension: plan.captionExtension });
+      const failure = diagnoseExit(parser, {
+        exitCode: 1,
+        signal: null,
+        finalFileExists: false,
+        captionExtension: plan.captionExtension,
+      });
       return fail(id, 'missing_captions', failure?.userMessage ?? 'Captions are missing.');
     }
     await writeFile(plan.configFile.path, plan.configFile.content);
@@ -252,7 +309,10 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
       if (state) {
         args.push('--resume', state.dir);
         stepOffset = state.step;
-        logger.info({ trainingId: id, state: state.dir, step: state.step }, 'resuming the training from its saved state');
+        logger.info(
+          { trainingId: id, state: state.dir, step: state.step },
+          'resuming the training from its saved state',
+        );
       }
     }
 
@@ -262,7 +322,13 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
       store,
       trainingId: id,
       dir: checkpointDir,
-      plan: { trainer: plan.trainer, name: plan.name, totalSteps: plan.totalSteps, epochs: plan.epochs, ...(plan.saveEverySteps ? { saveEverySteps: plan.saveEverySteps } : {}) },
+      plan: {
+        trainer: plan.trainer,
+        name: plan.name,
+        totalSteps: plan.totalSteps,
+        epochs: plan.epochs,
+        ...(plan.saveEverySteps ? { saveEverySteps: plan.saveEverySteps } : {}),
+      },
       logger,
     });
     await collector.scan(); // anything an earlier run saved but did not store
@@ -270,14 +336,20 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
     let progress: TrainingProgress = {
       step: stepOffset,
       totalSteps: plan.totalSteps,
-      epoch: plan.trainer === 'kohya' && plan.stepsPerEpoch > 0 ? Math.floor(stepOffset / plan.stepsPerEpoch) : 0,
+      epoch:
+        plan.trainer === 'kohya' && plan.stepsPerEpoch > 0 ? Math.floor(stepOffset / plan.stepsPerEpoch) : 0,
       totalEpochs: plan.epochs,
       loss: null,
       etaSeconds: plan.estimate.seconds,
       ...(upscaled.note ? { notes: [upscaled.note] } : {}),
     };
     current = { trainingId: id, progress };
-    await setRow(id, { status: 'training', progress, error: null, ...(row.startedAt ? {} : { startedAt: new Date() }) });
+    await setRow(id, {
+      status: 'training',
+      progress,
+      error: null,
+      ...(row.startedAt ? {} : { startedAt: new Date() }),
+    });
     await job.updateProgress({ trainingId: id, ...progress } satisfies TrainJobProgress);
 
     await options.gpu?.acquire({ trainingId: id, etaSeconds: plan.estimate.seconds });
@@ -338,7 +410,15 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
             break;
           case 'checkpoint':
             // kohya announces before writing: scan a little later, and again on later events.
-            timers.push(setTimeout(() => void collector.scan().catch((err: unknown) => logger.warn({ err }, 'checkpoint scan failed')), 200));
+            timers.push(
+              setTimeout(
+                () =>
+                  void collector
+                    .scan()
+                    .catch((err: unknown) => logger.warn({ err }, 'checkpoint scan failed')),
+                200,
+              ),
+            );
             break;
           case 'fatal':
             stop(event.failure);
@@ -358,9 +438,12 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
 
       const stallMs = options.stallTimeoutMs ?? 30 * 60_000;
       timers.push(
-        setInterval(() => {
-          if (Date.now() - lastOutput > stallMs) stop('stalled');
-        }, Math.min(stallMs, 10_000)),
+        setInterval(
+          () => {
+            if (Date.now() - lastOutput > stallMs) stop('stalled');
+          },
+          Math.min(stallMs, 10_000),
+        ),
       );
       timers.push(
         setInterval(() => {

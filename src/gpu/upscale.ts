@@ -31,13 +31,21 @@ export function buildUpscaleGraph(imageName: string, modelName: string, filename
   const ids = UPSCALE_NODE_IDS;
   return {
     [ids.image]: { class_type: 'LoadImage', inputs: { image: imageName }, _meta: { title: 'Dataset image' } },
-    [ids.model]: { class_type: 'UpscaleModelLoader', inputs: { model_name: modelName }, _meta: { title: `Upscaler: ${modelName}` } },
+    [ids.model]: {
+      class_type: 'UpscaleModelLoader',
+      inputs: { model_name: modelName },
+      _meta: { title: `Upscaler: ${modelName}` },
+    },
     [ids.upscale]: {
       class_type: 'ImageUpscaleWithModel',
       inputs: { upscale_model: [ids.model, 0], image: [ids.image, 0] },
       _meta: { title: 'Upscale with model' },
     },
-    [ids.save]: { class_type: 'SaveImage', inputs: { images: [ids.upscale, 0], filename_prefix: filenamePrefix }, _meta: { title: 'Upscaled' } },
+    [ids.save]: {
+      class_type: 'SaveImage',
+      inputs: { images: [ids.upscale, 0], filename_prefix: filenamePrefix },
+      _meta: { title: 'Upscaled' },
+    },
   };
 }
 
@@ -69,20 +77,30 @@ export async function upscaleWithModel(
 ): Promise<UpscaleResult> {
   const capabilities = capabilitiesFrom(objectInfo);
   if (!capabilities.nodes.has('UpscaleModelLoader') || !capabilities.nodes.has('ImageUpscaleWithModel')) {
-    throw new ComicMasterError('upscale_unavailable', 'Low-resolution images cannot be upscaled on the GPU runner.', {
-      operatorMessage: `runner ${options.runnerId}: ComfyUI lacks UpscaleModelLoader/ImageUpscaleWithModel (comfy_extras/nodes_upscale_model.py)`,
-    });
+    throw new ComicMasterError(
+      'upscale_unavailable',
+      'Low-resolution images cannot be upscaled on the GPU runner.',
+      {
+        operatorMessage: `runner ${options.runnerId}: ComfyUI lacks UpscaleModelLoader/ImageUpscaleWithModel (comfy_extras/nodes_upscale_model.py)`,
+      },
+    );
   }
   const model = pickUpscaleModel(capabilities.upscaleModels, options.model);
   if (!model) {
     const wanted = options.model ? `${options.model} is not installed` : 'no upscale model is installed';
-    throw new ComicMasterError('upscale_model_missing', 'Low-resolution images cannot be upscaled on the GPU runner: it has no upscale model.', {
-      operatorMessage: `runner ${options.runnerId}: ${wanted} in ComfyUI's models/upscale_models (installed: ${capabilities.upscaleModels.join(', ') || 'none'}); put e.g. RealESRGAN_x4plus_anime_6B.pth there`,
-    });
+    throw new ComicMasterError(
+      'upscale_model_missing',
+      'Low-resolution images cannot be upscaled on the GPU runner: it has no upscale model.',
+      {
+        operatorMessage: `runner ${options.runnerId}: ${wanted} in ComfyUI's models/upscale_models (installed: ${capabilities.upscaleModels.join(', ') || 'none'}); put e.g. RealESRGAN_x4plus_anime_6B.pth there`,
+      },
+    );
   }
   // A fresh name per call: the same bytes under the same name would be served from ComfyUI's cache.
   const token = randomUUID();
-  const uploaded = await client.uploadImage(image, `dataset-${token}.png`, { subfolder: 'comicmaster-upscale' });
+  const uploaded = await client.uploadImage(image, `dataset-${token}.png`, {
+    subfolder: 'comicmaster-upscale',
+  });
   const imageName = uploaded.subfolder ? `${uploaded.subfolder}/${uploaded.name}` : uploaded.name;
   const graph = buildUpscaleGraph(imageName, model, options.filenamePrefix ?? `comicmaster-upscale/${token}`);
   assertWorkflowValid(graph, objectInfo, options.runnerId);

@@ -75,7 +75,13 @@ export const NODE_IDS = {
 const link = (id: string, output: number): Link => [id, output];
 
 function isSafePrefix(prefix: string): boolean {
-  return prefix.length > 0 && prefix.length <= 200 && !prefix.startsWith('/') && !prefix.split('/').includes('..') && !prefix.includes('\0');
+  return (
+    prefix.length > 0 &&
+    prefix.length <= 200 &&
+    !prefix.startsWith('/') &&
+    !prefix.split('/').includes('..') &&
+    !prefix.includes('\0')
+  );
 }
 
 export function buildWorkflow(recipe: RenderRecipe, opts: WorkflowOptions): ApiGraph {
@@ -85,13 +91,20 @@ export function buildWorkflow(recipe: RenderRecipe, opts: WorkflowOptions): ApiG
     });
   }
   if (recipe.controlNet && !opts.controlImageName) {
-    throw new ComicMasterError('workflow_control_image_missing', 'The render could not be prepared (its composition guide is missing).', {
-      operatorMessage: 'recipe has a controlNet but no controlImageName was given: upload the control image first',
-    });
+    throw new ComicMasterError(
+      'workflow_control_image_missing',
+      'The render could not be prepared (its composition guide is missing).',
+      {
+        operatorMessage:
+          'recipe has a controlNet but no controlImageName was given: upload the control image first',
+      },
+    );
   }
   switch (recipe.models.kind) {
     case 'flux':
-      return recipe.family === 'flux-schnell' ? fluxSchnellGraph(recipe, recipe.models, opts) : fluxGraph(recipe, recipe.models, opts);
+      return recipe.family === 'flux-schnell'
+        ? fluxSchnellGraph(recipe, recipe.models, opts)
+        : fluxGraph(recipe, recipe.models, opts);
     case 'flux2':
       return flux2Graph(recipe, recipe.models, opts);
     case 'sd3':
@@ -117,7 +130,11 @@ function addControlNet(
     inputs: { control_net_name: cn.model },
     _meta: { title: `ControlNet: ${cn.model}` },
   };
-  graph[NODE_IDS.controlImage] = { class_type: 'LoadImage', inputs: { image: imageName }, _meta: { title: 'Control image' } };
+  graph[NODE_IDS.controlImage] = {
+    class_type: 'LoadImage',
+    inputs: { image: imageName },
+    _meta: { title: 'Control image' },
+  };
   graph[NODE_IDS.controlNetApply] = {
     class_type: 'ControlNetApplyAdvanced',
     inputs: {
@@ -149,9 +166,13 @@ function addIPAdapter(graph: ApiGraph, recipe: RenderRecipe, model: Link, opts: 
   const names = opts.referenceImageNames ?? [];
   if (refs.length === 0 || !opts.ipAdapterNode) return model;
   if (names.length < refs.length) {
-    throw new ComicMasterError('workflow_reference_image_missing', 'The render could not be prepared (a character reference image is missing).', {
-      operatorMessage: `recipe has ${refs.length} reference image(s) but ${names.length} uploaded name(s) were given: upload them first`,
-    });
+    throw new ComicMasterError(
+      'workflow_reference_image_missing',
+      'The render could not be prepared (a character reference image is missing).',
+      {
+        operatorMessage: `recipe has ${refs.length} reference image(s) but ${names.length} uploaded name(s) were given: upload them first`,
+      },
+    );
   }
   graph[NODE_IDS.ipAdapterLoader] = {
     class_type: 'IPAdapterUnifiedLoader',
@@ -163,11 +184,26 @@ function addIPAdapter(graph: ApiGraph, recipe: RenderRecipe, model: Link, opts: 
   refs.forEach((ref, i) => {
     const imageId = String(NODE_IDS.referenceImageBase + i);
     const applyId = String(NODE_IDS.ipAdapterApplyBase + i);
-    graph[imageId] = { class_type: 'LoadImage', inputs: { image: names[i] }, _meta: { title: `Reference: ${ref.label}` } };
-    const inputs = { model: current, ipadapter, image: link(imageId, 0), weight: ref.weight ?? 0.6, start_at: 0, end_at: 1 };
+    graph[imageId] = {
+      class_type: 'LoadImage',
+      inputs: { image: names[i] },
+      _meta: { title: `Reference: ${ref.label}` },
+    };
+    const inputs = {
+      model: current,
+      ipadapter,
+      image: link(imageId, 0),
+      weight: ref.weight ?? 0.6,
+      start_at: 0,
+      end_at: 1,
+    };
     graph[applyId] =
       opts.ipAdapterNode === 'IPAdapter'
-        ? { class_type: 'IPAdapter', inputs: { ...inputs, weight_type: 'standard' }, _meta: { title: `IPAdapter: ${ref.label}` } }
+        ? {
+            class_type: 'IPAdapter',
+            inputs: { ...inputs, weight_type: 'standard' },
+            _meta: { title: `IPAdapter: ${ref.label}` },
+          }
         : {
             class_type: 'IPAdapterAdvanced',
             inputs: { ...inputs, weight_type: 'linear', combine_embeds: 'concat', embeds_scaling: 'V only' },
@@ -179,7 +215,11 @@ function addIPAdapter(graph: ApiGraph, recipe: RenderRecipe, model: Link, opts: 
 }
 
 function saveNodes(graph: ApiGraph, samples: Link, vae: Link, prefix: string): void {
-  graph[NODE_IDS.decode] = { class_type: 'VAEDecode', inputs: { samples, vae }, _meta: { title: 'VAE Decode' } };
+  graph[NODE_IDS.decode] = {
+    class_type: 'VAEDecode',
+    inputs: { samples, vae },
+    _meta: { title: 'VAE Decode' },
+  };
   graph[NODE_IDS.save] = {
     class_type: 'SaveImage',
     inputs: { images: link(NODE_IDS.decode, 0), filename_prefix: prefix },
@@ -188,12 +228,23 @@ function saveNodes(graph: ApiGraph, samples: Link, vae: Link, prefix: string): v
 }
 
 /** The recipe's LoRAs chained after the model and CLIP (SDXL-family and SD 3.5 graphs). */
-function addLoras(graph: ApiGraph, recipe: RenderRecipe, model: Link, clip: Link): { model: Link; clip: Link } {
+function addLoras(
+  graph: ApiGraph,
+  recipe: RenderRecipe,
+  model: Link,
+  clip: Link,
+): { model: Link; clip: Link } {
   recipe.loras.forEach((lora, i) => {
     const id = String(NODE_IDS.loraBase + i);
     graph[id] = {
       class_type: 'LoraLoader',
-      inputs: { model, clip, lora_name: lora.name, strength_model: lora.strength, strength_clip: lora.strength },
+      inputs: {
+        model,
+        clip,
+        lora_name: lora.name,
+        strength_model: lora.strength,
+        strength_clip: lora.strength,
+      },
       _meta: { title: `LoRA: ${lora.name}` },
     };
     model = link(id, 0);
@@ -218,8 +269,16 @@ function addModelOnlyLoras(graph: ApiGraph, recipe: RenderRecipe, model: Link): 
 
 /** The positive and negative CLIPTextEncode nodes, both on `clip`. */
 function addPrompts(graph: ApiGraph, recipe: RenderRecipe, clip: Link): void {
-  graph[NODE_IDS.positive] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.positive, clip }, _meta: { title: 'Positive prompt' } };
-  graph[NODE_IDS.negative] = { class_type: 'CLIPTextEncode', inputs: { text: recipe.negative, clip }, _meta: { title: 'Negative prompt' } };
+  graph[NODE_IDS.positive] = {
+    class_type: 'CLIPTextEncode',
+    inputs: { text: recipe.positive, clip },
+    _meta: { title: 'Positive prompt' },
+  };
+  graph[NODE_IDS.negative] = {
+    class_type: 'CLIPTextEncode',
+    inputs: { text: recipe.negative, clip },
+    _meta: { title: 'Negative prompt' },
+  };
 }
 
 /** The empty latent (its class and title per family) and a KSampler at full denoise. */
@@ -282,7 +341,14 @@ function sdxlGraph(recipe: RenderRecipe, models: { checkpoint: string }, opts: W
     model = link(NODE_IDS.modelSampling, 0);
   }
   addPrompts(graph, recipe, clip);
-  const cond = addControlNet(graph, recipe, opts.controlImageName ?? '', link(NODE_IDS.positive, 0), link(NODE_IDS.negative, 0), null);
+  const cond = addControlNet(
+    graph,
+    recipe,
+    opts.controlImageName ?? '',
+    link(NODE_IDS.positive, 0),
+    link(NODE_IDS.negative, 0),
+    null,
+  );
   addKSampler(graph, recipe, model, cond, { classType: 'EmptyLatentImage', title: 'Empty latent' });
   saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.model, 2), opts.filenamePrefix);
   return graph;
@@ -304,7 +370,11 @@ function fluxGraph(
     inputs: { clip_name1: models.clipT5, clip_name2: models.clipL, type: 'flux' },
     _meta: { title: 'Text encoders' },
   };
-  graph[NODE_IDS.vae] = { class_type: 'VAELoader', inputs: { vae_name: models.vae }, _meta: { title: `VAE: ${models.vae}` } };
+  graph[NODE_IDS.vae] = {
+    class_type: 'VAELoader',
+    inputs: { vae_name: models.vae },
+    _meta: { title: `VAE: ${models.vae}` },
+  };
 
   let model = link(NODE_IDS.model, 0);
   model = addModelOnlyLoras(graph, recipe, model);
@@ -328,21 +398,40 @@ function fluxGraph(
   };
   // BasicGuider has no negative; ControlNetApplyAdvanced still wants one, so it gets the same conditioning.
   const guided = link(NODE_IDS.fluxGuidance, 0);
-  const cond = addControlNet(graph, recipe, opts.controlImageName ?? '', guided, guided, link(NODE_IDS.vae, 0));
+  const cond = addControlNet(
+    graph,
+    recipe,
+    opts.controlImageName ?? '',
+    guided,
+    guided,
+    link(NODE_IDS.vae, 0),
+  );
 
   graph[NODE_IDS.latent] = {
     class_type: 'EmptySD3LatentImage',
     inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
     _meta: { title: 'Empty latent (16-channel)' },
   };
-  graph[NODE_IDS.noise] = { class_type: 'RandomNoise', inputs: { noise_seed: recipe.seed }, _meta: { title: 'Noise' } };
-  graph[NODE_IDS.samplerSelect] = { class_type: 'KSamplerSelect', inputs: { sampler_name: recipe.sampler }, _meta: { title: 'Sampler' } };
+  graph[NODE_IDS.noise] = {
+    class_type: 'RandomNoise',
+    inputs: { noise_seed: recipe.seed },
+    _meta: { title: 'Noise' },
+  };
+  graph[NODE_IDS.samplerSelect] = {
+    class_type: 'KSamplerSelect',
+    inputs: { sampler_name: recipe.sampler },
+    _meta: { title: 'Sampler' },
+  };
   graph[NODE_IDS.scheduler] = {
     class_type: 'BasicScheduler',
     inputs: { model, scheduler: recipe.scheduler, steps: recipe.steps, denoise: 1 },
     _meta: { title: 'Scheduler' },
   };
-  graph[NODE_IDS.guider] = { class_type: 'BasicGuider', inputs: { model, conditioning: cond.positive }, _meta: { title: 'Guider' } };
+  graph[NODE_IDS.guider] = {
+    class_type: 'BasicGuider',
+    inputs: { model, conditioning: cond.positive },
+    _meta: { title: 'Guider' },
+  };
   graph[NODE_IDS.sampler] = {
     class_type: 'SamplerCustomAdvanced',
     inputs: {
@@ -371,7 +460,10 @@ function fluxSchnellGraph(
   delete graph[NODE_IDS.modelSampling];
   delete graph[NODE_IDS.fluxGuidance];
   // Re-point what read the removed nodes at their inputs.
-  const model = recipe.loras.length > 0 ? link(String(NODE_IDS.loraBase + recipe.loras.length - 1), 0) : link(NODE_IDS.model, 0);
+  const model =
+    recipe.loras.length > 0
+      ? link(String(NODE_IDS.loraBase + recipe.loras.length - 1), 0)
+      : link(NODE_IDS.model, 0);
   const prompt = link(NODE_IDS.positive, 0);
   graph[NODE_IDS.scheduler]!.inputs.model = model;
   graph[NODE_IDS.guider]!.inputs.model = model;
@@ -386,7 +478,12 @@ function fluxSchnellGraph(
 }
 
 /** Node ids of FLUX.2 reference image i: LoadImage, FluxKontextImageScale, VAEEncode, ReferenceLatent. */
-const referenceIds = (i: number) => ({ load: `9${i}0`, scale: `9${i}1`, encode: `9${i}2`, reference: `9${i}3` });
+const referenceIds = (i: number) => ({
+  load: `9${i}0`,
+  scale: `9${i}1`,
+  encode: `9${i}2`,
+  reference: `9${i}3`,
+});
 
 /**
  * FLUX.2 dev, as ComfyUI's FLUX.2 example: UNETLoader (fp8-mixed weights) + CLIPLoader(type flux2,
@@ -402,14 +499,22 @@ function flux2Graph(
   const references = recipe.references ?? [];
   const names = opts.referenceImageNames ?? [];
   if (names.length < references.length) {
-    throw new ComicMasterError('workflow_reference_image_missing', 'The render could not be prepared (a character reference image is missing).', {
-      operatorMessage: `recipe has ${references.length} reference image(s) but ${names.length} uploaded name(s) were given: upload them first`,
-    });
+    throw new ComicMasterError(
+      'workflow_reference_image_missing',
+      'The render could not be prepared (a character reference image is missing).',
+      {
+        operatorMessage: `recipe has ${references.length} reference image(s) but ${names.length} uploaded name(s) were given: upload them first`,
+      },
+    );
   }
   if (recipe.controlNet) {
-    throw new ComicMasterError('workflow_unsupported', 'FLUX.2 panels cannot follow a composition guide yet.', {
-      operatorMessage: 'no FLUX.2 ControlNet graph is built: drop the controlNet from FLUX.2 recipes',
-    });
+    throw new ComicMasterError(
+      'workflow_unsupported',
+      'FLUX.2 panels cannot follow a composition guide yet.',
+      {
+        operatorMessage: 'no FLUX.2 ControlNet graph is built: drop the controlNet from FLUX.2 recipes',
+      },
+    );
   }
   const graph: ApiGraph = {};
   graph[NODE_IDS.model] = {
@@ -422,7 +527,11 @@ function flux2Graph(
     inputs: { clip_name: models.textEncoder, type: 'flux2' },
     _meta: { title: 'Text encoder' },
   };
-  graph[NODE_IDS.vae] = { class_type: 'VAELoader', inputs: { vae_name: models.vae }, _meta: { title: `VAE: ${models.vae}` } };
+  graph[NODE_IDS.vae] = {
+    class_type: 'VAELoader',
+    inputs: { vae_name: models.vae },
+    _meta: { title: `VAE: ${models.vae}` },
+  };
   let model = link(NODE_IDS.model, 0);
   model = addModelOnlyLoras(graph, recipe, model);
   graph[NODE_IDS.positive] = {
@@ -438,12 +547,24 @@ function flux2Graph(
   let conditioning = link(NODE_IDS.fluxGuidance, 0);
   references.forEach((ref, i) => {
     const ids = referenceIds(i);
-    graph[ids.load] = { class_type: 'LoadImage', inputs: { image: names[i] }, _meta: { title: `Reference: ${ref.label}` } };
+    graph[ids.load] = {
+      class_type: 'LoadImage',
+      inputs: { image: names[i] },
+      _meta: { title: `Reference: ${ref.label}` },
+    };
     // About one megapixel keeps the reference tokens affordable. FluxKontextImageScale (image in,
     // image out, aspect kept) rather than the example's ImageScaleToTotalPixels, whose inputs have
     // changed between ComfyUI releases.
-    graph[ids.scale] = { class_type: 'FluxKontextImageScale', inputs: { image: link(ids.load, 0) }, _meta: { title: 'Reference to about 1 MP' } };
-    graph[ids.encode] = { class_type: 'VAEEncode', inputs: { pixels: link(ids.scale, 0), vae: link(NODE_IDS.vae, 0) }, _meta: { title: 'Encode reference' } };
+    graph[ids.scale] = {
+      class_type: 'FluxKontextImageScale',
+      inputs: { image: link(ids.load, 0) },
+      _meta: { title: 'Reference to about 1 MP' },
+    };
+    graph[ids.encode] = {
+      class_type: 'VAEEncode',
+      inputs: { pixels: link(ids.scale, 0), vae: link(NODE_IDS.vae, 0) },
+      _meta: { title: 'Encode reference' },
+    };
     graph[ids.reference] = {
       class_type: 'ReferenceLatent',
       inputs: { conditioning, latent: link(ids.encode, 0) },
@@ -456,14 +577,26 @@ function flux2Graph(
     inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
     _meta: { title: 'Empty latent (FLUX.2)' },
   };
-  graph[NODE_IDS.noise] = { class_type: 'RandomNoise', inputs: { noise_seed: recipe.seed }, _meta: { title: 'Noise' } };
-  graph[NODE_IDS.samplerSelect] = { class_type: 'KSamplerSelect', inputs: { sampler_name: recipe.sampler }, _meta: { title: 'Sampler' } };
+  graph[NODE_IDS.noise] = {
+    class_type: 'RandomNoise',
+    inputs: { noise_seed: recipe.seed },
+    _meta: { title: 'Noise' },
+  };
+  graph[NODE_IDS.samplerSelect] = {
+    class_type: 'KSamplerSelect',
+    inputs: { sampler_name: recipe.sampler },
+    _meta: { title: 'Sampler' },
+  };
   graph[NODE_IDS.scheduler] = {
     class_type: 'Flux2Scheduler',
     inputs: { steps: recipe.steps, width: recipe.width, height: recipe.height },
     _meta: { title: 'Scheduler (FLUX.2)' },
   };
-  graph[NODE_IDS.guider] = { class_type: 'BasicGuider', inputs: { model, conditioning }, _meta: { title: 'Guider' } };
+  graph[NODE_IDS.guider] = {
+    class_type: 'BasicGuider',
+    inputs: { model, conditioning },
+    _meta: { title: 'Guider' },
+  };
   graph[NODE_IDS.sampler] = {
     class_type: 'SamplerCustomAdvanced',
     inputs: {
@@ -499,7 +632,11 @@ function sd3Graph(
   if (models.textEncoders) {
     graph[NODE_IDS.clip] = {
       class_type: 'TripleCLIPLoader',
-      inputs: { clip_name1: models.textEncoders.clipL, clip_name2: models.textEncoders.clipG, clip_name3: models.textEncoders.t5 },
+      inputs: {
+        clip_name1: models.textEncoders.clipL,
+        clip_name2: models.textEncoders.clipG,
+        clip_name3: models.textEncoders.t5,
+      },
       _meta: { title: 'Text encoders (CLIP-L, CLIP-G, T5)' },
     };
     clip = link(NODE_IDS.clip, 0);
@@ -513,8 +650,18 @@ function sd3Graph(
   };
   model = link(NODE_IDS.modelSampling, 0);
   addPrompts(graph, recipe, clip);
-  const cond = addControlNet(graph, recipe, opts.controlImageName ?? '', link(NODE_IDS.positive, 0), link(NODE_IDS.negative, 0), link(NODE_IDS.model, 2));
-  addKSampler(graph, recipe, model, cond, { classType: 'EmptySD3LatentImage', title: 'Empty latent (16-channel)' });
+  const cond = addControlNet(
+    graph,
+    recipe,
+    opts.controlImageName ?? '',
+    link(NODE_IDS.positive, 0),
+    link(NODE_IDS.negative, 0),
+    link(NODE_IDS.model, 2),
+  );
+  addKSampler(graph, recipe, model, cond, {
+    classType: 'EmptySD3LatentImage',
+    title: 'Empty latent (16-channel)',
+  });
   saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.model, 2), opts.filenamePrefix);
   return graph;
 }

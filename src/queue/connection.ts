@@ -88,7 +88,10 @@ export function createQueueConnection(options: QueueConnectionOptions): QueueCon
 }
 
 /** The connection the processes use: REDIS_URL from the configuration. */
-export function queueConnectionFromConfig(config: Pick<AppConfig, 'REDIS_URL'>, prefix?: string): QueueConnection {
+export function queueConnectionFromConfig(
+  config: Pick<AppConfig, 'REDIS_URL'>,
+  prefix?: string,
+): QueueConnection {
   return createQueueConnection({ redisUrl: config.REDIS_URL, ...(prefix === undefined ? {} : { prefix }) });
 }
 

@@ -6,9 +6,13 @@ import { ComicMasterError } from '../errors.ts';
  */
 export class JobPayloadError extends ComicMasterError {
   constructor(readonly reason: string) {
-    super('invalid_job_payload', 'Something went wrong on our side. The operators have the details in the logs.', {
-      operatorMessage: reason,
-    });
+    super(
+      'invalid_job_payload',
+      'Something went wrong on our side. The operators have the details in the logs.',
+      {
+        operatorMessage: reason,
+      },
+    );
     this.name = 'JobPayloadError';
   }
 }

@@ -100,7 +100,11 @@ export const PostJob = z.discriminatedUnion('kind', [
    */
   z.strictObject({ kind: z.literal('training-status'), trainingId: RowId }),
   /** A training failed: tell its owner why and what to do (the advice), and refresh its status. */
-  z.strictObject({ kind: z.literal('training-failed'), trainingId: RowId, userMessage: z.string().min(1).max(1_800) }),
+  z.strictObject({
+    kind: z.literal('training-failed'),
+    trainingId: RowId,
+    userMessage: z.string().min(1).max(1_800),
+  }),
   ...EVALUATION_POSTS,
 ]);
 export type PostJob = z.infer<typeof PostJob>;
@@ -108,9 +112,17 @@ export type PostJob = z.infer<typeof PostJob>;
 export type TrainingPostJob = Extract<PostJob, { kind: 'training-status' | 'training-failed' }>;
 export type ComicPostJob = Exclude<PostJob, TrainingPostJob | EvaluationPostJob>;
 /** The post jobs of a training's evaluation grids and vote (src/bot/vote-poster.ts). */
-export type EvaluationPostJob = Extract<PostJob, { kind: 'eval-grid' | 'eval-summary' | 'vote' | 'vote-close' }>;
+export type EvaluationPostJob = Extract<
+  PostJob,
+  { kind: 'eval-grid' | 'eval-summary' | 'vote' | 'vote-close' }
+>;
 export function isEvaluationPostJob(job: PostJob): job is EvaluationPostJob {
-  return job.kind === 'eval-grid' || job.kind === 'eval-summary' || job.kind === 'vote' || job.kind === 'vote-close';
+  return (
+    job.kind === 'eval-grid' ||
+    job.kind === 'eval-summary' ||
+    job.kind === 'vote' ||
+    job.kind === 'vote-close'
+  );
 }
 export function isTrainingPostJob(job: PostJob): job is TrainingPostJob {
   return job.kind === 'training-status' || job.kind === 'training-failed';

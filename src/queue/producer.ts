@@ -61,17 +61,26 @@ export class JobProducer {
    * Validate and add one job. A payload the schema refuses throws JobPayloadError before anything is
    * sent to Redis; Redis being unreachable throws UpstreamError('redis').
    */
-  async enqueue<N extends QueueName>(name: N, payload: JobPayload<N>, opts: JobsOptions = {}): Promise<Job<JobPayload<N>>> {
+  async enqueue<N extends QueueName>(
+    name: N,
+    payload: JobPayload<N>,
+    opts: JobsOptions = {},
+  ): Promise<Job<JobPayload<N>>> {
     const parsed = parsePayload(name, payload);
     if (!parsed.ok) throw new JobPayloadError(parsed.reason);
     const queue = this.queue(name);
     await this.ready(queue);
     try {
-      const job = (await (queue as Queue).add(name, parsed.payload, jobOptionsFor(name, opts))) as Job<JobPayload<N>>;
+      const job = (await (queue as Queue).add(name, parsed.payload, jobOptionsFor(name, opts))) as Job<
+        JobPayload<N>
+      >;
       this.logger.debug({ queue: name, jobId: job.id }, 'job enqueued');
       return job;
     } catch (cause) {
-      throw new UpstreamError('redis', QUEUE_UNAVAILABLE, { cause, operatorMessage: `adding a ${name} job failed` });
+      throw new UpstreamError('redis', QUEUE_UNAVAILABLE, {
+        cause,
+        operatorMessage: `adding a ${name} job failed`,
+      });
     }
   }
 
@@ -133,7 +142,10 @@ export class JobProducer {
   queue<N extends QueueName>(name: N): Queue<JobPayload<N>> {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.connection.options('producer'), prefix: this.connection.prefix });
+      queue = new Queue(name, {
+        connection: this.connection.options('producer'),
+        prefix: this.connection.prefix,
+      });
       // Without a listener an 'error' event (Redis down) would crash the process.
       queue.on('error', (err) => this.logger.warn({ queue: name, err }, 'queue connection error'));
       this.queues.set(name, queue);
@@ -170,11 +182,17 @@ export class JobProducer {
       await Promise.race([
         readiness,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`Redis not ready after ${this.readyTimeoutMs} ms`)), this.readyTimeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`Redis not ready after ${this.readyTimeoutMs} ms`)),
+            this.readyTimeoutMs,
+          );
         }),
       ]);
     } catch (cause) {
-      throw new UpstreamError('redis', QUEUE_UNAVAILABLE, { cause, operatorMessage: 'Redis is not reachable' });
+      throw new UpstreamError('redis', QUEUE_UNAVAILABLE, {
+        cause,
+        operatorMessage: 'Redis is not reachable',
+      });
     } finally {
       clearTimeout(timer);
     }

@@ -67,7 +67,10 @@ export function createWorker<N extends QueueName, R = unknown>(
   });
 
   worker.on('failed', (job, err) => {
-    const willRetry = job !== undefined && !(err instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
+    const willRetry =
+      job !== undefined &&
+      !(err instanceof UnrecoverableError) &&
+      job.attemptsMade < (job.opts.attempts ?? 1);
     logger[willRetry ? 'warn' : 'error'](
       { jobId: job?.id, attemptsMade: job?.attemptsMade, willRetry, err: err.cause ?? err },
       willRetry ? 'job attempt failed; it will be retried' : 'job failed',

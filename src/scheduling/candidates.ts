@@ -76,17 +76,28 @@ export function requiredModels(recipe: RenderRecipe): RequiredModel[] {
   const m = recipe.models;
   const out: RequiredModel[] = [{ folder: 'checkpoints', name: primaryModelFile(m) }];
   if (m.kind === 'flux') {
-    out.push({ folder: 'textEncoders', name: m.clipT5 }, { folder: 'textEncoders', name: m.clipL }, { folder: 'vaes', name: m.vae });
+    out.push(
+      { folder: 'textEncoders', name: m.clipT5 },
+      { folder: 'textEncoders', name: m.clipL },
+      { folder: 'vaes', name: m.vae },
+    );
   } else if (m.kind === 'flux2') {
     out.push({ folder: 'textEncoders', name: m.textEncoder }, { folder: 'vaes', name: m.vae });
   } else if (m.kind === 'sd3' && m.textEncoders) {
     const t = m.textEncoders;
-    out.push({ folder: 'textEncoders', name: t.clipL }, { folder: 'textEncoders', name: t.clipG }, { folder: 'textEncoders', name: t.t5 });
+    out.push(
+      { folder: 'textEncoders', name: t.clipL },
+      { folder: 'textEncoders', name: t.clipG },
+      { folder: 'textEncoders', name: t.t5 },
+    );
   }
   if (recipe.controlNet) out.push({ folder: 'controlnets', name: recipe.controlNet.model });
   // Character references on SDXL-family graphs go through IPAdapter (FLUX.2 uses its own VAE).
   if (m.kind === 'checkpoint' && (recipe.references?.length ?? 0) > 0) {
-    out.push({ folder: 'clipVision', name: CLIP_VISION_VIT_H }, { folder: 'ipadapters', name: IPADAPTER_PLUS_SDXL });
+    out.push(
+      { folder: 'clipVision', name: CLIP_VISION_VIT_H },
+      { folder: 'ipadapters', name: IPADAPTER_PLUS_SDXL },
+    );
   }
   return out;
 }

@@ -56,9 +56,14 @@ export function startScheduledConsumer<R>(options: ScheduledConsumerOptions<R>):
   const poke = () => wake?.();
 
   const finish = async (job: Job<RenderJob, R>, token: string): Promise<void> => {
-    const renewal = setInterval(() => {
-      job.extendLock(token, lockDuration).catch((err: unknown) => logger.warn({ err, jobId: job.id }, 'could not renew the job lock'));
-    }, Math.max(50, Math.floor(lockDuration / 2)));
+    const renewal = setInterval(
+      () => {
+        job
+          .extendLock(token, lockDuration)
+          .catch((err: unknown) => logger.warn({ err, jobId: job.id }, 'could not renew the job lock'));
+      },
+      Math.max(50, Math.floor(lockDuration / 2)),
+    );
     try {
       const parsed = parsePayload('render', job.data);
       if (!parsed.ok) throw new UnrecoverableError(parsed.reason);
@@ -72,9 +77,17 @@ export function startScheduledConsumer<R>(options: ScheduledConsumerOptions<R>):
     } catch (error) {
       if (error instanceof WaitingError || error instanceof DelayedError) return; // handed back by the handler
       const err = error instanceof Error ? error : new Error(String(error));
-      const willRetry = !(err instanceof UnrecoverableError) && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
-      logger[willRetry ? 'warn' : 'error']({ jobId: job.id, attemptsMade: job.attemptsMade, willRetry, err: err.cause ?? err }, willRetry ? 'job attempt failed; it will be retried' : 'job failed');
-      await job.moveToFailed(err, token, false).catch((moveErr: unknown) => logger.warn({ err: moveErr, jobId: job.id }, 'could not record the failure (lock lost?)'));
+      const willRetry =
+        !(err instanceof UnrecoverableError) && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+      logger[willRetry ? 'warn' : 'error'](
+        { jobId: job.id, attemptsMade: job.attemptsMade, willRetry, err: err.cause ?? err },
+        willRetry ? 'job attempt failed; it will be retried' : 'job failed',
+      );
+      await job
+        .moveToFailed(err, token, false)
+        .catch((moveErr: unknown) =>
+          logger.warn({ err: moveErr, jobId: job.id }, 'could not record the failure (lock lost?)'),
+        );
     } finally {
       clearInterval(renewal);
     }
@@ -115,7 +128,9 @@ export function startScheduledConsumer<R>(options: ScheduledConsumerOptions<R>):
     }
   };
 
-  void options.worker.startStalledCheckTimer().catch((err: unknown) => logger.warn({ err }, 'stalled-job checker did not start'));
+  void options.worker
+    .startStalledCheckTimer()
+    .catch((err: unknown) => logger.warn({ err }, 'stalled-job checker did not start'));
   const looping = loop().catch((err: unknown) => logger.error({ err }, 'scheduled consumer loop stopped'));
 
   const drain = async () => {

@@ -26,13 +26,28 @@ import { listRunners } from '../gpu/presence.ts';
 import { log } from '../log.ts';
 import { parsePayload, type RenderJob } from '../queue/payloads.ts';
 import { canRender, candidateOf, type RunnerModels } from './candidates.ts';
-import { DEFAULT_POLICY, newSchedulerState, pickFifo, pickNext, recordPick, type Candidate, type Lane, type PolicyOptions, type SchedulerState } from './policy.ts';
+import {
+  DEFAULT_POLICY,
+  newSchedulerState,
+  pickFifo,
+  pickNext,
+  recordPick,
+  type Candidate,
+  type Lane,
+  type PolicyOptions,
+  type SchedulerState,
+} from './policy.ts';
 
 /** The priority the dispatcher gives the one job it is about to take. Nothing else may use it. */
 export const CLAIM_PRIORITY = 1;
 
 /** Priorities for jobs that arrive without one, by lane (BullMQ: lower runs first). */
-const LANE_PRIORITY: Record<Lane, number> = { interactive: 2, 'first-panel': 50, comic: 100, evaluation: 1_000 };
+const LANE_PRIORITY: Record<Lane, number> = {
+  interactive: 2,
+  'first-panel': 50,
+  comic: 100,
+  evaluation: 1_000,
+};
 
 export type SchedulingMode = 'scheduled' | 'fifo';
 
@@ -87,7 +102,10 @@ export class RenderDispatcher {
   private readonly known = new Map<string, Omit<Waiting, 'unprioritized'>>();
 
   constructor(private readonly options: DispatcherOptions) {
-    this.logger = (options.logger ?? log()).child({ component: 'render-dispatcher', runner: options.runnerId });
+    this.logger = (options.logger ?? log()).child({
+      component: 'render-dispatcher',
+      runner: options.runnerId,
+    });
     this.lockKey = `${options.prefix}:${options.queue.name}:scheduler-lock`;
     this.policy = options.policy ?? DEFAULT_POLICY;
     this.now = options.now ?? Date.now;
@@ -106,7 +124,9 @@ export class RenderDispatcher {
     try {
       return await this.claimLocked(token);
     } finally {
-      await redis.eval(RELEASE_LOCK, 1, this.lockKey, lockValue).catch((err: unknown) => this.logger.warn({ err }, 'could not release the claim lock'));
+      await redis
+        .eval(RELEASE_LOCK, 1, this.lockKey, lockValue)
+        .catch((err: unknown) => this.logger.warn({ err }, 'could not release the claim lock'));
     }
   }
 
@@ -116,7 +136,8 @@ export class RenderDispatcher {
       // BullMQ promotes due delayed jobs (retries after backoff) inside moveToActive; with nothing
       // waiting, ask it directly, which also hands us such a job if one just became due.
       const job = await this.options.worker.getNextJob(token, { block: false });
-      if (job) await this.restorePriority(job, job.priority === CLAIM_PRIORITY ? LANE_PRIORITY.comic : job.priority);
+      if (job)
+        await this.restorePriority(job, job.priority === CLAIM_PRIORITY ? LANE_PRIORITY.comic : job.priority);
       return job ?? undefined;
     }
 
@@ -126,7 +147,8 @@ export class RenderDispatcher {
       const eligible = await this.eligible(waiting);
       const candidates = eligible.map((w) => w.candidate as Candidate);
       const mode = this.options.mode ?? 'scheduled';
-      const pick = mode === 'fifo' ? pickFifo(candidates) : pickNext(candidates, this.state, this.now(), this.policy);
+      const pick =
+        mode === 'fifo' ? pickFifo(candidates) : pickNext(candidates, this.state, this.now(), this.policy);
       if (!pick) return undefined;
       chosen = eligible.find((w) => w.job.id === pick.jobId);
       if (!chosen) return undefined;
@@ -165,13 +187,18 @@ export class RenderDispatcher {
   }
 
   private async restorePriority(job: Job, priority: number): Promise<void> {
-    await job.changePriority({ priority }).catch((err: unknown) => this.logger.debug({ err, jobId: job.id }, 'could not restore the priority'));
+    await job
+      .changePriority({ priority })
+      .catch((err: unknown) => this.logger.debug({ err, jobId: job.id }, 'could not restore the priority'));
   }
 
   private async readWaiting(): Promise<Waiting[]> {
     const { queue } = this.options;
     const limit = this.options.scanLimit ?? 500;
-    const [plain, prioritized] = await Promise.all([queue.getRanges(['wait'], 0, limit - 1, true), queue.getRanges(['prioritized'], 0, limit - 1, true)]);
+    const [plain, prioritized] = await Promise.all([
+      queue.getRanges(['wait'], 0, limit - 1, true),
+      queue.getRanges(['prioritized'], 0, limit - 1, true),
+    ]);
     const seen = new Set([...plain, ...prioritized]);
     for (const id of this.known.keys()) if (!seen.has(id)) this.known.delete(id);
     const read = async (id: string): Promise<Omit<Waiting, 'unprioritized'> | undefined> => {
@@ -190,7 +217,10 @@ export class RenderDispatcher {
       return entry;
     };
     const out: Waiting[] = [];
-    for (const [ids, unprioritized] of [[plain, true], [prioritized, false]] as const) {
+    for (const [ids, unprioritized] of [
+      [plain, true],
+      [prioritized, false],
+    ] as const) {
       for (const id of ids) {
         const entry = await read(id);
         if (entry) out.push({ ...entry, unprioritized });
@@ -210,8 +240,12 @@ export class RenderDispatcher {
     const cannot = waiting.filter((w) => w.payload && !canRender(mine, w.payload.recipe));
     if (cannot.length === 0) return canDo;
     // A peer that is training or briefly offline still counts: the job waits for it (with an ETA).
-    const peers = (await listRunners(this.options.redis, this.options.prefix).catch(() => [])).filter((r) => r.id !== this.options.runnerId);
-    const orphans = cannot.filter((w) => !peers.some((p) => p.renderer === 'storyboard' || canRender(p, (w.payload as RenderJob).recipe)));
+    const peers = (await listRunners(this.options.redis, this.options.prefix).catch(() => [])).filter(
+      (r) => r.id !== this.options.runnerId,
+    );
+    const orphans = cannot.filter(
+      (w) => !peers.some((p) => p.renderer === 'storyboard' || canRender(p, (w.payload as RenderJob).recipe)),
+    );
     return [...canDo, ...orphans];
   }
 }

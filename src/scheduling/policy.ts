@@ -58,7 +58,9 @@ export const DEFAULT_POLICY: PolicyOptions = {
 
 /** Scale every duration of a policy (benchmarks run the same policy with scaled-down costs). */
 export function scalePolicy(policy: PolicyOptions, factor: number): PolicyOptions {
-  const maxWaitMs = Object.fromEntries(LANES.map((lane) => [lane, policy.maxWaitMs[lane] * factor])) as Record<Lane, number>;
+  const maxWaitMs = Object.fromEntries(
+    LANES.map((lane) => [lane, policy.maxWaitMs[lane] * factor]),
+  ) as Record<Lane, number>;
   return {
     maxWaitMs,
     overdueWindowMs: policy.overdueWindowMs * factor,
@@ -112,9 +114,15 @@ function best(candidates: readonly Candidate[], key: (c: Candidate) => Key): Can
 }
 
 /** The job to start next on this GPU, or undefined when there is none. */
-export function pickNext(candidates: readonly Candidate[], state: SchedulerState, now: number, options: PolicyOptions): Candidate | undefined {
+export function pickNext(
+  candidates: readonly Candidate[],
+  state: SchedulerState,
+  now: number,
+  options: PolicyOptions,
+): Candidate | undefined {
   if (candidates.length === 0) return undefined;
-  const sameCheckpoint = (c: Candidate) => (state.checkpoint === undefined || c.checkpoint === state.checkpoint ? 0 : 1);
+  const sameCheckpoint = (c: Candidate) =>
+    state.checkpoint === undefined || c.checkpoint === state.checkpoint ? 0 : 1;
   const sameLoras = (c: Candidate) => (state.loraSet === undefined || c.loraSet === state.loraSet ? 0 : 1);
   const laneRank = (c: Candidate) => LANES.indexOf(c.lane);
   const served = (c: Candidate) => state.lastServed.get(c.owner) ?? 0;
@@ -133,7 +141,9 @@ export function pickNext(candidates: readonly Candidate[], state: SchedulerState
   //    on the loaded checkpoint.
   const anyOnLoaded = candidates.some((c) => sameCheckpoint(c) === 0);
   const urgent = candidates.filter(
-    (c) => URGENT.has(c.lane) && (sameCheckpoint(c) === 0 || !anyOnLoaded || now - c.enqueuedAt >= options.switchPatienceMs),
+    (c) =>
+      URGENT.has(c.lane) &&
+      (sameCheckpoint(c) === 0 || !anyOnLoaded || now - c.enqueuedAt >= options.switchPatienceMs),
   );
   if (urgent.length > 0) {
     return best(urgent, (c) => [laneRank(c), sameCheckpoint(c), sameLoras(c), served(c), age(c)]);

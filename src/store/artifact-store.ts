@@ -95,7 +95,8 @@ function checkSegments(key: string, segments: string[], allowEmptyLast: boolean)
 
 function checkCommon(key: unknown): asserts key is string {
   if (typeof key !== 'string') throw new ArtifactKeyError(String(key), 'it is not a string');
-  if (key.length > MAX_KEY_LENGTH) throw new ArtifactKeyError(key, `it is longer than ${MAX_KEY_LENGTH} characters`);
+  if (key.length > MAX_KEY_LENGTH)
+    throw new ArtifactKeyError(key, `it is longer than ${MAX_KEY_LENGTH} characters`);
   // Named checks first, so the message says what was wrong rather than "bad characters".
   if (key.includes('\0')) throw new ArtifactKeyError(key, 'it contains a NUL character');
   if (key.includes('\\')) throw new ArtifactKeyError(key, 'it contains a backslash');

@@ -145,9 +145,13 @@ export class LocalArtifactStore implements ArtifactStore {
   async list(prefix = ''): Promise<string[]> {
     const { folder, partial } = validatePrefix(prefix);
     const keys: string[] = [];
-    await this.walk(folder, (relative) => {
-      if (relative.startsWith(prefix)) keys.push(relative);
-    }, partial);
+    await this.walk(
+      folder,
+      (relative) => {
+        if (relative.startsWith(prefix)) keys.push(relative);
+      },
+      partial,
+    );
     return keys.sort();
   }
 
@@ -170,7 +174,15 @@ export class LocalArtifactStore implements ArtifactStore {
           await visit(path);
         } else if (entry.isFile() && isTemporary(entry.name)) {
           const info = await stat(path).catch(() => null);
-          if (info && info.mtimeMs <= cutoff && (await unlink(path).then(() => true, () => false))) removed++;
+          if (
+            info &&
+            info.mtimeMs <= cutoff &&
+            (await unlink(path).then(
+              () => true,
+              () => false,
+            ))
+          )
+            removed++;
         }
       }
     };
@@ -224,12 +236,27 @@ export class LocalArtifactStore implements ArtifactStore {
 
 /** The artifact store the processes use: a local folder under DATA_DIR (S3 comes later). */
 export function createArtifactStore(
-  config: Pick<AppConfig, 'dataDir'> & Partial<Pick<AppConfig, 'ARTIFACT_STORE' | 'S3_ENDPOINT' | 'S3_BUCKET' | 'S3_REGION' | 'S3_ACCESS_KEY_ID' | 'S3_SECRET_ACCESS_KEY'>>,
+  config: Pick<AppConfig, 'dataDir'> &
+    Partial<
+      Pick<
+        AppConfig,
+        | 'ARTIFACT_STORE'
+        | 'S3_ENDPOINT'
+        | 'S3_BUCKET'
+        | 'S3_REGION'
+        | 'S3_ACCESS_KEY_ID'
+        | 'S3_SECRET_ACCESS_KEY'
+      >
+    >,
 ): ArtifactStore {
   if (config.ARTIFACT_STORE === 's3') {
-    const missing = (['S3_ENDPOINT', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const).filter((name) => !config[name]);
+    const missing = (
+      ['S3_ENDPOINT', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const
+    ).filter((name) => !config[name]);
     if (missing.length > 0) {
-      throw new ConfigError(missing.map((variable) => ({ variable, expected: 'required when ARTIFACT_STORE=s3' })));
+      throw new ConfigError(
+        missing.map((variable) => ({ variable, expected: 'required when ARTIFACT_STORE=s3' })),
+      );
     }
     return new S3ArtifactStore({
       endpoint: config.S3_ENDPOINT ?? '',

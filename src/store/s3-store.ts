@@ -15,7 +15,14 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { z } from 'zod';
 import { UpstreamError } from '../errors.ts';
-import { ArtifactNotFoundError, validateKey, validatePrefix, type ArtifactMeta, type ArtifactStat, type ArtifactStore } from './artifact-store.ts';
+import {
+  ArtifactNotFoundError,
+  validateKey,
+  validatePrefix,
+  type ArtifactMeta,
+  type ArtifactStat,
+  type ArtifactStore,
+} from './artifact-store.ts';
 
 export const S3StoreConfig = z.object({
   /** e.g. http://minio:9000 (no bucket in it). */
@@ -39,7 +46,10 @@ const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).u
 
 /** RFC 3986 encoding as SigV4 wants it (encodeURIComponent leaves !'()* alone). */
 function uriEncode(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return encodeURIComponent(value).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }
 
 function xmlValues(xml: string, tag: string): string[] {
@@ -49,13 +59,19 @@ function xmlValues(xml: string, tag: string): string[] {
   return out;
 }
 function decodeXml(s: string): string {
-  return s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+  return s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&amp;/g, '&');
 }
 
 async function toBuffer(data: Buffer | Readable): Promise<Buffer> {
   if (Buffer.isBuffer(data)) return data;
   const chunks: Buffer[] = [];
-  for await (const chunk of data) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
+  for await (const chunk of data)
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
   return Buffer.concat(chunks);
 }
 
@@ -71,7 +87,9 @@ export class S3ArtifactStore implements ArtifactStore {
   async put(key: string, data: Buffer | Readable, meta?: ArtifactMeta): Promise<ArtifactStat> {
     validateKey(key);
     const body = await toBuffer(data);
-    const headers: Record<string, string> = { 'content-type': meta?.contentType ?? 'application/octet-stream' };
+    const headers: Record<string, string> = {
+      'content-type': meta?.contentType ?? 'application/octet-stream',
+    };
     const res = await this.request('PUT', this.objectPath(key), { body, headers });
     await this.expectOk(res, `PUT ${key}`);
     return { size: body.length, modified: new Date() };
@@ -106,7 +124,10 @@ export class S3ArtifactStore implements ArtifactStore {
     if (res.status === 404) return null;
     await this.expectOk(res, `HEAD ${key}`);
     const modified = res.headers.get('last-modified');
-    return { size: Number(res.headers.get('content-length') ?? 0), modified: modified ? new Date(modified) : new Date(0) };
+    return {
+      size: Number(res.headers.get('content-length') ?? 0),
+      modified: modified ? new Date(modified) : new Date(0),
+    };
   }
 
   async exists(key: string): Promise<boolean> {
@@ -132,7 +153,8 @@ export class S3ArtifactStore implements ArtifactStore {
       await this.expectOk(res, `LIST ${prefix}`, false);
       const xml = await res.text();
       for (const k of xmlValues(xml, 'Key')) keys.push(k.slice(this.config.prefix.length));
-      token = xmlValues(xml, 'IsTruncated')[0] === 'true' ? xmlValues(xml, 'NextContinuationToken')[0] : undefined;
+      token =
+        xmlValues(xml, 'IsTruncated')[0] === 'true' ? xmlValues(xml, 'NextContinuationToken')[0] : undefined;
     } while (token);
     return keys.sort();
   }
@@ -156,9 +178,16 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 
   /** One signed request (AWS Signature Version 4, header form). */
-  private async request(method: string, path: string, options: { body?: Buffer; headers?: Record<string, string>; query?: Record<string, string> } = {}): Promise<Response> {
+  private async request(
+    method: string,
+    path: string,
+    options: { body?: Buffer; headers?: Record<string, string>; query?: Record<string, string> } = {},
+  ): Promise<Response> {
     const now = new Date();
-    const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    const amzDate = now
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}/, '');
     const day = amzDate.slice(0, 8);
     const payloadHash = sha256(options.body ?? '');
     const basePath = this.base.pathname.replace(/\/$/, '');
@@ -172,15 +201,22 @@ export class S3ArtifactStore implements ArtifactStore {
       host: this.base.host,
       'x-amz-content-sha256': payloadHash,
       'x-amz-date': amzDate,
-      ...Object.fromEntries(Object.entries(options.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v.trim()])),
+      ...Object.fromEntries(
+        Object.entries(options.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v.trim()]),
+      ),
     };
     const names = Object.keys(headers).sort();
     const canonicalHeaders = names.map((n) => `${n}:${headers[n]}\n`).join('');
     const signedHeaders = names.join(';');
-    const canonicalRequest = [method, canonicalUri, query, canonicalHeaders, signedHeaders, payloadHash].join('\n');
+    const canonicalRequest = [method, canonicalUri, query, canonicalHeaders, signedHeaders, payloadHash].join(
+      '\n',
+    );
     const scope = `${day}/${this.config.region}/s3/aws4_request`;
     const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonicalRequest)].join('\n');
-    const signingKey = hmac(hmac(hmac(hmac(`AWS4${this.config.secretAccessKey}`, day), this.config.region), 's3'), 'aws4_request');
+    const signingKey = hmac(
+      hmac(hmac(hmac(`AWS4${this.config.secretAccessKey}`, day), this.config.region), 's3'),
+      'aws4_request',
+    );
     const signature = createHmac('sha256', signingKey).update(stringToSign).digest('hex');
     const authorization = `AWS4-HMAC-SHA256 Credential=${this.config.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
 
@@ -193,7 +229,10 @@ export class S3ArtifactStore implements ArtifactStore {
         ...(options.body ? { body: options.body } : {}),
       });
     } catch (cause) {
-      throw new UpstreamError('s3', UNAVAILABLE, { cause, operatorMessage: `S3 ${method} ${path} failed: ${String(cause)}` });
+      throw new UpstreamError('s3', UNAVAILABLE, {
+        cause,
+        operatorMessage: `S3 ${method} ${path} failed: ${String(cause)}`,
+      });
     }
   }
 }

@@ -17,7 +17,9 @@ export type LossPoint = z.infer<typeof LossPoint>;
 export const LossChartInput = z.object({
   points: z.array(LossPoint),
   /** Saved checkpoints, marked on the line at their step. */
-  checkpoints: z.array(z.object({ step: z.number().int().min(0), epoch: z.number().int().min(0) })).default([]),
+  checkpoints: z
+    .array(z.object({ step: z.number().int().min(0), epoch: z.number().int().min(0) }))
+    .default([]),
   /** The x axis runs to this step when known (so the chart shows how far there is to go). */
   totalSteps: z.number().int().min(0).optional(),
   title: z.string().max(120).default('Training loss'),
@@ -63,7 +65,10 @@ export function niceTicks(min: number, max: number, wanted = 5): number[] {
 }
 
 function escapeXml(text: string): string {
-  return text.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+  return text.replace(
+    /[<>&'"]/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!,
+  );
 }
 
 function formatLoss(value: number): string {
@@ -102,12 +107,18 @@ export function lossChartSvg(input: LossChartInput): string {
   // Grid and tick labels.
   for (const tick of niceTicks(yMin, yMax)) {
     const ty = y(tick).toFixed(1);
-    parts.push(`<line x1="${margin.left}" y1="${ty}" x2="${margin.left + plotW}" y2="${ty}" stroke="${COLORS.grid}" stroke-width="1"/>`);
-    parts.push(`<text x="${margin.left - 8}" y="${ty}" text-anchor="end" dominant-baseline="middle" ${font}>${formatLoss(tick)}</text>`);
+    parts.push(
+      `<line x1="${margin.left}" y1="${ty}" x2="${margin.left + plotW}" y2="${ty}" stroke="${COLORS.grid}" stroke-width="1"/>`,
+    );
+    parts.push(
+      `<text x="${margin.left - 8}" y="${ty}" text-anchor="end" dominant-baseline="middle" ${font}>${formatLoss(tick)}</text>`,
+    );
   }
   for (const tick of niceTicks(0, xMax)) {
     const tx = x(tick).toFixed(1);
-    parts.push(`<line x1="${tx}" y1="${margin.top + plotH}" x2="${tx}" y2="${margin.top + plotH + 5}" stroke="${COLORS.axis}"/>`);
+    parts.push(
+      `<line x1="${tx}" y1="${margin.top + plotH}" x2="${tx}" y2="${margin.top + plotH + 5}" stroke="${COLORS.axis}"/>`,
+    );
     parts.push(`<text x="${tx}" y="${margin.top + plotH + 20}" text-anchor="middle" ${font}>${tick}</text>`);
   }
   parts.push(
@@ -121,8 +132,12 @@ export function lossChartSvg(input: LossChartInput): string {
     const point = points[i]!;
     if (point.epoch === previous.epoch) continue;
     const ex = x((previous.step + point.step) / 2).toFixed(1);
-    parts.push(`<line x1="${ex}" y1="${margin.top}" x2="${ex}" y2="${margin.top + plotH}" stroke="${COLORS.epoch}" stroke-dasharray="4 4"/>`);
-    parts.push(`<text x="${Number(ex) + 3}" y="${margin.top + 12}" font-family="DejaVu Sans, sans-serif" font-size="11" fill="${COLORS.axis}">e${point.epoch}</text>`);
+    parts.push(
+      `<line x1="${ex}" y1="${margin.top}" x2="${ex}" y2="${margin.top + plotH}" stroke="${COLORS.epoch}" stroke-dasharray="4 4"/>`,
+    );
+    parts.push(
+      `<text x="${Number(ex) + 3}" y="${margin.top + 12}" font-family="DejaVu Sans, sans-serif" font-size="11" fill="${COLORS.axis}">e${point.epoch}</text>`,
+    );
   }
 
   // The loss: raw faint, smoothed bold.
@@ -131,18 +146,25 @@ export function lossChartSvg(input: LossChartInput): string {
     parts.push(`<polyline points="${raw}" fill="none" stroke="${COLORS.raw}" stroke-width="1.5"/>`);
     const smoothed = smoothLoss(points);
     const line = points.map((p, i) => `${x(p.step).toFixed(1)},${y(smoothed[i]!).toFixed(1)}`).join(' ');
-    parts.push(`<polyline points="${line}" fill="none" stroke="${COLORS.smooth}" stroke-width="3" stroke-linejoin="round"/>`);
+    parts.push(
+      `<polyline points="${line}" fill="none" stroke="${COLORS.smooth}" stroke-width="3" stroke-linejoin="round"/>`,
+    );
 
     // Checkpoints sit on the smoothed line at the nearest recorded step.
     for (const checkpoint of checkpoints) {
       let nearest = 0;
       for (let i = 1; i < points.length; i++) {
-        if (Math.abs(points[i]!.step - checkpoint.step) < Math.abs(points[nearest]!.step - checkpoint.step)) nearest = i;
+        if (Math.abs(points[i]!.step - checkpoint.step) < Math.abs(points[nearest]!.step - checkpoint.step))
+          nearest = i;
       }
       const cx = x(checkpoint.step).toFixed(1);
       const cy = y(smoothed[nearest]!).toFixed(1);
-      parts.push(`<circle cx="${cx}" cy="${cy}" r="6" fill="${COLORS.checkpoint}" stroke="#ffffff" stroke-width="2"/>`);
-      parts.push(`<text x="${cx}" y="${Number(cy) - 10}" text-anchor="middle" font-family="DejaVu Sans, sans-serif" font-size="11" font-weight="bold" fill="${COLORS.checkpoint}">e${checkpoint.epoch}</text>`);
+      parts.push(
+        `<circle cx="${cx}" cy="${cy}" r="6" fill="${COLORS.checkpoint}" stroke="#ffffff" stroke-width="2"/>`,
+      );
+      parts.push(
+        `<text x="${cx}" y="${Number(cy) - 10}" text-anchor="middle" font-family="DejaVu Sans, sans-serif" font-size="11" font-weight="bold" fill="${COLORS.checkpoint}">e${checkpoint.epoch}</text>`,
+      );
     }
   }
 
@@ -164,5 +186,8 @@ export function lossChartSvg(input: LossChartInput): string {
 /** The chart as a PNG of exactly `width` × `height` pixels. */
 export async function renderLossChart(input: LossChartInput): Promise<Buffer> {
   const svg = lossChartSvg(input);
-  return sharp(Buffer.from(svg), { density: 72 }).flatten({ background: COLORS.background }).png({ compressionLevel: 6 }).toBuffer();
+  return sharp(Buffer.from(svg), { density: 72 })
+    .flatten({ background: COLORS.background })
+    .png({ compressionLevel: 6 })
+    .toBuffer();
 }

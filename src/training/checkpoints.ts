@@ -48,7 +48,8 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
     for (const [key, value] of Object.entries(header as Record<string, unknown>)) {
       if (key === '__metadata__') {
         if (typeof value === 'object' && value !== null) {
-          for (const [k, v] of Object.entries(value as Record<string, unknown>)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
+          for (const [k, v] of Object.entries(value as Record<string, unknown>))
+            metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
         }
         continue;
       }
@@ -74,13 +75,20 @@ export function checkpointKey(trainingId: string, file: string): string {
 export function checkpointPosition(
   file: string,
   metadata: Record<string, string>,
-  plan: { trainer: 'kohya' | 'ai-toolkit'; name: string; totalSteps: number; epochs: number; saveEverySteps?: number },
+  plan: {
+    trainer: 'kohya' | 'ai-toolkit';
+    name: string;
+    totalSteps: number;
+    epochs: number;
+    saveEverySteps?: number;
+  },
 ): { epoch: number; step: number } | null {
   if (plan.trainer === 'kohya') {
     let epoch = Number(metadata.ss_epoch);
     let step = Number(metadata.ss_steps);
     const named = new RegExp(`^${plan.name}-(\\d{6})\\.safetensors$`).exec(file);
-    if (!Number.isInteger(epoch)) epoch = named ? Number(named[1]) : file === `${plan.name}.safetensors` ? plan.epochs : NaN;
+    if (!Number.isInteger(epoch))
+      epoch = named ? Number(named[1]) : file === `${plan.name}.safetensors` ? plan.epochs : NaN;
     if (!Number.isInteger(step)) step = 0;
     return Number.isInteger(epoch) ? { epoch, step } : null;
   }
@@ -92,7 +100,8 @@ export function checkpointPosition(
     // fall back to the name
   }
   const named = new RegExp(`^${plan.name}_(\\d{9})\\.safetensors$`).exec(file);
-  if (!Number.isInteger(step)) step = named ? Number(named[1]) : file === `${plan.name}.safetensors` ? plan.totalSteps : NaN;
+  if (!Number.isInteger(step))
+    step = named ? Number(named[1]) : file === `${plan.name}.safetensors` ? plan.totalSteps : NaN;
   if (!Number.isInteger(step)) return null;
   const every = plan.saveEverySteps ?? 250;
   return { epoch: Math.max(1, Math.ceil(step / every)), step };
@@ -112,7 +121,13 @@ export interface CheckpointCollectorOptions {
   trainingId: string;
   /** The folder the trainer writes its .safetensors files to. */
   dir: string;
-  plan: { trainer: 'kohya' | 'ai-toolkit'; name: string; totalSteps: number; epochs: number; saveEverySteps?: number };
+  plan: {
+    trainer: 'kohya' | 'ai-toolkit';
+    name: string;
+    totalSteps: number;
+    epochs: number;
+    saveEverySteps?: number;
+  };
   logger: Logger;
   onStored?: (checkpoint: StoredCheckpoint) => void;
 }
@@ -155,7 +170,13 @@ export class CheckpointCollector {
       await store.put(artifactKey, createReadStream(path), { contentType: 'application/octet-stream' });
       await db
         .insert(checkpoints)
-        .values({ trainingId, epoch: position.epoch, step: position.step, artifactKey, metadata: header.metadata })
+        .values({
+          trainingId,
+          epoch: position.epoch,
+          step: position.step,
+          artifactKey,
+          metadata: header.metadata,
+        })
         .onConflictDoNothing();
       this.done.add(file);
       const checkpoint = { file, ...position, artifactKey, metadata: header.metadata };

@@ -56,7 +56,10 @@ export function launchTrainer(options: LaunchOptions): TrainerProcess {
     options.logger.error({ python: options.python, err: spawnError }, 'the trainer could not be started');
   }
   const pid = child.pid ?? -1;
-  options.logger.info({ pid, python: options.python, script: options.args[0], cwd: options.cwd }, 'trainer started');
+  options.logger.info(
+    { pid, python: options.python, script: options.args[0], cwd: options.cwd },
+    'trainer started',
+  );
 
   let stopping: Promise<void> | undefined;
   return {
@@ -68,7 +71,9 @@ export function launchTrainer(options: LaunchOptions): TrainerProcess {
         if (pid <= 0) return;
         signalGroup(pid, 'SIGINT');
         let timer: NodeJS.Timeout | undefined;
-        const graceOver = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), graceMs)));
+        const graceOver = new Promise<'timeout'>(
+          (resolve) => (timer = setTimeout(() => resolve('timeout'), graceMs)),
+        );
         const outcome = await Promise.race([exited.then(() => 'exited' as const), graceOver]);
         clearTimeout(timer);
         if (outcome === 'timeout') {
@@ -93,7 +98,12 @@ export async function writePidFile(path: string, pid: number): Promise<void> {
 }
 
 /** Stop a trainer left behind by a dead runner, when the pid still names a process of this work dir. */
-export async function stopLeftoverTrainer(pidFile: string, workDir: string, graceMs: number, logger: Logger): Promise<boolean> {
+export async function stopLeftoverTrainer(
+  pidFile: string,
+  workDir: string,
+  graceMs: number,
+  logger: Logger,
+): Promise<boolean> {
   const text = await readFile(pidFile, 'utf8').catch(() => null);
   if (!text) return false;
   const pid = Number(text.trim());
@@ -110,6 +120,7 @@ export async function stopLeftoverTrainer(pidFile: string, workDir: string, grac
     if (!(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))) return true;
   }
   signalGroup(pid, 'SIGKILL');
-  while (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')) await new Promise((r) => setTimeout(r, 50));
+  while (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))
+    await new Promise((r) => setTimeout(r, 50));
   return true;
 }

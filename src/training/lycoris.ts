@@ -37,7 +37,8 @@ export const LYCORIS_PRESETS: Readonly<Record<LycorisAlgo, LycorisPreset>> = {
   loha: {
     algo: 'loha',
     label: 'LoHa (LyCORIS)',
-    goodFor: 'styles that must not leak into faces and poses: the Hadamard product dampens what it learns and mixes well with character LoRAs',
+    goodFor:
+      'styles that must not leak into faces and poses: the Hadamard product dampens what it learns and mixes well with character LoRAs',
     networkDim: 8,
     networkAlpha: 4,
     convDim: 4,

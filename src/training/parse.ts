@@ -47,7 +47,8 @@ export type TrainingFailureKind =
   | 'cuda_setup'
   | 'crashed';
 
-const TQDM = /^(.+?):\s+(\d+)%\|.*?\| (\d+)\/(\d+) \[([\d:]+)<([\d:?]+),\s+([\d.?]+)(s\/it|it\/s)(?:, (.*))?\]/;
+const TQDM =
+  /^(.+?):\s+(\d+)%\|.*?\| (\d+)\/(\d+) \[([\d:]+)<([\d:?]+),\s+([\d.?]+)(s\/it|it\/s)(?:, (.*))?\]/;
 
 /** `27:30` or `1:21:28` → seconds; `?` → null. */
 export function clockToSeconds(clock: string): number | null {
@@ -135,7 +136,8 @@ export class TrainerOutputParser {
       const events: TrainerEvent[] = [progress];
       if (progress.loss !== null && Number.isNaN(progress.loss)) {
         this.consecutiveNan += 1;
-        if (this.consecutiveNan >= (this.options.nanStepLimit ?? 10)) events.push(...this.flag('nan_loss', true));
+        if (this.consecutiveNan >= (this.options.nanStepLimit ?? 10))
+          events.push(...this.flag('nan_loss', true));
       } else if (progress.loss !== null && progress.loss !== 0) {
         // ai-toolkit shows a NaN loss as 0 after printing `loss is nan`: 0 does not reset the count.
         this.consecutiveNan = 0;
@@ -149,7 +151,11 @@ export class TrainerOutputParser {
     const saving = /^(?:saving checkpoint:|Saved checkpoint to) (.+\.safetensors)$/.exec(line.trim());
     if (saving?.[1]) return [{ type: 'checkpoint', path: saving[1] }];
 
-    if (/OutOfMemoryError: CUDA out of memory|CUDA error: out of memory|OOM during training step \d+ times in a row/.test(line)) {
+    if (
+      /OutOfMemoryError: CUDA out of memory|CUDA error: out of memory|OOM during training step \d+ times in a row/.test(
+        line,
+      )
+    ) {
       return this.flag('out_of_memory', false);
     }
     if (/NaN detected in latents/.test(line)) return this.flag('nan_loss', true);
@@ -163,14 +169,20 @@ export class TrainerOutputParser {
       this.missingCaptionCount = noCaption ? Number(noCaption[1]) : this.missingCaptionCount;
       return this.flag('missing_captions', true);
     }
-    if (/GatedRepoError|Cannot access gated repo|40[13] Client Error|does not appear to have a file named config\.json/.test(line)) {
+    if (
+      /GatedRepoError|Cannot access gated repo|40[13] Client Error|does not appear to have a file named config\.json/.test(
+        line,
+      )
+    ) {
       return this.flag('gated_model', false);
     }
-    if (/CUDA Setup failed despite GPU being available|libcudart\.so/.test(line)) return this.flag('cuda_setup', false);
+    if (/CUDA Setup failed despite GPU being available|libcudart\.so/.test(line))
+      return this.flag('cuda_setup', false);
 
     const jobError = /^Error running job: (.+)$/.exec(line.trim());
     if (jobError?.[1]) this.errorLine = jobError[1];
-    else if (/^[A-Za-z_.]+(Error|Exception)\b.*:/.test(line.trim()) && !line.includes('CalledProcessError')) this.errorLine ??= line.trim();
+    else if (/^[A-Za-z_.]+(Error|Exception)\b.*:/.test(line.trim()) && !line.includes('CalledProcessError'))
+      this.errorLine ??= line.trim();
     return [];
   }
 }
@@ -202,13 +214,13 @@ const ADVICE: Record<TrainingFailureKind, (p: TrainerOutputParser, facts: ExitFa
   missing_captions: (p, f) =>
     `${p.missingCaptionCount ?? 'Some'} images have no caption file (${f.captionExtension ?? '.txt'}), so they would be trained on the trigger alone; training was stopped. Prepare the dataset again, or pass the caption extension the files use.`,
   gated_model: () =>
-    'The base model is gated on Hugging Face (FLUX.1-dev): accept its license on huggingface.co with the account of the token, and put HF_TOKEN in the trainer\'s .env on the runner.',
+    "The base model is gated on Hugging Face (FLUX.1-dev): accept its license on huggingface.co with the account of the token, and put HF_TOKEN in the trainer's .env on the runner.",
   killed: () =>
     'The trainer was killed (exit 137), usually because the machine ran out of RAM. Close other programs or add swap on the runner, then start the training again; it resumes from its last saved state.',
   stalled: (_p, f) =>
     `The trainer printed no progress for ${f.stalledMinutes ?? 'too many'} minutes and was stopped. Check the runner (a hung GPU driver or a full disk); starting again resumes from the last saved state.`,
   cuda_setup: () =>
-    'The trainer could not set up CUDA (bitsandbytes could not find the CUDA libraries). Reinstall bitsandbytes for this CUDA version in the trainer\'s environment.',
+    "The trainer could not set up CUDA (bitsandbytes could not find the CUDA libraries). Reinstall bitsandbytes for this CUDA version in the trainer's environment.",
   crashed: (p, f) =>
     `The trainer stopped with an error${f.exitCode !== null ? ` (exit ${f.exitCode})` : f.signal ? ` (${f.signal})` : ''}${p.errorLine ? `: ${p.errorLine.slice(0, 300)}` : ''}. The operators have the full log.`,
 };
@@ -218,12 +230,22 @@ const ADVICE: Record<TrainingFailureKind, (p: TrainerOutputParser, facts: ExitFa
  * exits 0 after "No data found", and ai-toolkit exits 0 when stopped by SIGINT.
  */
 export function diagnoseExit(parser: TrainerOutputParser, facts: ExitFacts): TrainingFailure | null {
-  const failure = (kind: TrainingFailureKind): TrainingFailure => ({ kind, userMessage: ADVICE[kind](parser, facts) });
+  const failure = (kind: TrainingFailureKind): TrainingFailure => ({
+    kind,
+    userMessage: ADVICE[kind](parser, facts),
+  });
   if (facts.stoppedFor === 'stalled') return failure('stalled');
   if (facts.stoppedFor && facts.stoppedFor !== 'cancel') return failure(facts.stoppedFor);
   if (facts.exitCode === 0 && facts.finalFileExists && !parser.seen.has('no_data')) return null;
   // The most specific signature wins over the exit status.
-  for (const kind of ['out_of_memory', 'gated_model', 'no_data', 'missing_captions', 'nan_loss', 'cuda_setup'] as const) {
+  for (const kind of [
+    'out_of_memory',
+    'gated_model',
+    'no_data',
+    'missing_captions',
+    'nan_loss',
+    'cuda_setup',
+  ] as const) {
     if (parser.seen.has(kind)) return failure(kind);
   }
   if (facts.exitCode === 137 || facts.signal === 'SIGKILL') return failure('killed');

@@ -14,7 +14,14 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
-import { PRESETS, TARGET_STEPS, TRAINING_BASES, type AiToolkitPreset, type KohyaPreset, type TrainingBase } from './presets.ts';
+import {
+  PRESETS,
+  TARGET_STEPS,
+  TRAINING_BASES,
+  type AiToolkitPreset,
+  type KohyaPreset,
+  type TrainingBase,
+} from './presets.ts';
 import { toToml, toYaml } from './config-text.ts';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp']);
@@ -78,15 +85,26 @@ export async function readDatasetLayout(datasetDir: string): Promise<DatasetLayo
   const entries = await readdir(root, { withFileTypes: true });
   const allNames = entries.map((e) => e.name);
   // The caption extension is what the files use: .caption when any exists and no .txt does.
-  const folders = entries.filter((e) => e.isDirectory() && /^\d+_.+/.test(e.name)).map((e) => e.name).sort();
-  const namesInside = folders.length > 0 ? (await Promise.all(folders.map((f) => readdir(join(root, f))))).flat() : allNames;
-  const captionExtension = namesInside.some((n) => n.endsWith('.caption')) && !namesInside.some((n) => n.endsWith('.txt')) ? '.caption' : '.txt';
+  const folders = entries
+    .filter((e) => e.isDirectory() && /^\d+_.+/.test(e.name))
+    .map((e) => e.name)
+    .sort();
+  const namesInside =
+    folders.length > 0 ? (await Promise.all(folders.map((f) => readdir(join(root, f))))).flat() : allNames;
+  const captionExtension =
+    namesInside.some((n) => n.endsWith('.caption')) && !namesInside.some((n) => n.endsWith('.txt'))
+      ? '.caption'
+      : '.txt';
 
   const subsets: DatasetSubset[] = [];
   if (folders.length > 0) {
     for (const folder of folders) {
       const imageDir = join(root, folder);
-      subsets.push({ imageDir, folderRepeats: Number(folder.split('_')[0]), images: await scanFolder(imageDir, captionExtension) });
+      subsets.push({
+        imageDir,
+        folderRepeats: Number(folder.split('_')[0]),
+        images: await scanFolder(imageDir, captionExtension),
+      });
     }
   } else {
     subsets.push({ imageDir: root, folderRepeats: null, images: await scanFolder(root, captionExtension) });
@@ -106,7 +124,12 @@ export async function readDatasetLayout(datasetDir: string): Promise<DatasetLayo
 
 export type Reso = readonly [width: number, height: number];
 
-export function makeBucketResolutions(maxReso: Reso, minSize: number, maxSize: number, divisible: number): Reso[] {
+export function makeBucketResolutions(
+  maxReso: Reso,
+  minSize: number,
+  maxSize: number,
+  divisible: number,
+): Reso[] {
   const [maxWidth, maxHeight] = maxReso;
   const maxArea = maxWidth * maxHeight;
   const resos = new Map<string, Reso>();
@@ -159,10 +182,22 @@ export interface KohyaStepCount {
 
 export function countKohyaSteps(
   images: readonly { width: number; height: number; repeats: number }[],
-  settings: { resolution: number; minBucketReso: number; maxBucketReso: number; bucketResoSteps: number; batchSize: number; gradientAccumulation: number },
+  settings: {
+    resolution: number;
+    minBucketReso: number;
+    maxBucketReso: number;
+    bucketResoSteps: number;
+    batchSize: number;
+    gradientAccumulation: number;
+  },
   epochs: number,
 ): KohyaStepCount {
-  const resos = makeBucketResolutions([settings.resolution, settings.resolution], settings.minBucketReso, settings.maxBucketReso, settings.bucketResoSteps);
+  const resos = makeBucketResolutions(
+    [settings.resolution, settings.resolution],
+    settings.minBucketReso,
+    settings.maxBucketReso,
+    settings.bucketResoSteps,
+  );
   const byBucket = new Map<string, BucketCount>();
   for (const image of images) {
     const [w, h] = selectBucket(resos, image.width, image.height);
@@ -184,7 +219,10 @@ export function countKohyaSteps(
  * at least 6 (at least three checkpoints to vote on); among the fits, the total nearest the ideal
  * wins, then 10 epochs. When even 1 repeat × 6 epochs is over the range, the fewest epochs that fit.
  */
-export function chooseRepeatsAndEpochs(stepsFor: (repeats: number, epochs: number) => number): { repeats: number; epochs: number } {
+export function chooseRepeatsAndEpochs(stepsFor: (repeats: number, epochs: number) => number): {
+  repeats: number;
+  epochs: number;
+} {
   let best: { repeats: number; epochs: number; score: number } | undefined;
   for (let epochs = 6; epochs <= 20; epochs += 2) {
     for (let repeats = 1; repeats <= 100; repeats++) {
@@ -275,21 +313,38 @@ function scriptDir(plan: { trainer: 'kohya' | 'ai-toolkit' }, options: z.output<
 
 export async function planTraining(input: PlanOptionsInput): Promise<TrainingPlan> {
   const parsed = PlanOptions.safeParse(input);
-  if (!parsed.success) throw new InputError(parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; '));
+  if (!parsed.success)
+    throw new InputError(
+      parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; '),
+    );
   const options = parsed.data;
   const layout = await readDatasetLayout(options.datasetDir);
   const preset = PRESETS[options.base];
-  return preset.trainer === 'kohya' ? planKohya(options, preset, layout) : planAiToolkit(options, preset, layout);
+  return preset.trainer === 'kohya'
+    ? planKohya(options, preset, layout)
+    : planAiToolkit(options, preset, layout);
 }
 
-function planKohya(options: z.output<typeof PlanOptions>, preset: KohyaPreset, layout: DatasetLayout): TrainingPlan {
+function planKohya(
+  options: z.output<typeof PlanOptions>,
+  preset: KohyaPreset,
+  layout: DatasetLayout,
+): TrainingPlan {
   const images = layout.subsets.flatMap((s) => s.images);
   const stepsFor = (repeats: number, epochs: number) =>
-    countKohyaSteps(images.map((i) => ({ ...i, repeats })), preset, epochs).totalSteps;
+    countKohyaSteps(
+      images.map((i) => ({ ...i, repeats })),
+      preset,
+      epochs,
+    ).totalSteps;
   const chosen = chooseRepeatsAndEpochs(stepsFor);
   const repeats = options.repeats ?? chosen.repeats;
   const epochs = options.epochs ?? chosen.epochs;
-  const count = countKohyaSteps(images.map((i) => ({ ...i, repeats })), preset, epochs);
+  const count = countKohyaSteps(
+    images.map((i) => ({ ...i, repeats })),
+    preset,
+    epochs,
+  );
   const name = options.name ?? options.trigger;
   const workDir = resolve(options.workDir);
   const outputDir = join(workDir, 'output');
@@ -319,41 +374,65 @@ function planKohya(options: z.output<typeof PlanOptions>, preset: KohyaPreset, l
   const cwd = scriptDir(preset, options);
   const args = [
     join(cwd, preset.script),
-    '--pretrained_model_name_or_path', model,
-    '--dataset_config', configPath,
-    '--output_dir', outputDir,
-    '--output_name', name,
-    '--save_model_as', 'safetensors',
-    '--network_module', 'networks.lora',
-    '--network_dim', String(preset.networkDim),
-    '--network_alpha', String(preset.networkAlpha),
-    '--network_args', `loraplus_lr_ratio=${preset.loraPlusRatio}`,
-    '--learning_rate', String(preset.learningRate),
-    '--unet_lr', String(preset.learningRate),
-    '--text_encoder_lr', String(preset.textEncoderLr),
-    '--optimizer_type', preset.optimizer,
-    '--lr_scheduler', preset.scheduler,
-    '--lr_warmup_steps', String(preset.warmupSteps),
-    '--max_train_epochs', String(epochs),
-    '--gradient_accumulation_steps', String(preset.gradientAccumulation),
-    '--mixed_precision', preset.mixedPrecision,
-    '--save_precision', preset.mixedPrecision,
-    '--save_every_n_epochs', String(preset.saveEveryEpochs),
+    '--pretrained_model_name_or_path',
+    model,
+    '--dataset_config',
+    configPath,
+    '--output_dir',
+    outputDir,
+    '--output_name',
+    name,
+    '--save_model_as',
+    'safetensors',
+    '--network_module',
+    'networks.lora',
+    '--network_dim',
+    String(preset.networkDim),
+    '--network_alpha',
+    String(preset.networkAlpha),
+    '--network_args',
+    `loraplus_lr_ratio=${preset.loraPlusRatio}`,
+    '--learning_rate',
+    String(preset.learningRate),
+    '--unet_lr',
+    String(preset.learningRate),
+    '--text_encoder_lr',
+    String(preset.textEncoderLr),
+    '--optimizer_type',
+    preset.optimizer,
+    '--lr_scheduler',
+    preset.scheduler,
+    '--lr_warmup_steps',
+    String(preset.warmupSteps),
+    '--max_train_epochs',
+    String(epochs),
+    '--gradient_accumulation_steps',
+    String(preset.gradientAccumulation),
+    '--mixed_precision',
+    preset.mixedPrecision,
+    '--save_precision',
+    preset.mixedPrecision,
+    '--save_every_n_epochs',
+    String(preset.saveEveryEpochs),
     // State folders next to the checkpoints, so a crashed run resumes (--resume) instead of restarting.
     '--save_state',
-    '--loss_type', preset.lossType,
-    '--huber_schedule', preset.huberSchedule,
+    '--loss_type',
+    preset.lossType,
+    '--huber_schedule',
+    preset.huberSchedule,
     '--cache_latents',
     '--cache_latents_to_disk',
     '--gradient_checkpointing',
     '--sdpa',
-    '--seed', String(options.seed),
+    '--seed',
+    String(options.seed),
     '--console_log_simple',
     ...(preset.vPrediction ? ['--v_parameterization', '--zero_terminal_snr'] : []),
   ];
 
   const checkpointsAt: { epoch: number; step: number }[] = [];
-  for (let e = preset.saveEveryEpochs; e < epochs; e += preset.saveEveryEpochs) checkpointsAt.push({ epoch: e, step: e * count.stepsPerEpoch });
+  for (let e = preset.saveEveryEpochs; e < epochs; e += preset.saveEveryEpochs)
+    checkpointsAt.push({ epoch: e, step: e * count.stepsPerEpoch });
   checkpointsAt.push({ epoch: epochs, step: count.totalSteps });
 
   return {
@@ -381,7 +460,11 @@ function planKohya(options: z.output<typeof PlanOptions>, preset: KohyaPreset, l
   };
 }
 
-function planAiToolkit(options: z.output<typeof PlanOptions>, preset: AiToolkitPreset, layout: DatasetLayout): TrainingPlan {
+function planAiToolkit(
+  options: z.output<typeof PlanOptions>,
+  preset: AiToolkitPreset,
+  layout: DatasetLayout,
+): TrainingPlan {
   // ai-toolkit counts only steps: about 40 per image, in whole saves, within the target range.
   const saveEvery = options.saveEverySteps ?? preset.saveEvery;
   const perImage = Math.ceil((layout.imageCount * 40) / preset.saveEvery) * preset.saveEvery;
@@ -435,7 +518,8 @@ function planAiToolkit(options: z.output<typeof PlanOptions>, preset: AiToolkitP
   });
 
   const checkpointsAt: { epoch: number; step: number }[] = [];
-  for (let s = saveEvery, i = 1; s < totalSteps; s += saveEvery, i++) checkpointsAt.push({ epoch: i, step: s });
+  for (let s = saveEvery, i = 1; s < totalSteps; s += saveEvery, i++)
+    checkpointsAt.push({ epoch: i, step: s });
   checkpointsAt.push({ epoch: checkpointsAt.length + 1, step: totalSteps });
   const cwd = scriptDir(preset, options);
 
@@ -467,7 +551,9 @@ function planAiToolkit(options: z.output<typeof PlanOptions>, preset: AiToolkitP
 
 /** For display only (the runner never builds a shell string): POSIX single-quoting where needed. */
 export function shellQuote(args: readonly string[]): string {
-  return args.map((a) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)).join(' ');
+  return args
+    .map((a) => (/^[A-Za-z0-9_./=:,@%+-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`))
+    .join(' ');
 }
 
 function duration(seconds: number): string {
@@ -490,9 +576,19 @@ export function formatPlan(plan: TrainingPlan): string {
   } else {
     lines.push(`Steps: ${plan.totalSteps}`);
   }
-  lines.push(`Checkpoints at: ${plan.checkpointsAt.map((c) => (plan.trainer === 'kohya' ? `epoch ${c.epoch}` : `step ${c.step}`)).join(', ')}`);
-  lines.push(`Estimate: about ${duration(plan.estimate.seconds)}, about ${plan.estimate.vramGb} GB of VRAM (24 GB card)`);
-  lines.push('', `# ${plan.configFile.path}`, plan.configFile.content.trimEnd(), '', `# command (run in ${plan.command.cwd})`);
+  lines.push(
+    `Checkpoints at: ${plan.checkpointsAt.map((c) => (plan.trainer === 'kohya' ? `epoch ${c.epoch}` : `step ${c.step}`)).join(', ')}`,
+  );
+  lines.push(
+    `Estimate: about ${duration(plan.estimate.seconds)}, about ${plan.estimate.vramGb} GB of VRAM (24 GB card)`,
+  );
+  lines.push(
+    '',
+    `# ${plan.configFile.path}`,
+    plan.configFile.content.trimEnd(),
+    '',
+    `# command (run in ${plan.command.cwd})`,
+  );
   lines.push(shellQuote([plan.command.python, ...plan.command.args]));
   return lines.join('\n');
 }

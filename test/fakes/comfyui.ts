@@ -16,7 +16,13 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { WebSocket, WebSocketServer } from 'ws';
 import { encodePreviewFrame, encodePreviewWithMetadataFrame } from '../../src/gpu/previews.ts';
-import { builtinObjectInfo, comboOptions, withInstalledModels, type InputSpec, type ObjectInfo } from './comfyui/object-info.ts';
+import {
+  builtinObjectInfo,
+  comboOptions,
+  withInstalledModels,
+  type InputSpec,
+  type ObjectInfo,
+} from './comfyui/object-info.ts';
 import { addTextChunks, renderPng, renderPreview } from './comfyui/png.ts';
 
 type Json = Record<string, unknown>;
@@ -121,18 +127,26 @@ const OOM_MESSAGE =
   'Allocation on device \nThis error means you ran out of memory on your GPU.\n\n' +
   'TIPS: If the workflow worked before you might have accidentally set the batch_size to a large number.';
 
-const sleep = (ms: number) =>
-  new Promise<void>((r) => (ms > 0 ? setTimeout(r, ms) : setImmediate(r)));
+const sleep = (ms: number) => new Promise<void>((r) => (ms > 0 ? setTimeout(r, ms) : setImmediate(r)));
 const isLink = (v: unknown): v is [string, number] =>
   Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'number';
 /** Python's repr of a list of strings, as ComfyUI puts it in value_not_in_list details. */
-const pyList = (list: unknown[]) => `[${list.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ')}]`;
+const pyList = (list: unknown[]) =>
+  `[${list.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ')}]`;
 
 const GOLDEN_OBJECT_INFO = resolve(dirname(fileURLToPath(import.meta.url)), '../golden/object_info.json');
 
 export class FakeComfyUI {
   readonly timing: FakeTiming;
-  readonly stats: FakeStats = { promptsExecuted: 0, promptsFailed: 0, checkpointLoads: 0, loraPatches: 0, busyMs: 0, idleMs: 0, idleBetweenPromptsMs: 0 };
+  readonly stats: FakeStats = {
+    promptsExecuted: 0,
+    promptsFailed: 0,
+    checkpointLoads: 0,
+    loraPatches: 0,
+    busyMs: 0,
+    idleMs: 0,
+    idleBetweenPromptsMs: 0,
+  };
   /** Every prompt body POSTed, accepted or not (for tests). */
   readonly received: Json[] = [];
 
@@ -184,7 +198,8 @@ export class FakeComfyUI {
       embeddings: new Set(),
     };
     let table = builtinObjectInfo();
-    const fixture = options.objectInfoPath === false ? undefined : (options.objectInfoPath ?? GOLDEN_OBJECT_INFO);
+    const fixture =
+      options.objectInfoPath === false ? undefined : (options.objectInfoPath ?? GOLDEN_OBJECT_INFO);
     if (fixture && existsSync(fixture)) {
       table = { ...table, ...(JSON.parse(readFileSync(fixture, 'utf8')) as ObjectInfo) };
     }
@@ -220,7 +235,15 @@ export class FakeComfyUI {
   }
 
   resetStats(): void {
-    Object.assign(this.stats, { promptsExecuted: 0, promptsFailed: 0, checkpointLoads: 0, loraPatches: 0, busyMs: 0, idleMs: 0, idleBetweenPromptsMs: 0 });
+    Object.assign(this.stats, {
+      promptsExecuted: 0,
+      promptsFailed: 0,
+      checkpointLoads: 0,
+      loraPatches: 0,
+      busyMs: 0,
+      idleMs: 0,
+      idleBetweenPromptsMs: 0,
+    });
     this.statsSince = Date.now();
     this.lastFinishedAt = undefined;
   }
@@ -337,7 +360,11 @@ export class FakeComfyUI {
     this.sockets.set(sid, ws);
     this.socketFlags.delete(sid);
     ws.send(JSON.stringify({ type: 'status', data: { status: this.queueInfo(), sid } }));
-    if (this.running && this.running.item.extraData.client_id === sid && this.running.lastNode !== undefined) {
+    if (
+      this.running &&
+      this.running.item.extraData.client_id === sid &&
+      this.running.lastNode !== undefined
+    ) {
       ws.send(JSON.stringify({ type: 'executing', data: { node: this.running.lastNode } }));
     }
     let first = true;
@@ -467,7 +494,8 @@ export class FakeComfyUI {
       const body = await this.readJsonBody(req, res);
       if (!body) return;
       const target = typeof body.prompt_id === 'string' ? body.prompt_id : undefined;
-      if (this.running && (target === undefined || target === this.running.item.promptId)) this.interruptRequested = true;
+      if (this.running && (target === undefined || target === this.running.item.promptId))
+        this.interruptRequested = true;
       return this.sendEmpty(res);
     }
     if (method === 'GET' && path === '/history') {
@@ -567,7 +595,8 @@ export class FakeComfyUI {
 
   private async objectInfo(): Promise<ObjectInfo> {
     const models: Record<string, string[]> = {};
-    for (const folder of [...Object.keys(this.models), 'input']) models[folder] = await this.listModels(folder);
+    for (const folder of [...Object.keys(this.models), 'input'])
+      models[folder] = await this.listModels(folder);
     return withInstalledModels(this.baseObjectInfo, models);
   }
 
@@ -582,31 +611,52 @@ export class FakeComfyUI {
     const error = (type: string, message: string, details = '') =>
       this.sendJson(res, 400, { error: { type, message, details, extra_info: {} }, node_errors: {} });
 
-    if (!body.prompt || typeof body.prompt !== 'object') return error('no_prompt', 'No prompt provided', 'No prompt provided');
+    if (!body.prompt || typeof body.prompt !== 'object')
+      return error('no_prompt', 'No prompt provided', 'No prompt provided');
     const promptId = body.prompt_id === undefined ? randomUUID() : body.prompt_id;
     if (typeof promptId !== 'string' || !CANONICAL_UUID.test(promptId)) {
-      return error('invalid_prompt_id', 'Invalid prompt_id', `prompt_id must be a canonical lowercase UUID, got ${String(promptId)}`);
+      return error(
+        'invalid_prompt_id',
+        'Invalid prompt_id',
+        `prompt_id must be a canonical lowercase UUID, got ${String(promptId)}`,
+      );
     }
     const prompt = body.prompt as Graph;
     const table = await this.objectInfo();
     for (const [id, node] of Object.entries(prompt)) {
       if (!node || typeof node.class_type !== 'string') {
-        return error('invalid_prompt', 'Cannot execute because a node is missing the class_type property.', `Node ID '#${id}'`);
+        return error(
+          'invalid_prompt',
+          'Cannot execute because a node is missing the class_type property.',
+          `Node ID '#${id}'`,
+        );
       }
       if (!table[node.class_type]) {
-        return error('invalid_prompt', `Cannot execute because node ${node.class_type} does not exist.`, `Node ID '#${id}'`);
+        return error(
+          'invalid_prompt',
+          `Cannot execute because node ${node.class_type} does not exist.`,
+          `Node ID '#${id}'`,
+        );
       }
     }
     const result = validatePrompt(prompt, table);
     if (!result.ok) return this.sendJson(res, 400, { error: result.error, node_errors: result.nodeErrors });
 
-    const number = typeof body.number === 'number' ? body.number : body.front === true ? -++this.counter : ++this.counter;
+    const number =
+      typeof body.number === 'number' ? body.number : body.front === true ? -++this.counter : ++this.counter;
     const extraData: QueueItem['extraData'] = {
       ...(body.extra_data && typeof body.extra_data === 'object' ? (body.extra_data as Json) : {}),
       create_time: Date.now(),
     };
     if (typeof body.client_id === 'string') extraData.client_id = body.client_id;
-    this.queue.push({ number, promptId, prompt, extraData, outputs: result.goodOutputs, generation: this.generation });
+    this.queue.push({
+      number,
+      promptId,
+      prompt,
+      extraData,
+      outputs: result.goodOutputs,
+      generation: this.generation,
+    });
     this.broadcastStatus();
     this.sendJson(res, 200, { prompt_id: promptId, number, node_errors: result.nodeErrors });
     void this.pump();
@@ -664,7 +714,8 @@ export class FakeComfyUI {
     const values = new Map<string, NodeValue>();
     const outputs: Record<string, { images: ImageRef[] }> = {};
     const progress: Record<string, Json> = {};
-    const sendProgressState = () => this.send('progress_state', { prompt_id: promptId, nodes: progress }, sid);
+    const sendProgressState = () =>
+      this.send('progress_state', { prompt_id: promptId, nodes: progress }, sid);
     const executed: string[] = [];
     let current: string | undefined;
     let outcome: 'success' | 'error' | 'interrupted' = 'success';
@@ -689,7 +740,16 @@ export class FakeComfyUI {
         current = id;
         this.running.lastNode = id;
         const state = (s: string, value = 0, max = 1) =>
-          (progress[id] = { value, max, state: s, node_id: id, prompt_id: promptId, display_node_id: id, parent_node_id: null, real_node_id: id });
+          (progress[id] = {
+            value,
+            max,
+            state: s,
+            node_id: id,
+            prompt_id: promptId,
+            display_node_id: id,
+            parent_node_id: null,
+            real_node_id: id,
+          });
         state('running');
         sendProgressState();
         lifecycle('executing', { node: id, display_node: id });
@@ -721,7 +781,11 @@ export class FakeComfyUI {
       const nodeType = current ? item.prompt[current]?.class_type : undefined;
       if (err instanceof Interrupted) {
         outcome = 'interrupted';
-        lifecycle('execution_interrupted', { node_id: current ?? null, node_type: nodeType ?? null, executed }, true);
+        lifecycle(
+          'execution_interrupted',
+          { node_id: current ?? null, node_type: nodeType ?? null, executed },
+          true,
+        );
       } else {
         outcome = 'error';
         const failure = err instanceof NodeFailure ? err : new NodeFailure('Exception', String(err));
@@ -749,8 +813,17 @@ export class FakeComfyUI {
     this.history.set(promptId, {
       prompt: this.queueTuple(item),
       outputs,
-      status: { status_str: outcome === 'success' ? 'success' : 'error', completed: outcome === 'success', messages },
-      meta: Object.fromEntries(Object.keys(outputs).map((id) => [id, { node_id: id, display_node: id, parent_node: null, real_node_id: id }])),
+      status: {
+        status_str: outcome === 'success' ? 'success' : 'error',
+        completed: outcome === 'success',
+        messages,
+      },
+      meta: Object.fromEntries(
+        Object.keys(outputs).map((id) => [
+          id,
+          { node_id: id, display_node: id, parent_node: null, real_node_id: id },
+        ]),
+      ),
     });
     this.running = undefined;
     const finished = Date.now();
@@ -770,7 +843,8 @@ export class FakeComfyUI {
     onStep: (value: number, max: number) => void,
   ): Promise<{ value: NodeValue; ui?: { images: ImageRef[] } }> {
     const num = (v: unknown, d: number) => (typeof v === 'number' ? v : Number(v ?? d));
-    const val = (v: unknown): NodeValue => (v && typeof v === 'object' && 'kind' in v ? (v as NodeValue) : { kind: 'other' });
+    const val = (v: unknown): NodeValue =>
+      v && typeof v === 'object' && 'kind' in v ? (v as NodeValue) : { kind: 'other' };
     switch (classType) {
       case 'CheckpointLoaderSimple':
       case 'UNETLoader': {
@@ -786,7 +860,12 @@ export class FakeComfyUI {
       case 'LoraLoader':
       case 'LoraLoaderModelOnly': {
         const base = val(inputs.model);
-        return { value: { kind: 'model', loras: [...(base.loras ?? []), `${String(inputs.lora_name)}@${num(inputs.strength_model, 1)}`] } };
+        return {
+          value: {
+            kind: 'model',
+            loras: [...(base.loras ?? []), `${String(inputs.lora_name)}@${num(inputs.strength_model, 1)}`],
+          },
+        };
       }
       case 'ModelSamplingDiscrete':
       case 'ModelSamplingFlux':
@@ -798,15 +877,30 @@ export class FakeComfyUI {
       case 'EmptyLatentImage':
       case 'EmptySD3LatentImage':
       case 'EmptyFlux2LatentImage':
-        return { value: { kind: 'latent', width: num(inputs.width, 512), height: num(inputs.height, 512), batch: num(inputs.batch_size, 1) } };
+        return {
+          value: {
+            kind: 'latent',
+            width: num(inputs.width, 512),
+            height: num(inputs.height, 512),
+            batch: num(inputs.batch_size, 1),
+          },
+        };
       case 'LatentUpscale': {
         const l = val(inputs.samples);
-        return { value: { ...l, width: num(inputs.width, l.width ?? 512), height: num(inputs.height, l.height ?? 512) } };
+        return {
+          value: {
+            ...l,
+            width: num(inputs.width, l.width ?? 512),
+            height: num(inputs.height, l.height ?? 512),
+          },
+        };
       }
       case 'LatentUpscaleBy': {
         const l = val(inputs.samples);
         const s = num(inputs.scale_by, 1.5);
-        return { value: { ...l, width: Math.round((l.width ?? 512) * s), height: Math.round((l.height ?? 512) * s) } };
+        return {
+          value: { ...l, width: Math.round((l.width ?? 512) * s), height: Math.round((l.height ?? 512) * s) },
+        };
       }
       case 'RandomNoise':
         return { value: { kind: 'noise', seed: num(inputs.noise_seed, 0) } };
@@ -817,7 +911,15 @@ export class FakeComfyUI {
         return { value: { kind: 'guider', loras: val(inputs.model).loras ?? [] } };
       case 'KSampler':
       case 'KSamplerAdvanced':
-        return this.sample(item, id, val(inputs.model).loras ?? [], num(inputs.steps, 20), num(inputs.seed ?? inputs.noise_seed, 0), val(inputs.latent_image), onStep);
+        return this.sample(
+          item,
+          id,
+          val(inputs.model).loras ?? [],
+          num(inputs.steps, 20),
+          num(inputs.seed ?? inputs.noise_seed, 0),
+          val(inputs.latent_image),
+          onStep,
+        );
       case 'SamplerCustomAdvanced':
         return this.sample(
           item,
@@ -830,16 +932,38 @@ export class FakeComfyUI {
         );
       case 'VAEDecode': {
         const l = val(inputs.samples);
-        return { value: { kind: 'image', width: l.width ?? 512, height: l.height ?? 512, batch: l.batch ?? 1, seed: l.seed ?? 0 } };
+        return {
+          value: {
+            kind: 'image',
+            width: l.width ?? 512,
+            height: l.height ?? 512,
+            batch: l.batch ?? 1,
+            seed: l.seed ?? 0,
+          },
+        };
       }
       case 'LoadImage': {
         const file = resolve(this.dataDir, 'input', String(inputs.image));
         const meta = await sharp(file).metadata();
-        return { value: { kind: 'image', width: meta.width, height: meta.height, batch: 1, seed: String(inputs.image) } };
+        return {
+          value: {
+            kind: 'image',
+            width: meta.width,
+            height: meta.height,
+            batch: 1,
+            seed: String(inputs.image),
+          },
+        };
       }
       case 'ImageScale': {
         const i = val(inputs.image);
-        return { value: { ...i, width: num(inputs.width, i.width ?? 512), height: num(inputs.height, i.height ?? 512) } };
+        return {
+          value: {
+            ...i,
+            width: num(inputs.width, i.width ?? 512),
+            height: num(inputs.height, i.height ?? 512),
+          },
+        };
       }
       case 'UpscaleModelLoader': {
         const factor = /(?:^|[^a-z0-9])x?([1-8])x|x([1-8])(?:[^0-9]|$)/i.exec(String(inputs.model_name));
@@ -852,7 +976,10 @@ export class FakeComfyUI {
       }
       case 'SaveImage':
       case 'PreviewImage':
-        return { value: { kind: 'other' }, ui: { images: await this.saveImages(item, classType, val(inputs.images), inputs.filename_prefix) } };
+        return {
+          value: { kind: 'other' },
+          ui: { images: await this.saveImages(item, classType, val(inputs.images), inputs.filename_prefix) },
+        };
       default:
         return { value: { kind: 'other' } };
     }
@@ -901,18 +1028,34 @@ export class FakeComfyUI {
         this.sendBinary(frame, sid);
       }
     }
-    return { value: { kind: 'latent', width: latent.width ?? 512, height: latent.height ?? 512, batch: latent.batch ?? 1, seed } };
+    return {
+      value: {
+        kind: 'latent',
+        width: latent.width ?? 512,
+        height: latent.height ?? 512,
+        batch: latent.batch ?? 1,
+        seed,
+      },
+    };
   }
 
   /** SaveImage: `{prefix}_{counter:05}_.png`, subfolder from the prefix, counter after the highest existing file. */
-  private async saveImages(item: QueueItem, classType: string, image: NodeValue, prefixInput: unknown): Promise<ImageRef[]> {
+  private async saveImages(
+    item: QueueItem,
+    classType: string,
+    image: NodeValue,
+    prefixInput: unknown,
+  ): Promise<ImageRef[]> {
     const isTemp = classType === 'PreviewImage';
     const type = isTemp ? 'temp' : 'output';
     const root = join(this.dataDir, type);
     const prefix = isTemp ? `ComfyUI_temp_${randomUUID().slice(0, 5)}` : String(prefixInput ?? 'ComfyUI');
     const fullPrefix = resolve(root, prefix);
     if (relative(root, fullPrefix).startsWith('..')) {
-      throw new NodeFailure('Exception', `Saving image outside the output folder is not allowed.\n full_output_folder: ${dirname(fullPrefix)}`);
+      throw new NodeFailure(
+        'Exception',
+        `Saving image outside the output folder is not allowed.\n full_output_folder: ${dirname(fullPrefix)}`,
+      );
     }
     const folder = dirname(fullPrefix);
     const base = fullPrefix.slice(folder.length + 1);
@@ -955,7 +1098,8 @@ export class FakeComfyUI {
       filename = m[1];
       type = m[2];
     }
-    if (!filename || filename.startsWith('/') || filename.includes('..')) return this.sendJson(res, 400, { error: 'bad filename' });
+    if (!filename || filename.startsWith('/') || filename.includes('..'))
+      return this.sendJson(res, 400, { error: 'bad filename' });
     if (!['output', 'input', 'temp'].includes(type)) return this.sendJson(res, 400, { error: 'bad type' });
     const root = join(this.dataDir, type);
     const folder = resolve(root, url.searchParams.get('subfolder') ?? '');
@@ -968,8 +1112,16 @@ export class FakeComfyUI {
     } catch {
       return this.sendJson(res, 404, { error: 'not found' });
     }
-    const contentType = filename.endsWith('.png') ? 'image/png' : filename.endsWith('.jpg') || filename.endsWith('.jpeg') ? 'image/jpeg' : 'application/octet-stream';
-    res.writeHead(200, { 'content-type': contentType, 'content-length': data.length, 'content-disposition': `filename="${filename}"` });
+    const contentType = filename.endsWith('.png')
+      ? 'image/png'
+      : filename.endsWith('.jpg') || filename.endsWith('.jpeg')
+        ? 'image/jpeg'
+        : 'application/octet-stream';
+    res.writeHead(200, {
+      'content-type': contentType,
+      'content-length': data.length,
+      'content-disposition': `filename="${filename}"`,
+    });
     res.end(data);
   }
 
@@ -978,7 +1130,9 @@ export class FakeComfyUI {
     if (!body) return;
     let form: FormData;
     try {
-      form = await new Response(body, { headers: { 'content-type': req.headers['content-type'] ?? '' } }).formData();
+      form = await new Response(body, {
+        headers: { 'content-type': req.headers['content-type'] ?? '' },
+      }).formData();
     } catch {
       return this.sendJson(res, 400, { error: 'expected multipart/form-data' });
     }
@@ -989,7 +1143,8 @@ export class FakeComfyUI {
     const overwrite = ['true', '1'].includes(String(form.get('overwrite') ?? '').toLowerCase());
     const root = join(this.dataDir, type);
     const folder = resolve(root, subfolder);
-    if (relative(root, folder).startsWith('..') || image.name.includes('/') || image.name.includes('..')) return this.sendEmpty(res, 400);
+    if (relative(root, folder).startsWith('..') || image.name.includes('/') || image.name.includes('..'))
+      return this.sendEmpty(res, 400);
     await mkdir(folder, { recursive: true });
     const data = Buffer.from(await image.arrayBuffer());
     let name = image.name;
@@ -1030,7 +1185,10 @@ async function listFiles(dir: string, prefix = ''): Promise<string[]> {
   return out;
 }
 
-function resolveInputs(inputs: Record<string, unknown>, values: Map<string, NodeValue>): Record<string, unknown> {
+function resolveInputs(
+  inputs: Record<string, unknown>,
+  values: Map<string, NodeValue>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(inputs)) out[k] = isLink(v) ? values.get(v[0]) : v;
   return out;
@@ -1058,7 +1216,11 @@ function nodeSignatures(prompt: Graph, order: string[]): Map<string, string> {
     const inputs = Object.entries(node?.inputs ?? {})
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, v]) => [k, isLink(v) ? ['link', sig.get(v[0]), v[1]] : v]);
-    const raw = JSON.stringify([node?.class_type, inputs, OUTPUT_CLASSES.has(node?.class_type ?? '') ? id : null]);
+    const raw = JSON.stringify([
+      node?.class_type,
+      inputs,
+      OUTPUT_CLASSES.has(node?.class_type ?? '') ? id : null,
+    ]);
     sig.set(id, createHash('sha256').update(raw).digest('hex'));
   }
   return sig;
@@ -1074,10 +1236,18 @@ interface ValidationError {
 function validatePrompt(
   prompt: Graph,
   table: ObjectInfo,
-): { ok: true; goodOutputs: string[]; nodeErrors: Json } | { ok: false; error: ValidationError; nodeErrors: Json } {
-  const outputs = Object.keys(prompt).filter((id) => table[prompt[id]?.class_type ?? '']?.output_node === true);
+):
+  | { ok: true; goodOutputs: string[]; nodeErrors: Json }
+  | { ok: false; error: ValidationError; nodeErrors: Json } {
+  const outputs = Object.keys(prompt).filter(
+    (id) => table[prompt[id]?.class_type ?? '']?.output_node === true,
+  );
   if (outputs.length === 0) {
-    return { ok: false, error: { type: 'prompt_no_outputs', message: 'Prompt has no outputs', details: '', extra_info: {} }, nodeErrors: {} };
+    return {
+      ok: false,
+      error: { type: 'prompt_no_outputs', message: 'Prompt has no outputs', details: '', extra_info: {} },
+      nodeErrors: {},
+    };
   }
   const validated = new Map<string, { valid: boolean; errors: ValidationError[] }>();
   const validateNode = (id: string): boolean => {
@@ -1090,13 +1260,26 @@ function validatePrompt(
     validated.set(id, { valid: true, errors }); // guards cycles
     const inputs = node?.inputs ?? {};
     const specs: [string, InputSpec, boolean][] = [
-      ...Object.entries(info?.input.required ?? {}).map(([k, s]): [string, InputSpec, boolean] => [k, s, true]),
-      ...Object.entries(info?.input.optional ?? {}).map(([k, s]): [string, InputSpec, boolean] => [k, s, false]),
+      ...Object.entries(info?.input.required ?? {}).map(([k, s]): [string, InputSpec, boolean] => [
+        k,
+        s,
+        true,
+      ]),
+      ...Object.entries(info?.input.optional ?? {}).map(([k, s]): [string, InputSpec, boolean] => [
+        k,
+        s,
+        false,
+      ]),
     ];
     for (const [name, spec, required] of specs) {
       if (!(name in inputs)) {
         if (required) {
-          errors.push({ type: 'required_input_missing', message: 'Required input is missing', details: name, extra_info: { input_name: name } });
+          errors.push({
+            type: 'required_input_missing',
+            message: 'Required input is missing',
+            details: name,
+            extra_info: { input_name: name },
+          });
         }
         continue;
       }
@@ -1104,14 +1287,23 @@ function validatePrompt(
       const config = spec[1] ?? {};
       if (Array.isArray(value)) {
         if (!isLink(value)) {
-          errors.push({ type: 'bad_linked_input', message: 'Bad linked input, must be a length-2 list of [string, int]', details: name, extra_info: { input_name: name, input_config: spec, received_value: value } });
+          errors.push({
+            type: 'bad_linked_input',
+            message: 'Bad linked input, must be a length-2 list of [string, int]',
+            details: name,
+            extra_info: { input_name: name, input_config: spec, received_value: value },
+          });
           continue;
         }
         const source = prompt[value[0]];
         const sourceInfo = table[source?.class_type ?? ''];
         const received = sourceInfo?.output[value[1]];
         const expected = typeof spec[0] === 'string' ? spec[0] : 'COMBO';
-        if (!source || received === undefined || (expected !== '*' && received !== '*' && received !== expected)) {
+        if (
+          !source ||
+          received === undefined ||
+          (expected !== '*' && received !== '*' && received !== expected)
+        ) {
           errors.push({
             type: 'return_type_mismatch',
             message: 'Return type mismatch between linked nodes',
@@ -1131,7 +1323,11 @@ function validatePrompt(
             type: 'value_not_in_list',
             message: 'Value not in list',
             details: `${name}: '${String(value)}' not in ${listInfo}`,
-            extra_info: { input_name: name, input_config: options.length > 20 ? null : spec, received_value: value },
+            extra_info: {
+              input_name: name,
+              input_config: options.length > 20 ? null : spec,
+              received_value: value,
+            },
           });
         }
         continue;
@@ -1139,15 +1335,30 @@ function validatePrompt(
       if (spec[0] === 'INT' || spec[0] === 'FLOAT') {
         const n = Number(value);
         if (typeof value === 'boolean' || value === null || value === '' || Number.isNaN(n)) {
-          errors.push({ type: 'invalid_input_type', message: `Failed to convert an input value to a ${spec[0]} value`, details: `${name}, ${String(value)}`, extra_info: { input_name: name, input_config: spec, received_value: value } });
+          errors.push({
+            type: 'invalid_input_type',
+            message: `Failed to convert an input value to a ${spec[0]} value`,
+            details: `${name}, ${String(value)}`,
+            extra_info: { input_name: name, input_config: spec, received_value: value },
+          });
           continue;
         }
         const min = config.min;
         const max = config.max;
         if (typeof min === 'number' && n < min) {
-          errors.push({ type: 'value_smaller_than_min', message: `Value ${n} smaller than min of ${min}`, details: name, extra_info: { input_name: name, input_config: spec, received_value: value } });
+          errors.push({
+            type: 'value_smaller_than_min',
+            message: `Value ${n} smaller than min of ${min}`,
+            details: name,
+            extra_info: { input_name: name, input_config: spec, received_value: value },
+          });
         } else if (typeof max === 'number' && n > max) {
-          errors.push({ type: 'value_bigger_than_max', message: `Value ${n} bigger than max of ${max}`, details: name, extra_info: { input_name: name, input_config: spec, received_value: value } });
+          errors.push({
+            type: 'value_bigger_than_max',
+            message: `Value ${n} bigger than max of ${max}`,
+            details: name,
+            extra_info: { input_name: name, input_config: spec, received_value: value },
+          });
         }
       }
     }
@@ -1157,7 +1368,10 @@ function validatePrompt(
   };
 
   const goodOutputs: string[] = [];
-  const nodeErrors: Record<string, { errors: ValidationError[]; dependent_outputs: string[]; class_type: string }> = {};
+  const nodeErrors: Record<
+    string,
+    { errors: ValidationError[]; dependent_outputs: string[]; class_type: string }
+  > = {};
   for (const o of outputs) {
     if (validateNode(o)) {
       goodOutputs.push(o);
@@ -1165,7 +1379,11 @@ function validatePrompt(
     }
     for (const [id, result] of validated) {
       if (result.valid || result.errors.length === 0) continue;
-      nodeErrors[id] ??= { errors: result.errors, dependent_outputs: [], class_type: prompt[id]?.class_type ?? '' };
+      nodeErrors[id] ??= {
+        errors: result.errors,
+        dependent_outputs: [],
+        class_type: prompt[id]?.class_type ?? '',
+      };
       nodeErrors[id].dependent_outputs.push(o);
     }
   }
@@ -1176,7 +1394,12 @@ function validatePrompt(
       .join('\n');
     return {
       ok: false,
-      error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details, extra_info: {} },
+      error: {
+        type: 'prompt_outputs_failed_validation',
+        message: 'Prompt outputs failed validation',
+        details,
+        extra_info: {},
+      },
       nodeErrors,
     };
   }

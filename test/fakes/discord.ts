@@ -512,7 +512,9 @@ export class FakeDiscord {
         type: 1,
         ...(registered?.guild_id ? { guild_id: registered.guild_id } : {}),
         ...(options.length ? { options } : {}),
-        ...(Object.keys(resolvedAttachments).length ? { resolved: { attachments: resolvedAttachments } } : {}),
+        ...(Object.keys(resolvedAttachments).length
+          ? { resolved: { attachments: resolvedAttachments } }
+          : {}),
       },
     });
     this.changed();
@@ -536,11 +538,14 @@ export class FakeDiscord {
    * with the message and the button's custom_id. As in Discord, only an enabled button that is on the
    * message can be clicked (anything else throws here, in the test).
    */
-  clickButton(input: { channelId?: string; messageId: string; customId: string; userId: string }): { id: string; token: string } {
+  clickButton(input: { channelId?: string; messageId: string; customId: string; userId: string }): {
+    id: string;
+    token: string;
+  } {
     const message = this.requireMessage(input.channelId, input.messageId);
-    const buttons = (message.components as { components?: { type?: number; custom_id?: string; disabled?: boolean }[] }[]).flatMap(
-      (row) => row.components ?? [],
-    );
+    const buttons = (
+      message.components as { components?: { type?: number; custom_id?: string; disabled?: boolean }[] }[]
+    ).flatMap((row) => row.components ?? []);
     const button = buttons.find((b) => b.type === 2 && b.custom_id === input.customId);
     if (!button) throw new Error(`message ${input.messageId} has no button ${input.customId}`);
     if (button.disabled) throw new Error(`button ${input.customId} is disabled`);
@@ -665,7 +670,12 @@ export class FakeDiscord {
    * A member posts a message (with files) in a channel, as the Discord client would. The bot is not
    * told (it has no message intents); it can read it back with GET /channels/{id}/messages.
    */
-  postUserMessage(input: { channelId?: string; userId: string; content?: string; files?: FakeUpload[] }): FakeMessage {
+  postUserMessage(input: {
+    channelId?: string;
+    userId: string;
+    content?: string;
+    files?: FakeUpload[];
+  }): FakeMessage {
     const { guild, channel } = this.findChannel(input.channelId ?? this.channelId);
     const member = this.findMember(guild, input.userId);
     const message: FakeMessage = {

@@ -57,7 +57,11 @@ export class FakeS3 {
   private error(res: ServerResponse, status: number, code: string, method: string) {
     res.statusCode = status;
     res.setHeader('content-type', 'application/xml');
-    res.end(method === 'HEAD' ? undefined : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`);
+    res.end(
+      method === 'HEAD'
+        ? undefined
+        : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`,
+    );
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -69,7 +73,10 @@ export class FakeS3 {
     const body = Buffer.concat(chunks);
 
     const auth = req.headers.authorization ?? '';
-    const signed = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/\d{8}\/[^/]+\/s3\/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=[0-9a-f]{64}$/.exec(auth);
+    const signed =
+      /^AWS4-HMAC-SHA256 Credential=([^/]+)\/\d{8}\/[^/]+\/s3\/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=[0-9a-f]{64}$/.exec(
+        auth,
+      );
     const bodyHash = createHash('sha256').update(body).digest('hex');
     if (!signed || signed[1] !== this.options.accessKeyId || !signed[2]?.split(';').includes('host')) {
       return this.error(res, 403, 'AccessDenied', method);
@@ -83,13 +90,18 @@ export class FakeS3 {
     const key = rest.map(decodeURIComponent).join('/');
 
     if (key === '') {
-      if (method !== 'GET' || url.searchParams.get('list-type') !== '2') return this.error(res, 400, 'InvalidRequest', method);
+      if (method !== 'GET' || url.searchParams.get('list-type') !== '2')
+        return this.error(res, 400, 'InvalidRequest', method);
       return this.list(res, url.searchParams.get('prefix') ?? '', url.searchParams.get('continuation-token'));
     }
     const object = this.objects.get(key);
     switch (method) {
       case 'PUT':
-        this.objects.set(key, { body, contentType: req.headers['content-type'] ?? 'binary/octet-stream', modified: new Date() });
+        this.objects.set(key, {
+          body,
+          contentType: req.headers['content-type'] ?? 'binary/octet-stream',
+          modified: new Date(),
+        });
         res.setHeader('etag', `"${createHash('md5').update(body).digest('hex')}"`);
         res.end();
         return;
@@ -123,7 +135,12 @@ export class FakeS3 {
     res.end(
       `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>${this.options.bucket}</Name><Prefix>${xmlEscape(prefix)}</Prefix>` +
         `<KeyCount>${page.length}</KeyCount><MaxKeys>${pageSize}</MaxKeys><IsTruncated>${truncated}</IsTruncated>` +
-        page.map((k) => `<Contents><Key>${xmlEscape(k)}</Key><Size>${this.objects.get(k)?.body.length ?? 0}</Size></Contents>`).join('') +
+        page
+          .map(
+            (k) =>
+              `<Contents><Key>${xmlEscape(k)}</Key><Size>${this.objects.get(k)?.body.length ?? 0}</Size></Contents>`,
+          )
+          .join('') +
         (truncated ? `<NextContinuationToken>${next}</NextContinuationToken>` : '') +
         `</ListBucketResult>`,
     );

@@ -15,7 +15,8 @@ export function expectGolden(name: string, actual: unknown): void {
     writeFileSync(path, text);
     return;
   }
-  if (!existsSync(path)) throw new Error(`golden file ${name}.json is missing; run with UPDATE_GOLDEN=1 and review it`);
+  if (!existsSync(path))
+    throw new Error(`golden file ${name}.json is missing; run with UPDATE_GOLDEN=1 and review it`);
   expect(JSON.parse(text)).toEqual(JSON.parse(readFileSync(path, 'utf8')));
 }
 
@@ -28,8 +29,16 @@ export const SCRIPT: ComicScript = {
   title: 'Rooftop Run',
   logline: 'A courier races a storm across the rooftops, chased by her old rival.',
   cast: [
-    { name: 'Mira', role: 'courier', appearance: ['1girl', 'short red hair', 'green eyes', 'yellow raincoat', 'messenger bag'] },
-    { name: 'Oskar', role: 'rival courier', appearance: ['old man', 'grey beard', 'black trench coat', 'goggles'] },
+    {
+      name: 'Mira',
+      role: 'courier',
+      appearance: ['1girl', 'short red hair', 'green eyes', 'yellow raincoat', 'messenger bag'],
+    },
+    {
+      name: 'Oskar',
+      role: 'rival courier',
+      appearance: ['old man', 'grey beard', 'black trench coat', 'goggles'],
+    },
     { name: 'Pip', role: 'delivery drone', appearance: ['small round robot', 'blue lens', 'propellers'] },
   ],
   pages: [
@@ -100,7 +109,12 @@ export const STYLE = {
 };
 
 export const CHARACTER_LORAS = {
-  Mira: { name: 'chars/hero.safetensors', strength: 0.9, trigger: 'mira_rr', artifactKey: 'loras/guild-1/mira.safetensors' },
+  Mira: {
+    name: 'chars/hero.safetensors',
+    strength: 0.9,
+    trigger: 'mira_rr',
+    artifactKey: 'loras/guild-1/mira.safetensors',
+  },
 };
 
 /** Page 1 panel 2: two people, dialogue, a style and a character LoRA, in a tall frame. */

@@ -149,6 +149,10 @@ export async function commandReply(
     // Deferred: wait for the edit that carries the answer.
     const original = interaction.original;
     if (!original || !settled(original.content)) return undefined;
-    return { content: original.content, ephemeral: (original.flags & 64) === 64, attachments: original.attachments };
+    return {
+      content: original.content,
+      ephemeral: (original.flags & 64) === 64,
+      attachments: original.attachments,
+    };
   }, options.timeoutMs ?? 30_000);
 }

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
-import { createQueueConnection, createRedisClient, type QueueConnection } from '../../src/queue/connection.ts';
+import {
+  createQueueConnection,
+  createRedisClient,
+  type QueueConnection,
+} from '../../src/queue/connection.ts';
 import { QUEUE_NAMES } from '../../src/queue/names.ts';
 
 /** The real Redis the tests use (CI starts it on 127.0.0.1:6379). */
@@ -8,7 +12,10 @@ export const TEST_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A connection with a prefix of its own, so a test file never sees another file's jobs. */
 export function testQueueConnection(label: string): QueueConnection {
-  return createQueueConnection({ redisUrl: TEST_REDIS_URL, prefix: `test-${label}-${randomUUID().slice(0, 8)}` });
+  return createQueueConnection({
+    redisUrl: TEST_REDIS_URL,
+    prefix: `test-${label}-${randomUUID().slice(0, 8)}`,
+  });
 }
 
 /** Every Redis key under a connection's prefix. */

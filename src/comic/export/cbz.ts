@@ -38,7 +38,10 @@ export function buildCbz(pages: CbzPage[], metadata: CbzMetadata): CbzResult {
   const entries: string[] = [];
   pages.forEach((page, index) => {
     const name = pageEntryName(index, pages.length);
-    files[name] = [new Uint8Array(page.png.buffer, page.png.byteOffset, page.png.length), { level: 0, mtime: FIXED_MTIME }];
+    files[name] = [
+      new Uint8Array(page.png.buffer, page.png.byteOffset, page.png.length),
+      { level: 0, mtime: FIXED_MTIME },
+    ];
     entries.push(name);
   });
   files['ComicInfo.xml'] = [new TextEncoder().encode(comicInfoXml), { level: 6, mtime: FIXED_MTIME }];

@@ -86,7 +86,9 @@ export const ComicInfoInput = z.object({
   languageISO: z
     .string()
     .trim()
-    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, { message: 'expected an ISO 639 language code such as en or pt-BR' })
+    .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, {
+      message: 'expected an ISO 639 language code such as en or pt-BR',
+    })
     .nullable()
     .default(null),
   characters: z.array(z.string().trim().min(1)).default([]),
@@ -101,8 +103,9 @@ export type ComicInfoInput = z.input<typeof ComicInfoInput>;
  * Characters XML 1.0 cannot carry at all (most C0 controls, lone surrogates, U+FFFE/U+FFFF) are
  * dropped: escaping cannot save them and a reader would refuse the whole file.
  */
-// eslint-disable-next-line no-control-regex
-const NOT_XML_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const NOT_XML_CHARS =
+  // eslint-disable-next-line no-control-regex
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 export function xmlEscape(text: string): string {
   return text
@@ -129,13 +132,18 @@ export function buildComicInfoXml(input: ComicInfoInput): string {
   const characters = [...new Set(info.characters.map((c) => c.replace(/,/g, ' ').trim()).filter(Boolean))];
   if (characters.length > 0) values.set('Characters', characters.join(', '));
 
-  const lines = ['<?xml version="1.0" encoding="utf-8"?>', '<ComicInfo xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'];
+  const lines = [
+    '<?xml version="1.0" encoding="utf-8"?>',
+    '<ComicInfo xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">',
+  ];
   for (const element of COMICINFO_V2_SEQUENCE) {
     if (element === 'Pages') {
       lines.push('  <Pages>');
       info.pages.forEach((page, index) => {
         const type = index === 0 ? ' Type="FrontCover"' : '';
-        lines.push(`    <Page Image="${index}"${type} ImageSize="${page.bytes}" ImageWidth="${page.width}" ImageHeight="${page.height}" />`);
+        lines.push(
+          `    <Page Image="${index}"${type} ImageSize="${page.bytes}" ImageWidth="${page.width}" ImageHeight="${page.height}" />`,
+        );
       });
       lines.push('  </Pages>');
       continue;

@@ -67,7 +67,9 @@ export async function findExportableComic(
   const comic = await getComic(db, comicId);
   if (!comic || (options.guildId !== undefined && comic.guildId !== options.guildId)) {
     const where = options.guildId !== undefined ? ' on this server' : '';
-    throw new InputError(`There is no comic \`${comicId}\`${where}. The id is in the comic's status message.`);
+    throw new InputError(
+      `There is no comic \`${comicId}\`${where}. The id is in the comic's status message.`,
+    );
   }
   const rows = await listPages(db, comic.id);
   const ready = rows.filter((p) => p.status === 'done' && p.artifactKey);
@@ -82,9 +84,12 @@ export async function findExportableComic(
     );
   }
   if (comic.status !== 'done' || !parsedScript?.success || ready.length < total) {
-    throw new InputError(`Comic \`${comic.id}\` is still being made: ${ready.length} of ${total} pages are ready.`, {
-      operatorMessage: `export of comic ${comic.id}: status ${comic.status}, ${ready.length}/${total} pages done, script ${parsedScript?.success ? 'valid' : 'missing or invalid'}`,
-    });
+    throw new InputError(
+      `Comic \`${comic.id}\` is still being made: ${ready.length} of ${total} pages are ready.`,
+      {
+        operatorMessage: `export of comic ${comic.id}: status ${comic.status}, ${ready.length}/${total} pages done, script ${parsedScript?.success ? 'valid' : 'missing or invalid'}`,
+      },
+    );
   }
   return { comic, script: parsedScript.data, pages: ready };
 }
@@ -115,10 +120,13 @@ async function readPage(store: ArtifactStore, comicId: string, row: PageRow): Pr
     bytes = await store.getBuffer(key);
   } catch (error) {
     if (!(error instanceof ArtifactNotFoundError)) throw error;
-    throw new InputError(`Page ${row.number} of comic \`${comicId}\` is missing from the artifact store, so the comic cannot be exported.`, {
-      cause: error,
-      operatorMessage: `export of comic ${comicId}: page ${row.number} artifact ${key} not found`,
-    });
+    throw new InputError(
+      `Page ${row.number} of comic \`${comicId}\` is missing from the artifact store, so the comic cannot be exported.`,
+      {
+        cause: error,
+        operatorMessage: `export of comic ${comicId}: page ${row.number} artifact ${key} not found`,
+      },
+    );
   }
   // The key says .png, but a page over the upload limit was stored as WebP or JPEG: trust the bytes.
   const meta = await sharp(bytes)
@@ -210,7 +218,15 @@ export async function buildComicExport(
     return { bytes: cbz.bytes, filename, format, pageCount, fits, imageFormat: null, jpegQuality: null };
   }
   const pdf = await exportDbPdf(comic, extra);
-  return { bytes: pdf.bytes, filename, format, pageCount, fits: pdf.fits, imageFormat: pdf.imageFormat, jpegQuality: pdf.jpegQuality };
+  return {
+    bytes: pdf.bytes,
+    filename,
+    format,
+    pageCount,
+    fits: pdf.fits,
+    imageFormat: pdf.imageFormat,
+    jpegQuality: pdf.jpegQuality,
+  };
 }
 
 /**

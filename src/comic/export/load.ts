@@ -37,10 +37,13 @@ export async function readManifest(manifestFile: string): Promise<ComicManifest>
   try {
     json = JSON.parse(await readFile(manifestFile, 'utf8'));
   } catch (error) {
-    throw new InputError(`${basename(manifestFile)} could not be read as JSON: is this a comic folder made by \`comicmaster comic\`?`, {
-      cause: error,
-      operatorMessage: `reading ${manifestFile}: ${(error as Error).message}`,
-    });
+    throw new InputError(
+      `${basename(manifestFile)} could not be read as JSON: is this a comic folder made by \`comicmaster comic\`?`,
+      {
+        cause: error,
+        operatorMessage: `reading ${manifestFile}: ${(error as Error).message}`,
+      },
+    );
   }
   const parsed = ComicManifest.safeParse(json);
   if (!parsed.success) {
@@ -70,10 +73,13 @@ export async function loadComic(target: string): Promise<LoadedComic> {
     ordered.map(async (page): Promise<ComicPageFile> => {
       const path = insideComic(dir, page.file);
       const png = await readFile(path).catch((error: unknown) => {
-        throw new InputError(`Page ${page.number} (${page.file}) is missing from the comic folder.`, { cause: error });
+        throw new InputError(`Page ${page.number} (${page.file}) is missing from the comic folder.`, {
+          cause: error,
+        });
       });
       const meta = await sharp(png).metadata();
-      if (!meta.width || !meta.height) throw new InputError(`Page ${page.number} (${page.file}) is not a readable image.`);
+      if (!meta.width || !meta.height)
+        throw new InputError(`Page ${page.number} (${page.file}) is not a readable image.`);
       const matchesManifest = createHash('sha256').update(png).digest('hex') === page.sha256;
       return { number: page.number, path, png, width: meta.width, height: meta.height, matchesManifest };
     }),

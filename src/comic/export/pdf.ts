@@ -90,14 +90,21 @@ export async function buildPdf(pages: PdfPage[], input: PdfOptions): Promise<Pdf
   // those alone are well over the budget, skip straight to JPEG.
   let smallest: PdfResult | null = null;
   if (maxBytes === undefined || pngBytes <= maxBytes * 1.1) {
-    const asPng = await assemblePdf(pages, pages.map((p) => ({ data: p.png, format: 'png' as const })), options);
-    if (maxBytes === undefined || asPng.length <= maxBytes) return { bytes: asPng, fits: true, imageFormat: 'png', jpegQuality: null };
+    const asPng = await assemblePdf(
+      pages,
+      pages.map((p) => ({ data: p.png, format: 'png' as const })),
+      options,
+    );
+    if (maxBytes === undefined || asPng.length <= maxBytes)
+      return { bytes: asPng, fits: true, imageFormat: 'png', jpegQuality: null };
     smallest = { bytes: asPng, fits: false, imageFormat: 'png', jpegQuality: null };
   }
 
   // Decode each page once; every quality on the ladder encodes from the same pixels.
   const decoded = await Promise.all(
-    pages.map((p) => sharp(p.png).flatten({ background: '#ffffff' }).raw().toBuffer({ resolveWithObject: true })),
+    pages.map((p) =>
+      sharp(p.png).flatten({ background: '#ffffff' }).raw().toBuffer({ resolveWithObject: true }),
+    ),
   );
   for (const [step, quality] of JPEG_QUALITY_LADDER.entries()) {
     const jpegs = await Promise.all(
@@ -115,8 +122,10 @@ export async function buildPdf(pages: PdfPage[], input: PdfOptions): Promise<Pdf
     if (maxBytes !== undefined && estimate > maxBytes * 1.05 && !last) continue;
     const bytes = await assemblePdf(pages, jpegs, options);
     log().debug({ quality, bytes: bytes.length, maxBytes }, 'pdf re-encoded as jpeg');
-    if (maxBytes === undefined || bytes.length <= maxBytes) return { bytes, fits: true, imageFormat: 'jpeg', jpegQuality: quality };
-    if (!smallest || bytes.length < smallest.bytes.length) smallest = { bytes, fits: false, imageFormat: 'jpeg', jpegQuality: quality };
+    if (maxBytes === undefined || bytes.length <= maxBytes)
+      return { bytes, fits: true, imageFormat: 'jpeg', jpegQuality: quality };
+    if (!smallest || bytes.length < smallest.bytes.length)
+      smallest = { bytes, fits: false, imageFormat: 'jpeg', jpegQuality: quality };
   }
   return smallest!;
 }
@@ -131,7 +140,9 @@ export async function exportPdf(
     title: manifest.script.title,
     author: extra.writer ?? null,
     subject: manifest.script.logline,
-    keywords: [extra.genre, ...manifest.script.cast.map((c) => c.name)].filter((k): k is string => Boolean(k)),
+    keywords: [extra.genre, ...manifest.script.cast.map((c) => c.name)].filter((k): k is string =>
+      Boolean(k),
+    ),
     languageISO: extra.languageISO ?? null,
     rtl: manifest.options.rtl,
     maxBytes: extra.maxBytes,

@@ -46,7 +46,10 @@ export type StartComicInput = z.input<typeof StartComicInput>;
  * Why `lettering` cannot be used with `family`, or null when it can: only a family that paints
  * legible text (FLUX.2 dev) may draw the balloons itself. Shared by /comic new and `comicmaster comic`.
  */
-export function letteringRefusal(lettering: LetteringMode | undefined, family: z.infer<typeof ModelFamily>): string | null {
+export function letteringRefusal(
+  lettering: LetteringMode | undefined,
+  family: z.infer<typeof ModelFamily>,
+): string | null {
   if (lettering !== 'model') return null;
   const profile = familyProfile(family);
   if (profile.drawsText) return null;

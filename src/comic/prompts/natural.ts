@@ -27,7 +27,11 @@ const ANGLE_WORDS: Record<Angle, string> = {
   'over-the-shoulder': 'over the shoulder',
 };
 
-const WHERE: Record<FramePosition, string> = { left: 'On the left', centre: 'In the centre', right: 'On the right' };
+const WHERE: Record<FramePosition, string> = {
+  left: 'On the left',
+  centre: 'In the centre',
+  right: 'On the right',
+};
 
 function sentence(text: string): string {
   const t = text.trim().replace(/[,;:]+$/, '');

@@ -55,5 +55,8 @@ export function phrasePositive(scene: Scene, profile: FamilyProfile): string {
   parts.push(...shortPhrases(stripQuotedSpeech(scene.action)));
   parts.push(...shortPhrases(scene.setting), scene.time, scene.lighting);
   if (scene.safe) parts.push('fully clothed', 'safe for work');
-  return parts.map((p) => p.trim()).filter((p) => p !== '').join(', ');
+  return parts
+    .map((p) => p.trim())
+    .filter((p) => p !== '')
+    .join(', ');
 }

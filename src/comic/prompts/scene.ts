@@ -28,8 +28,34 @@ export interface Scene {
   safe: boolean;
 }
 
-const FEMININE = new Set(['girl', 'girls', 'woman', 'women', 'female', 'lady', 'queen', 'princess', 'mother', 'sister', 'heroine', 'witch']);
-const MASCULINE = new Set(['boy', 'boys', 'man', 'men', 'male', 'guy', 'king', 'prince', 'father', 'brother', 'hero', 'wizard']);
+const FEMININE = new Set([
+  'girl',
+  'girls',
+  'woman',
+  'women',
+  'female',
+  'lady',
+  'queen',
+  'princess',
+  'mother',
+  'sister',
+  'heroine',
+  'witch',
+]);
+const MASCULINE = new Set([
+  'boy',
+  'boys',
+  'man',
+  'men',
+  'male',
+  'guy',
+  'king',
+  'prince',
+  'father',
+  'brother',
+  'hero',
+  'wizard',
+]);
 
 /**
  * Danbooru counts people by gender (1girl, 1boy); the script only has appearance tags. A tag word such
@@ -40,7 +66,10 @@ export function inferGender(appearance: readonly string[]): SceneCharacter['gend
   let masculine = false;
   for (const tag of appearance) {
     // "1girl" → "girl"; "red-haired woman" → ["red", "haired", "woman"].
-    for (const word of tag.toLowerCase().replace(/\d+/g, ' ').split(/[^a-z]+/)) {
+    for (const word of tag
+      .toLowerCase()
+      .replace(/\d+/g, ' ')
+      .split(/[^a-z]+/)) {
       if (FEMININE.has(word)) feminine = true;
       if (MASCULINE.has(word)) masculine = true;
     }

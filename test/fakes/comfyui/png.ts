@@ -14,16 +14,27 @@ export async function renderPng(width: number, height: number, seed: number | st
   const stripe = seedColour(`${String(seed)}:stripe`);
   // A stripe whose position depends on the seed, so images differ in layout as well as colour.
   const stripeHeight = Math.max(1, Math.floor(height / 8));
-  const top = (parseInt(createHash('md5').update(String(seed)).digest('hex').slice(0, 6), 16) % Math.max(1, height - stripeHeight)) | 0;
-  const band = await sharp({ create: { width, height: stripeHeight, channels: 3, background: stripe } }).png().toBuffer();
+  const top =
+    (parseInt(createHash('md5').update(String(seed)).digest('hex').slice(0, 6), 16) %
+      Math.max(1, height - stripeHeight)) |
+    0;
+  const band = await sharp({ create: { width, height: stripeHeight, channels: 3, background: stripe } })
+    .png()
+    .toBuffer();
   return sharp({ create: { width, height, channels: 3, background: c } })
     .composite([{ input: band, top, left: 0 }])
     .png({ compressionLevel: 1 })
     .toBuffer();
 }
 
-export async function renderPreview(seed: number | string, step: number, format: 'jpeg' | 'png'): Promise<Buffer> {
-  const img = sharp({ create: { width: 64, height: 64, channels: 3, background: seedColour(`${String(seed)}:${step}`) } });
+export async function renderPreview(
+  seed: number | string,
+  step: number,
+  format: 'jpeg' | 'png',
+): Promise<Buffer> {
+  const img = sharp({
+    create: { width: 64, height: 64, channels: 3, background: seedColour(`${String(seed)}:${step}`) },
+  });
   return format === 'png' ? img.png().toBuffer() : img.jpeg({ quality: 95 }).toBuffer();
 }
 
@@ -31,7 +42,11 @@ export async function renderPreview(seed: number | string, step: number, format:
 export function addTextChunks(png: Buffer, texts: Record<string, string>): Buffer {
   const ihdrEnd = 8 + 4 + 4 + 13 + 4;
   const chunks = Object.entries(texts).map(([keyword, text]) => {
-    const data = Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.from([0]), Buffer.from(text, 'latin1')]);
+    const data = Buffer.concat([
+      Buffer.from(keyword, 'latin1'),
+      Buffer.from([0]),
+      Buffer.from(text, 'latin1'),
+    ]);
     const type = Buffer.from('tEXt', 'latin1');
     const length = Buffer.alloc(4);
     length.writeUInt32BE(data.length, 0);

@@ -14,7 +14,13 @@ const runner = await runRunner(parseConfig(process.env), {
   queuePrefix: prefix,
   logger: pino({ level: process.env.LOG_LEVEL ?? 'silent' }),
   heartbeatIntervalMs: 500,
-  train: { lockDurationMs: 2_000, stalledIntervalMs: 1_000, progressIntervalMs: 20, cancelPollMs: 100, stopGraceMs: 2_000 },
+  train: {
+    lockDurationMs: 2_000,
+    stalledIntervalMs: 1_000,
+    progressIntervalMs: 20,
+    cancelPollMs: 100,
+    stopGraceMs: 2_000,
+  },
 });
 process.stdout.write('ready\n');
 await runner.stopped;
