@@ -290,14 +290,12 @@ describe('training progress in Discord', () => {
     expect(updated.attachments).toHaveLength(0);
 
     // The runner saves the first epoch's checkpoint and reports the next step.
-    await database.db
-      .insert(checkpoints)
-      .values({
-        trainingId: training.id,
-        epoch: 1,
-        step: 100,
-        artifactKey: `trainings/${training.id}/checkpoints/e1.safetensors`,
-      });
+    await database.db.insert(checkpoints).values({
+      trainingId: training.id,
+      epoch: 1,
+      step: 100,
+      artifactKey: `trainings/${training.id}/checkpoints/e1.safetensors`,
+    });
     await report({ step: 110, epoch: 2, loss: 0.105 });
     const withChart = await fake.waitFor(() => {
       const message = fake.message(updated.id);
