@@ -312,6 +312,52 @@ function addKSampler(
   };
 }
 
+/**
+ * The FLUX sampling chain, as ComfyUI's FLUX examples: an empty latent, RandomNoise, KSamplerSelect,
+ * a sigma source (the scheduler node — the one part that differs between FLUX.1 and FLUX.2),
+ * BasicGuider (no negative: FLUX is guidance-distilled) and SamplerCustomAdvanced tying them together.
+ */
+function addCustomSampler(
+  graph: ApiGraph,
+  recipe: RenderRecipe,
+  model: Link,
+  conditioning: Link,
+  parts: { latent: { classType: string; title: string }; scheduler: ApiNode },
+): void {
+  graph[NODE_IDS.latent] = {
+    class_type: parts.latent.classType,
+    inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
+    _meta: { title: parts.latent.title },
+  };
+  graph[NODE_IDS.noise] = {
+    class_type: 'RandomNoise',
+    inputs: { noise_seed: recipe.seed },
+    _meta: { title: 'Noise' },
+  };
+  graph[NODE_IDS.samplerSelect] = {
+    class_type: 'KSamplerSelect',
+    inputs: { sampler_name: recipe.sampler },
+    _meta: { title: 'Sampler' },
+  };
+  graph[NODE_IDS.scheduler] = parts.scheduler;
+  graph[NODE_IDS.guider] = {
+    class_type: 'BasicGuider',
+    inputs: { model, conditioning },
+    _meta: { title: 'Guider' },
+  };
+  graph[NODE_IDS.sampler] = {
+    class_type: 'SamplerCustomAdvanced',
+    inputs: {
+      noise: link(NODE_IDS.noise, 0),
+      guider: link(NODE_IDS.guider, 0),
+      sampler: link(NODE_IDS.samplerSelect, 0),
+      sigmas: link(NODE_IDS.scheduler, 0),
+      latent_image: link(NODE_IDS.latent, 0),
+    },
+    _meta: { title: 'Sampler (custom advanced)' },
+  };
+}
+
 function sdxlGraph(recipe: RenderRecipe, models: { checkpoint: string }, opts: WorkflowOptions): ApiGraph {
   const graph: ApiGraph = {};
   graph[NODE_IDS.model] = {
@@ -407,42 +453,14 @@ function fluxGraph(
     link(NODE_IDS.vae, 0),
   );
 
-  graph[NODE_IDS.latent] = {
-    class_type: 'EmptySD3LatentImage',
-    inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
-    _meta: { title: 'Empty latent (16-channel)' },
-  };
-  graph[NODE_IDS.noise] = {
-    class_type: 'RandomNoise',
-    inputs: { noise_seed: recipe.seed },
-    _meta: { title: 'Noise' },
-  };
-  graph[NODE_IDS.samplerSelect] = {
-    class_type: 'KSamplerSelect',
-    inputs: { sampler_name: recipe.sampler },
-    _meta: { title: 'Sampler' },
-  };
-  graph[NODE_IDS.scheduler] = {
-    class_type: 'BasicScheduler',
-    inputs: { model, scheduler: recipe.scheduler, steps: recipe.steps, denoise: 1 },
-    _meta: { title: 'Scheduler' },
-  };
-  graph[NODE_IDS.guider] = {
-    class_type: 'BasicGuider',
-    inputs: { model, conditioning: cond.positive },
-    _meta: { title: 'Guider' },
-  };
-  graph[NODE_IDS.sampler] = {
-    class_type: 'SamplerCustomAdvanced',
-    inputs: {
-      noise: link(NODE_IDS.noise, 0),
-      guider: link(NODE_IDS.guider, 0),
-      sampler: link(NODE_IDS.samplerSelect, 0),
-      sigmas: link(NODE_IDS.scheduler, 0),
-      latent_image: link(NODE_IDS.latent, 0),
+  addCustomSampler(graph, recipe, model, cond.positive, {
+    latent: { classType: 'EmptySD3LatentImage', title: 'Empty latent (16-channel)' },
+    scheduler: {
+      class_type: 'BasicScheduler',
+      inputs: { model, scheduler: recipe.scheduler, steps: recipe.steps, denoise: 1 },
+      _meta: { title: 'Scheduler' },
     },
-    _meta: { title: 'Sampler (custom advanced)' },
-  };
+  });
   saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.vae, 0), opts.filenamePrefix);
   return graph;
 }
@@ -572,42 +590,14 @@ function flux2Graph(
     };
     conditioning = link(ids.reference, 0);
   });
-  graph[NODE_IDS.latent] = {
-    class_type: 'EmptyFlux2LatentImage',
-    inputs: { width: recipe.width, height: recipe.height, batch_size: recipe.candidates },
-    _meta: { title: 'Empty latent (FLUX.2)' },
-  };
-  graph[NODE_IDS.noise] = {
-    class_type: 'RandomNoise',
-    inputs: { noise_seed: recipe.seed },
-    _meta: { title: 'Noise' },
-  };
-  graph[NODE_IDS.samplerSelect] = {
-    class_type: 'KSamplerSelect',
-    inputs: { sampler_name: recipe.sampler },
-    _meta: { title: 'Sampler' },
-  };
-  graph[NODE_IDS.scheduler] = {
-    class_type: 'Flux2Scheduler',
-    inputs: { steps: recipe.steps, width: recipe.width, height: recipe.height },
-    _meta: { title: 'Scheduler (FLUX.2)' },
-  };
-  graph[NODE_IDS.guider] = {
-    class_type: 'BasicGuider',
-    inputs: { model, conditioning },
-    _meta: { title: 'Guider' },
-  };
-  graph[NODE_IDS.sampler] = {
-    class_type: 'SamplerCustomAdvanced',
-    inputs: {
-      noise: link(NODE_IDS.noise, 0),
-      guider: link(NODE_IDS.guider, 0),
-      sampler: link(NODE_IDS.samplerSelect, 0),
-      sigmas: link(NODE_IDS.scheduler, 0),
-      latent_image: link(NODE_IDS.latent, 0),
+  addCustomSampler(graph, recipe, model, conditioning, {
+    latent: { classType: 'EmptyFlux2LatentImage', title: 'Empty latent (FLUX.2)' },
+    scheduler: {
+      class_type: 'Flux2Scheduler',
+      inputs: { steps: recipe.steps, width: recipe.width, height: recipe.height },
+      _meta: { title: 'Scheduler (FLUX.2)' },
     },
-    _meta: { title: 'Sampler (custom advanced)' },
-  };
+  });
   saveNodes(graph, link(NODE_IDS.sampler, 0), link(NODE_IDS.vae, 0), opts.filenamePrefix);
   return graph;
 }
