@@ -324,6 +324,8 @@ export const trainings = pgTable(
       .default([]),
     /** How many checkpoints the chart attached to the status message shows (a new one re-renders it). */
     chartCheckpoints: integer('chart_checkpoints').notNull().default(0),
+    /** The step of the trainer's sample images attached to the status message (-1: none yet; newer ones replace them). */
+    sampleStep: integer('sample_step').notNull().default(-1),
     /** When the vote closes by timer (null: closed by the trainer role). */
     votingClosesAt: timestamp('voting_closes_at', { withTimezone: true }),
     /** Measures, blind labels and grid keys of the evaluation (null until it has run). */

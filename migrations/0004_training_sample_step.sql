@@ -1,0 +1,1 @@
+ALTER TABLE "trainings" ADD COLUMN "sample_step" integer DEFAULT -1 NOT NULL;
