@@ -42,6 +42,18 @@ export const TrainingProgress = z.object({
   etaSeconds: z.number().min(0).nullable(),
   /** Sentences for the status message about how the run was prepared (e.g. how low-res images were upscaled). */
   notes: z.array(z.string()).optional(),
+  /** The trainer's newest sample images (one per sample prompt, all of the same step), stored as artifacts. */
+  samples: z
+    .array(
+      z.object({
+        key: z.string().min(1),
+        step: z.number().int().min(0),
+        epoch: z.number().int().min(0),
+        /** 0-based sample prompt index. */
+        index: z.number().int().min(0),
+      }),
+    )
+    .optional(),
 });
 export type TrainingProgress = z.infer<typeof TrainingProgress>;
 
