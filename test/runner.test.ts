@@ -3,68 +3,62 @@
  * artifact store in a temp folder. Each test starts its own fake, queue prefix and runner.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Queue } from 'bullmq';
 import { eq } from 'drizzle-orm';
-import pino from 'pino';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RenderRecipe, type LoraRef } from '../src/comic/recipe.ts';
-import { parseConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
 import { createComic } from '../src/db/comics.ts';
-import { runMigrations } from '../src/db/migrate.ts';
-import { pages, panels, renders } from '../src/db/schema.ts';
+import { pages, renders } from '../src/db/schema.ts';
 import { readPngText, readEmbeddedRecipe } from '../src/gpu/png-metadata.ts';
 import { listRunners } from '../src/gpu/presence.ts';
-import { runRunner, type RunnerHandle } from '../src/gpu/runner.ts';
+import type { RunnerHandle } from '../src/gpu/runner.ts';
 import { createRedisClient, type QueueConnection } from '../src/queue/connection.ts';
 import type { RenderJob } from '../src/queue/payloads.ts';
-import { JobProducer } from '../src/queue/producer.ts';
-import { createArtifactStore } from '../src/store/local-store.ts';
+import type { JobProducer } from '../src/queue/producer.ts';
 import type { ArtifactStore } from '../src/store/artifact-store.ts';
 import { artifactKeys } from '../src/store/keys.ts';
 import { startFakeComfyUI, type FakeComfyUI } from './fakes/comfyui.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { cleanupQueues, settledJob, testQueueConnection } from './helpers/redis.ts';
+import { settledJob } from './helpers/redis.ts';
+import {
+  checkpointRecipe,
+  insertPanel,
+  insertRender,
+  openRunnerDatabase,
+  renderRow as readRenderRow,
+  startRunnerHarness,
+  type RunnerDatabase,
+  type RunnerHarness,
+} from './helpers/runner.ts';
 
-const silent = pino({ level: 'silent' });
 const CKPT = 'illustriousXL_v01.safetensors';
 
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
-let database: Database;
-let dir: string;
+let db: RunnerDatabase;
 
 // Per test
+let harness: RunnerHarness | undefined;
 let fake: FakeComfyUI | undefined;
 let connection: QueueConnection;
 let producer: JobProducer;
 let store: ArtifactStore;
 let loraDir: string;
-const runners: RunnerHandle[] = [];
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dir = await mkdtemp(join(tmpdir(), 'runner-test-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir: dir });
-  await runMigrations(database);
+  db = await openRunnerDatabase('runner-test');
 }, 60_000);
 
 afterAll(async () => {
-  await database.close();
-  await testDb.drop();
-  await rm(dir, { recursive: true, force: true });
+  await db.close();
 });
 
 async function setup(opts: { comfy?: boolean; steps?: { stepMs?: number } } = {}) {
-  const testDir = await mkdtemp(join(dir, 't-'));
-  loraDir = join(testDir, 'loras');
-  store = createArtifactStore({ dataDir: join(testDir, 'data') });
-  connection = testQueueConnection('runner');
-  producer = new JobProducer(connection, { logger: silent });
+  harness = await startRunnerHarness(db, 'runner');
+  ({ connection, producer, store } = harness);
+  loraDir = await mkdtemp(join(harness.dir, 'loras-'));
   if (opts.comfy !== false) {
+    // Not through the harness: some tests close or replace this fake themselves.
     fake = await startFakeComfyUI({
       objectInfoPath: false,
       loraDir,
@@ -73,40 +67,31 @@ async function setup(opts: { comfy?: boolean; steps?: { stepMs?: number } } = {}
   }
 }
 
-function configFor(runnerId = 'gpu-1') {
-  return parseConfig({
-    DATABASE_URL: testDb.url,
-    DATA_DIR: dir,
-    RUNNER_ID: runnerId,
-    LOG_LEVEL: 'silent',
-    ...(fake ? { COMFYUI_URL: fake.url, COMFYUI_LORA_DIR: loraDir } : {}),
-  });
-}
-
 async function startRunner(runnerId = 'gpu-1', shutdownGraceMs = 10_000): Promise<RunnerHandle> {
-  const runner = await runRunner(configFor(runnerId), {
-    logger: silent,
-    connection,
-    store,
-    handleSignals: false,
-    shutdownGraceMs,
-    heartbeatIntervalMs: 200,
-    worker: { lockDurationMs: 2_000, stalledIntervalMs: 1_000, previewIntervalMs: 0, progressIntervalMs: 0 },
-    comfy: {
-      pollIntervalMs: 500,
-      recoveryPollIntervalMs: 50,
-      reconnectInitialDelayMs: 20,
-      reconnectMaxDelayMs: 200,
+  return harness!.startRunner(
+    { RUNNER_ID: runnerId, ...(fake ? { COMFYUI_URL: fake.url, COMFYUI_LORA_DIR: loraDir } : {}) },
+    {
+      shutdownGraceMs,
+      heartbeatIntervalMs: 200,
+      worker: {
+        lockDurationMs: 2_000,
+        stalledIntervalMs: 1_000,
+        previewIntervalMs: 0,
+        progressIntervalMs: 0,
+      },
+      comfy: {
+        pollIntervalMs: 500,
+        recoveryPollIntervalMs: 50,
+        reconnectInitialDelayMs: 20,
+        reconnectMaxDelayMs: 200,
+      },
     },
-  });
-  runners.push(runner);
-  return runner;
+  );
 }
 
 afterEach(async () => {
-  for (const r of runners.splice(0)) await r.stop();
-  await producer.close();
-  await cleanupQueues(connection);
+  await harness?.close();
+  harness = undefined;
   await fake?.close();
   fake = undefined;
 });
@@ -116,82 +101,40 @@ function recipeFor(
   panel: number,
   o: { loras?: LoraRef[]; steps?: number; seed?: number } = {},
 ): RenderRecipe {
-  return RenderRecipe.parse({
-    version: 1,
-    family: 'illustrious',
-    vPrediction: false,
-    models: { kind: 'checkpoint', checkpoint: CKPT },
-    positive: 'masterpiece, 1girl, rooftop, night',
+  return checkpointRecipe({
+    comicId,
+    panel,
+    checkpoint: CKPT,
     negative: 'lowres, bad anatomy',
-    loras: o.loras ?? [],
-    width: 256,
     height: 320,
-    sampler: 'euler_ancestral',
-    scheduler: 'normal',
+    loras: o.loras ?? [],
     steps: o.steps ?? 3,
-    cfg: 5.5,
-    guidance: null,
     seed: o.seed ?? 1234 + panel,
-    candidates: 1,
-    controlNet: null,
-    panel: {
-      comicId,
-      page: 1,
-      panel,
-      attempt: 0,
-      shot: 'wide',
-      angle: 'eye',
-      setting: 'rooftop',
-      action: 'stands',
-      characters: [],
-    },
   });
 }
 
 /** A comic with one page of `count` panels, each with a queued render; returns their jobs' payloads. */
 async function makeRenders(count: number, o: Parameters<typeof recipeFor>[2] = {}): Promise<RenderJob[]> {
-  const db = database.db;
-  const comic = await createComic(db, {
+  const comic = await createComic(db.database.db, {
     guildId: null,
     channelId: null,
     userId: 'u1',
     prompt: 'Mira on the rooftops',
     options: { pages: 1, panelsPerPage: count, style: null, modelFamily: 'illustrious', rtl: false },
   });
-  await db.insert(pages).values({ comicId: comic.id, number: 1 });
+  await db.database.db.insert(pages).values({ comicId: comic.id, number: 1 });
   const jobs: RenderJob[] = [];
   for (let n = 1; n <= count; n++) {
-    const [panel] = await db
-      .insert(panels)
-      .values({
-        comicId: comic.id,
-        pageNumber: 1,
-        panelNumber: n,
-        scriptPanel: {
-          shot: 'wide',
-          angle: 'eye-level',
-          setting: 'rooftop',
-          time: 'night',
-          lighting: 'neon',
-          action: 'stands',
-          characters: [],
-          balloons: [],
-          caption: null,
-          sfx: null,
-        },
-      })
-      .returning();
-    const recipe = recipeFor(comic.id, n, o);
-    const [render] = await db.insert(renders).values({ panelId: panel!.id, attempt: 0, recipe }).returning();
-    jobs.push({
-      renderId: render!.id,
-      comicId: comic.id,
-      pageNumber: 1,
-      panelNumber: n,
-      attempt: 0,
-      recipe,
-      interactive: false,
-    });
+    const at = { comicId: comic.id, pageNumber: 1, panelNumber: n };
+    const panel = await insertPanel(db.database.db, at);
+    jobs.push(
+      await insertRender(db.database.db, panel.id, {
+        ...at,
+        attempt: 0,
+        recipe: recipeFor(comic.id, n, o),
+        interactive: false,
+      }),
+    );
   }
   return jobs;
 }
@@ -200,10 +143,7 @@ async function enqueue(payload: RenderJob, attempts = 3) {
   return producer.enqueue('render', payload, { attempts, backoff: { type: 'fixed', delay: 100 } });
 }
 
-async function renderRow(id: string) {
-  const [row] = await database.db.select().from(renders).where(eq(renders.id, id));
-  return row!;
-}
+const renderRow = (id: string) => readRenderRow(db.database, id);
 
 async function postJobs(): Promise<{ id: string | undefined; data: unknown }[]> {
   const queue = producer.queue('post') as Queue;
@@ -441,7 +381,7 @@ describe('runner with ComfyUI', () => {
         endPercent: 0.8,
       },
     });
-    await database.db.update(renders).set({ recipe }).where(eq(renders.id, base!.renderId));
+    await db.database.db.update(renders).set({ recipe }).where(eq(renders.id, base!.renderId));
     const done = await settledJob(renderQueue(), (await enqueue({ ...base!, recipe })).id);
     expect(await done.getState()).toBe('completed');
 
