@@ -4,83 +4,60 @@
  * drew each panel) — what an operator would look at.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Job, Queue } from 'bullmq';
-import { eq } from 'drizzle-orm';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RenderRecipe } from '../src/comic/recipe.ts';
-import { parseConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
+import type { RenderRecipe } from '../src/comic/recipe.ts';
 import { createComic } from '../src/db/comics.ts';
-import { runMigrations } from '../src/db/migrate.ts';
-import { pages, panels, renders } from '../src/db/schema.ts';
+import { pages } from '../src/db/schema.ts';
 import { listRunners } from '../src/gpu/presence.ts';
-import { runRunner, type RunnerHandle } from '../src/gpu/runner.ts';
 import { createRedisClient, type QueueConnection } from '../src/queue/connection.ts';
 import type { RenderJob } from '../src/queue/payloads.ts';
-import { JobProducer } from '../src/queue/producer.ts';
+import type { JobProducer } from '../src/queue/producer.ts';
 import { DEFAULT_POLICY, type PolicyOptions } from '../src/scheduling/policy.ts';
 import type { ArtifactStore } from '../src/store/artifact-store.ts';
-import { createArtifactStore } from '../src/store/local-store.ts';
-import { startFakeComfyUI, type FakeComfyUI } from './fakes/comfyui.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { cleanupQueues, settledJob, TEST_REDIS_URL, testQueueConnection } from './helpers/redis.ts';
+import type { FakeComfyUI } from './fakes/comfyui.ts';
+import { settledJob, TEST_REDIS_URL } from './helpers/redis.ts';
+import {
+  checkpointRecipe,
+  insertPanel,
+  insertRender,
+  openRunnerDatabase,
+  renderRow as readRenderRow,
+  startRunnerHarness,
+  type RunnerDatabase,
+  type RunnerHarness,
+} from './helpers/runner.ts';
 
-const silent = pino({ level: 'silent' });
 const CKPT_A = 'illustriousXL_v01.safetensors';
 const CKPT_B = 'noobaiXL_vpred10.safetensors';
 
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
-let database: Database;
-let dir: string;
+let db: RunnerDatabase;
+let harness: RunnerHarness | undefined;
 let connection: QueueConnection;
 let producer: JobProducer;
 let store: ArtifactStore;
-let storeDir: string;
-const fakes: FakeComfyUI[] = [];
-const runners: RunnerHandle[] = [];
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dir = await mkdtemp(join(tmpdir(), 'scheduling-test-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir: dir });
-  await runMigrations(database);
+  db = await openRunnerDatabase('scheduling-test');
 }, 60_000);
 
 afterAll(async () => {
-  await database.close();
-  await testDb.drop();
-  await rm(dir, { recursive: true, force: true });
+  await db.close();
 });
 
 async function setup() {
-  storeDir = await mkdtemp(join(dir, 'data-'));
-  store = createArtifactStore({ dataDir: storeDir });
-  connection = testQueueConnection('sched');
-  producer = new JobProducer(connection, { logger: silent });
+  harness = await startRunnerHarness(db, 'sched');
+  ({ connection, producer, store } = harness);
 }
 
 afterEach(async () => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-  for (const r of runners.splice(0)) await r.stop();
-  await producer.close();
-  await cleanupQueues(connection);
-  for (const f of fakes.splice(0)) await f.close();
+  await harness?.close();
+  harness = undefined;
 });
 
-async function fake(checkpoints: string[], stepMs: number): Promise<FakeComfyUI> {
-  const f = await startFakeComfyUI({
-    objectInfoPath: false,
-    checkpoints,
-    previews: 'none',
-    timing: { stepMs },
-  });
-  fakes.push(f);
-  return f;
+function fake(checkpoints: string[], stepMs: number): Promise<FakeComfyUI> {
+  return harness!.startFakeComfyUI({ checkpoints, previews: 'none', timing: { stepMs } });
 }
 
 const LANES_OFF: PolicyOptions['maxWaitMs'] = {
@@ -90,24 +67,14 @@ const LANES_OFF: PolicyOptions['maxWaitMs'] = {
   evaluation: 600_000,
 };
 
-async function startRunner(
+function startRunner(
   runnerId: string,
   comfy: FakeComfyUI,
   policy: PolicyOptions = { ...DEFAULT_POLICY, maxWaitMs: LANES_OFF },
 ) {
-  const runner = await runRunner(
-    parseConfig({
-      DATABASE_URL: testDb.url,
-      DATA_DIR: dir,
-      RUNNER_ID: runnerId,
-      LOG_LEVEL: 'silent',
-      COMFYUI_URL: comfy.url,
-    }),
+  return harness!.startRunner(
+    { RUNNER_ID: runnerId, COMFYUI_URL: comfy.url },
     {
-      logger: silent,
-      connection,
-      store,
-      handleSignals: false,
       shutdownGraceMs: 5_000,
       heartbeatIntervalMs: 200,
       worker: {
@@ -126,41 +93,10 @@ async function startRunner(
       scheduling: { policy, pollIntervalMs: 20 },
     },
   );
-  runners.push(runner);
-  return runner;
 }
 
 function recipe(comicId: string, panel: number, checkpoint: string, steps = 4): RenderRecipe {
-  return RenderRecipe.parse({
-    version: 1,
-    family: 'illustrious',
-    vPrediction: false,
-    models: { kind: 'checkpoint', checkpoint },
-    positive: 'masterpiece, 1girl, rooftop, night',
-    negative: 'lowres',
-    loras: [],
-    width: 256,
-    height: 256,
-    sampler: 'euler_ancestral',
-    scheduler: 'normal',
-    steps,
-    cfg: 5.5,
-    guidance: null,
-    seed: 7 + panel,
-    candidates: 1,
-    controlNet: null,
-    panel: {
-      comicId,
-      page: 1,
-      panel,
-      attempt: 0,
-      shot: 'wide',
-      angle: 'eye',
-      setting: 'rooftop',
-      action: 'stands',
-      characters: [],
-    },
-  });
+  return checkpointRecipe({ comicId, panel, checkpoint, steps, seed: 7 + panel });
 }
 
 /** A comic with panels 2–6 on each page (panel 1 left out, so none counts as a comic's first panel). */
@@ -168,8 +104,7 @@ async function makeRenders(
   checkpoints: string[],
   opts: { interactive?: boolean; owner?: string } = {},
 ): Promise<RenderJob[]> {
-  const db = database.db;
-  const comic = await createComic(db, {
+  const comic = await createComic(db.database.db, {
     guildId: null,
     channelId: null,
     userId: opts.owner ?? 'u1',
@@ -183,42 +118,19 @@ async function makeRenders(
     },
   });
   for (let page = 1; page <= Math.ceil(checkpoints.length / 5); page++)
-    await db.insert(pages).values({ comicId: comic.id, number: page });
+    await db.database.db.insert(pages).values({ comicId: comic.id, number: page });
   const jobs: RenderJob[] = [];
   for (const [i, checkpoint] of checkpoints.entries()) {
-    const pageNumber = Math.floor(i / 5) + 1;
-    const panelNumber = (i % 5) + 2;
-    const [panel] = await db
-      .insert(panels)
-      .values({
-        comicId: comic.id,
-        pageNumber,
-        panelNumber,
-        scriptPanel: {
-          shot: 'wide',
-          angle: 'eye-level',
-          setting: 'rooftop',
-          time: 'night',
-          lighting: 'neon',
-          action: 'stands',
-          characters: [],
-          balloons: [],
-          caption: null,
-          sfx: null,
-        },
-      })
-      .returning();
-    const r = recipe(comic.id, i + 1, checkpoint);
-    const [row] = await db.insert(renders).values({ panelId: panel!.id, attempt: 0, recipe: r }).returning();
-    jobs.push({
-      renderId: row!.id,
-      comicId: comic.id,
-      pageNumber,
-      panelNumber,
-      attempt: 0,
-      recipe: r,
-      interactive: opts.interactive ?? false,
-    });
+    const at = { comicId: comic.id, pageNumber: Math.floor(i / 5) + 1, panelNumber: (i % 5) + 2 };
+    const panel = await insertPanel(db.database.db, at);
+    jobs.push(
+      await insertRender(db.database.db, panel.id, {
+        ...at,
+        attempt: 0,
+        recipe: recipe(comic.id, i + 1, checkpoint),
+        interactive: opts.interactive ?? false,
+      }),
+    );
   }
   return jobs;
 }
@@ -227,10 +139,7 @@ const renderQueue = () => producer.queue('render') as Queue;
 const enqueue = (p: RenderJob, priority = 100) =>
   producer.enqueue('render', p, { jobId: `render-${p.renderId}`, priority, attempts: 3 });
 
-async function renderRow(id: string) {
-  const [row] = await database.db.select().from(renders).where(eq(renders.id, id));
-  return row!;
-}
+const renderRow = (id: string) => readRenderRow(db.database, id);
 
 /** Job ids in the order the runners started them. */
 async function startOrder(jobs: Job[]): Promise<string[]> {
@@ -368,10 +277,10 @@ function spawnRunner(runnerId: string, comfy: FakeComfyUI): ChildProcess {
     import { parseConfig } from ${JSON.stringify(join(root, 'src/config/env.ts'))};
     import { createQueueConnection } from ${JSON.stringify(join(root, 'src/queue/connection.ts'))};
     import { createArtifactStore } from ${JSON.stringify(join(root, 'src/store/local-store.ts'))};
-    const config = parseConfig({ DATABASE_URL: ${JSON.stringify(testDb.url)}, DATA_DIR: ${JSON.stringify(dir)}, RUNNER_ID: ${JSON.stringify(runnerId)}, LOG_LEVEL: 'silent', COMFYUI_URL: ${JSON.stringify(comfy.url)} });
+    const config = parseConfig({ DATABASE_URL: ${JSON.stringify(db.url)}, DATA_DIR: ${JSON.stringify(db.dir)}, RUNNER_ID: ${JSON.stringify(runnerId)}, LOG_LEVEL: 'silent', COMFYUI_URL: ${JSON.stringify(comfy.url)} });
     await runRunner(config, {
       connection: createQueueConnection({ redisUrl: ${JSON.stringify(TEST_REDIS_URL)}, prefix: ${JSON.stringify(connection.prefix)} }),
-      store: createArtifactStore({ dataDir: ${JSON.stringify(storeDir)} }),
+      store: createArtifactStore({ dataDir: ${JSON.stringify(harness!.storeDir)} }),
       handleSignals: false,
       worker: { concurrency: 1, lockDurationMs: 1000, stalledIntervalMs: 500 },
     });`;
@@ -379,6 +288,6 @@ function spawnRunner(runnerId: string, comfy: FakeComfyUI): ChildProcess {
     cwd: root,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  children.push(child);
+  harness!.defer(() => child.kill('SIGKILL'));
   return child;
 }
