@@ -6,7 +6,8 @@
  * models freed, renders paused — see `gpu` below), spawns the trainer, turns its output into progress
  * (the job's progress and the row's `progress` column, throttled), copies each checkpoint into the
  * store with its row, and at the end either sets the row to `evaluating` and enqueues `evaluate`, or
- * stores the explained failure.
+ * stores the explained failure. The trainer's sample images (made at each checkpoint save) are copied
+ * into the store as they appear, and the newest ones are named in the progress for the bot to show.
  *
  * Cancel: the bot sets the row's status to `cancelled`; the worker sees it (polled) and stops the
  * trainer (SIGINT to its group, SIGKILL after a grace period).
@@ -43,6 +44,8 @@ import {
 } from '../training/parse.ts';
 import { planTraining, type TrainingPlan } from '../training/plan.ts';
 import { isTrainingBase } from '../training/presets.ts';
+import { SampleCollector } from '../training/samples.ts';
+import { getGuildSettings } from '../db/guild-settings.ts';
 import { ComfyClient, type ComfyClientOptions } from './comfy-client.ts';
 import { upscaleDatasetOnRunner, type UpscaleComfy } from './dataset-upscale.ts';
 import { parseObjectInfo } from './object-info.ts';
@@ -261,6 +264,8 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
     );
 
     const overrides = TrainingConfigOverrides.safeParse(row.config);
+    // The sample images show the guild's own test scenes when it has set some.
+    const { testPrompts } = await getGuildSettings(db, row.guildId);
     let plan: TrainingPlan;
     try {
       plan = await planTraining({
@@ -274,6 +279,7 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
         ...(config.SD_SCRIPTS_DIR ? { sdScriptsDir: config.SD_SCRIPTS_DIR } : {}),
         ...(config.AI_TOOLKIT_DIR ? { aiToolkitDir: config.AI_TOOLKIT_DIR } : {}),
         ...(overrides.success ? overrides.data : {}),
+        ...(testPrompts.length > 0 ? { samplePrompts: testPrompts } : {}),
       });
     } catch (err) {
       if (err instanceof InputError) return fail(id, 'no_data', err.userMessage);
@@ -300,6 +306,7 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
       return fail(id, 'missing_captions', failure?.userMessage ?? 'Captions are missing.');
     }
     await writeFile(plan.configFile.path, plan.configFile.content);
+    if (plan.samples.promptFile) await writeFile(plan.samples.promptFile.path, plan.samples.promptFile.content);
 
     // Resume: kohya from its newest saved state; ai-toolkit by itself (same name, same folder).
     const args = [...plan.command.args];
@@ -332,6 +339,25 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
       logger,
     });
     await collector.scan(); // anything an earlier run saved but did not store
+    const sampler = new SampleCollector({
+      store,
+      trainingId: id,
+      dir: plan.samples.dir,
+      plan: {
+        trainer: plan.trainer,
+        name: plan.name,
+        stepsPerEpoch: plan.stepsPerEpoch,
+        ...(plan.saveEverySteps ? { saveEverySteps: plan.saveEverySteps } : {}),
+      },
+      logger,
+    });
+    await sampler.scan();
+    const newestSamples = (): Pick<TrainingProgress, 'samples'> => {
+      const latest = sampler.latest();
+      return latest.length > 0
+        ? { samples: latest.map(({ key, step, epoch, index }) => ({ key, step, epoch, index })) }
+        : {};
+    };
 
     let progress: TrainingProgress = {
       step: stepOffset,
@@ -342,6 +368,7 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
       loss: null,
       etaSeconds: plan.estimate.seconds,
       ...(upscaled.note ? { notes: [upscaled.note] } : {}),
+      ...newestSamples(),
     };
     current = { trainingId: id, progress };
     await setRow(id, {
@@ -385,6 +412,19 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
           setRow(id, { progress: snapshot }),
         ]).catch((err: unknown) => logger.warn({ err }, 'progress update failed'));
       };
+
+      // New sample images go into the progress (written with the next throttled flush).
+      const scanSamples = () =>
+        sampler
+          .scan()
+          .then((stored) => {
+            if (stored.length === 0) return;
+            progress = { ...progress, ...newestSamples() };
+            if (current) current.progress = progress;
+            dirty = true;
+            return flush();
+          })
+          .catch((err: unknown) => logger.warn({ err }, 'sample scan failed'));
 
       let lastOutput = Date.now();
       const onEvent = (event: TrainerEvent) => {
@@ -456,6 +496,7 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
             })
             .catch(() => {});
           void collector.scan().catch(() => {});
+          void scanSamples();
           void flush();
         }, options.cancelPollMs ?? 5_000),
       );
@@ -469,6 +510,9 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
       await rm(pidFile, { force: true });
       const stored = await collector.scan();
       const storedCount = collector.stored().length;
+      // The final epoch's samples come right before the trainer exits.
+      await sampler.scan();
+      progress = { ...progress, ...newestSamples() };
       logger.info({ trainingId: id, ...exit, stoppedFor, newlyStored: stored.length }, 'trainer exited');
 
       if (stoppedFor === 'shutdown') {

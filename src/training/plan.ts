@@ -14,8 +14,11 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
+import { DEFAULT_TEST_PROMPTS, ledByTrigger } from '../evaluation/plan.ts';
 import {
   PRESETS,
+  SAMPLE_PROMPT_COUNT,
+  SAMPLE_SIZE,
   TARGET_STEPS,
   TRAINING_BASES,
   type AiToolkitPreset,
@@ -271,6 +274,8 @@ export const PlanOptions = z.object({
   /** ai-toolkit: steps between checkpoints (default the preset's). */
   saveEverySteps: z.number().int().min(1).max(100_000).optional(),
   seed: z.number().int().min(0).default(42),
+  /** Scenes for the sample images (the guild's test prompts); the first two are used, led by the trigger. */
+  samplePrompts: z.array(z.string().trim().min(1).max(500)).max(20).optional(),
 });
 export type PlanOptionsInput = z.input<typeof PlanOptions>;
 
@@ -298,10 +303,50 @@ export interface TrainingPlan {
   /** Checkpoints the run will write (epochs for kohya, steps for ai-toolkit), final included. */
   checkpointsAt: { epoch: number; step: number }[];
   estimate: { seconds: number; vramGb: number };
+  /** The sample images the trainer makes at each checkpoint save. */
+  samples: SamplePlan;
   /** The config file the command reads, to be written before launching. */
   configFile: { path: string; format: 'toml' | 'yaml'; content: string };
   /** What is spawned: `python` with `args` (args[0] is the script), in `cwd`. */
   command: { python: string; args: string[]; cwd: string };
+}
+
+export interface SamplePlan {
+  /** Led by the trigger word. */
+  prompts: string[];
+  width: number;
+  height: number;
+  steps: number;
+  seed: number;
+  /** Where the trainer writes them: kohya `<output>/sample`, ai-toolkit `<output>/<name>/samples`. */
+  dir: string;
+  /** kohya: every this many epochs (its checkpoint interval); ai-toolkit: every this many steps. */
+  everyEpochs?: number;
+  everySteps?: number;
+  /** kohya reads the prompts from a file (`--sample_prompts`), written next to the config before launching. */
+  promptFile?: { path: string; content: string };
+}
+
+/** The scenes sampled: the guild's test prompts when it has some, else the built-in comic scenes. */
+function samplePrompts(options: z.output<typeof PlanOptions>): string[] {
+  const scenes =
+    options.samplePrompts && options.samplePrompts.length > 0 ? options.samplePrompts : DEFAULT_TEST_PROMPTS;
+  return scenes.slice(0, SAMPLE_PROMPT_COUNT).map((p) => ledByTrigger(options.trigger, p));
+}
+
+/**
+ * kohya's prompt file (train_util.line_to_prompt_dict): one prompt per line, options after " --".
+ * A " --" inside a scene would start an option, so it is flattened to a single dash.
+ */
+function kohyaPromptFile(
+  prompts: readonly string[],
+  settings: { width: number; height: number; steps: number; cfg: number; seed: number; negative: string },
+): string {
+  const lines = prompts.map(
+    (p) =>
+      `${p.replaceAll(/\s+--/g, ' -').replaceAll(/[\r\n]+/g, ' ')} --n ${settings.negative} --w ${settings.width} --h ${settings.height} --s ${settings.steps} --l ${settings.cfg} --d ${settings.seed}`,
+  );
+  return `${lines.join('\n')}\n`;
 }
 
 function scriptDir(plan: { trainer: 'kohya' | 'ai-toolkit' }, options: z.output<typeof PlanOptions>): string {
@@ -350,6 +395,28 @@ function planKohya(
   const outputDir = join(workDir, 'output');
   const configPath = join(workDir, 'dataset.toml');
   const model = options.model ?? preset.defaultModel;
+  const samplePromptPath = join(workDir, 'sample_prompts.txt');
+  const prompts = samplePrompts(options);
+  const samples: SamplePlan = {
+    prompts,
+    width: SAMPLE_SIZE,
+    height: SAMPLE_SIZE,
+    steps: preset.sample.steps,
+    seed: options.seed,
+    dir: join(outputDir, 'sample'),
+    everyEpochs: preset.saveEveryEpochs,
+    promptFile: {
+      path: samplePromptPath,
+      content: kohyaPromptFile(prompts, {
+        width: SAMPLE_SIZE,
+        height: SAMPLE_SIZE,
+        steps: preset.sample.steps,
+        cfg: preset.sample.cfg,
+        seed: options.seed,
+        negative: preset.sample.negative,
+      }),
+    },
+  };
 
   const toml = toToml({
     general: { shuffle_caption: true, keep_tokens: 1, enable_bucket: true, bucket_no_upscale: false },
@@ -416,6 +483,13 @@ function planKohya(
     String(preset.saveEveryEpochs),
     // State folders next to the checkpoints, so a crashed run resumes (--resume) instead of restarting.
     '--save_state',
+    // Sample images at each checkpoint save (epoch sampling wins over step sampling in kohya).
+    '--sample_every_n_epochs',
+    String(preset.saveEveryEpochs),
+    '--sample_prompts',
+    samplePromptPath,
+    '--sample_sampler',
+    preset.sample.sampler,
     '--loss_type',
     preset.lossType,
     '--huber_schedule',
@@ -455,6 +529,7 @@ function planKohya(
     buckets: count.buckets,
     checkpointsAt,
     estimate: { seconds: Math.round(count.totalSteps * preset.secondsPerStep), vramGb: preset.vramGb },
+    samples,
     configFile: { path: configPath, format: 'toml', content: toml },
     command: { python: options.python, args, cwd },
   };
@@ -476,6 +551,15 @@ function planAiToolkit(
   const model = options.model ?? preset.defaultModel;
   const saves = Math.ceil(totalSteps / saveEvery);
   const extension = layout.captionExtension.slice(1);
+  const samples: SamplePlan = {
+    prompts: samplePrompts(options),
+    width: SAMPLE_SIZE,
+    height: SAMPLE_SIZE,
+    steps: preset.sample.steps,
+    seed: options.seed,
+    dir: join(outputDir, name, 'samples'),
+    everySteps: saveEvery,
+  };
 
   const yaml = toYaml({
     job: 'extension',
@@ -510,8 +594,23 @@ function planAiToolkit(
             optimizer: preset.optimizer,
             lr: preset.learningRate,
             dtype: preset.dtype,
+            // No baseline samples at step 0: only the checkpoints' are worth the GPU time.
+            skip_first_sample: true,
           },
           model: { name_or_path: model, is_flux: true, quantize: preset.quantize, low_vram: preset.lowVram },
+          // At every save, the same seed for every prompt and checkpoint (walk_seed off), so they compare.
+          sample: {
+            sampler: preset.sample.sampler,
+            sample_every: saveEvery,
+            width: samples.width,
+            height: samples.height,
+            prompts: samples.prompts,
+            neg: '',
+            seed: samples.seed,
+            walk_seed: false,
+            guidance_scale: preset.sample.guidance,
+            sample_steps: samples.steps,
+          },
         },
       ],
     },
@@ -544,6 +643,7 @@ function planAiToolkit(
     buckets: [],
     checkpointsAt,
     estimate: { seconds: Math.round(totalSteps * preset.secondsPerStep), vramGb: preset.vramGb },
+    samples,
     configFile: { path: configPath, format: 'yaml', content: yaml },
     command: { python: options.python, args: [join(cwd, preset.script), configPath], cwd },
   };
@@ -583,10 +683,17 @@ export function formatPlan(plan: TrainingPlan): string {
     `Estimate: about ${duration(plan.estimate.seconds)}, about ${plan.estimate.vramGb} GB of VRAM (24 GB card)`,
   );
   lines.push(
+    `Samples: ${plan.samples.prompts.length} images at each checkpoint (${plan.samples.width}×${plan.samples.height}, ${plan.samples.steps} steps, seed ${plan.samples.seed}) into ${plan.samples.dir}`,
+    ...plan.samples.prompts.map((p) => `  · ${p}`),
+  );
+  lines.push(
     '',
     `# ${plan.configFile.path}`,
     plan.configFile.content.trimEnd(),
     '',
+    ...(plan.samples.promptFile
+      ? [`# ${plan.samples.promptFile.path}`, plan.samples.promptFile.content.trimEnd(), '']
+      : []),
     `# command (run in ${plan.command.cwd})`,
   );
   lines.push(shellQuote([plan.command.python, ...plan.command.args]));

@@ -41,6 +41,8 @@ export interface KohyaPreset {
   bucketResoSteps: number;
   /** NoobAI v-pred: `--v_parameterization --zero_terminal_snr`. */
   vPrediction: boolean;
+  /** Sample images at each checkpoint (`--sample_prompts` lines: --w --h --s --l --d --n). */
+  sample: { sampler: 'euler_a'; steps: number; cfg: number; negative: string };
   /** Rough seconds per optimiser step (batch 1 × accumulation 4 at 1024 px on a 3090-class card). */
   secondsPerStep: number;
   /** Rough peak VRAM, GB. */
@@ -64,11 +66,20 @@ export interface AiToolkitPreset {
   quantize: boolean;
   lowVram: boolean;
   resolutions: number[];
+  /** The `sample:` section's settings besides prompts, size and seed. */
+  sample: { sampler: 'flowmatch'; steps: number; guidance: number };
   secondsPerStep: number;
   vramGb: number;
 }
 
 export type TrainingPreset = KohyaPreset | AiToolkitPreset;
+
+/**
+ * Sample images while training: this many prompts (led by the trigger), square at this size, with a
+ * fixed seed, at every checkpoint save. Small and few, so they cost seconds of GPU per checkpoint.
+ */
+export const SAMPLE_PROMPT_COUNT = 2;
+export const SAMPLE_SIZE = 768;
 
 /** The step range a style LoRA aims at (issue 6 §3). */
 export const TARGET_STEPS = { min: 1_500, max: 3_000, ideal: 2_000 } as const;
@@ -94,6 +105,7 @@ const SDXL_24GB: Omit<KohyaPreset, 'defaultModel' | 'vPrediction'> = {
   minBucketReso: 256,
   maxBucketReso: 2048,
   bucketResoSteps: 64,
+  sample: { sampler: 'euler_a', steps: 20, cfg: 6, negative: 'lowres, bad anatomy, worst quality, watermark' },
   // ~1.3 s per 1024 px image with gradient checkpointing, 4 images per optimiser step.
   secondsPerStep: 5.2,
   vramGb: 18,
@@ -118,6 +130,7 @@ export const PRESETS: Record<TrainingBase, TrainingPreset> = {
     quantize: true,
     lowVram: true,
     resolutions: [512, 768, 1024],
+    sample: { sampler: 'flowmatch', steps: 20, guidance: 4 },
     secondsPerStep: 3.5,
     vramGb: 22,
   },

@@ -112,3 +112,43 @@ def traceback_tail(script, exc_line):
 def stall_forever():
     while True:
         time.sleep(1)
+
+
+def write_png(path, width, height, rgb):
+    """A real PNG (8-bit RGB, one colour), written without PIL: signature, IHDR, IDAT (zlib), IEND."""
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes(rgb) * width
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row * height, 6)) + chunk(b"IEND", b"")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(body)
+
+
+def write_jpeg(path, width, height):
+    """A real baseline JPEG (grayscale, mid-grey), written without PIL. Every 8x8 block is DC 0 and
+    end-of-block; one-symbol Huffman tables make each block the two bits "00"."""
+    blocks = ((width + 7) // 8) * ((height + 7) // 8)
+    bits = blocks * 2
+    data = bytes((bits + 7) // 8)
+    if bits % 8:  # pad the last byte with 1 bits, as the standard says
+        data = data[:-1] + bytes([(1 << (8 - bits % 8)) - 1])
+
+    def segment(marker, payload):
+        return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+    one_symbol = bytes([1] + [0] * 15) + b"\x00"  # one code of length 1 for symbol 0
+    body = b"\xff\xd8"
+    body += segment(0xDB, b"\x00" + bytes([1] * 64))  # quantisation table 0, all ones
+    body += segment(0xC0, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
+    body += segment(0xC4, b"\x00" + one_symbol)  # DC table 0
+    body += segment(0xC4, b"\x10" + one_symbol)  # AC table 0
+    body += segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+    body += data + b"\xff\xd9"
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(body)

@@ -5,6 +5,9 @@
 `Saved checkpoint to …/{name}_{step:09d}.safetensors` every save_every steps and `{name}.safetensors`
 at the end, with training_info metadata. An existing `{name}*.safetensors` in the training folder
 makes it resume (`#### IMPORTANT RESUMING FROM … ####`). Failure modes: ../fake_trainer_common.py.
+Samples (the `sample:` section): at step 0 unless train.skip_first_sample, at every sample_every steps
+(before that step's save) and at the end, one JPEG per prompt as
+`{folder}/samples/{unix_ms}__{step:09d}_{i}.jpg`, with the "Generating Images" bar on stderr.
 """
 import glob
 import json
@@ -17,7 +20,26 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from fake_trainer_common import Bar, die_killed, load_settings, stall_forever, traceback_tail, write_safetensors  # noqa: E402
+from fake_trainer_common import Bar, die_killed, load_settings, stall_forever, traceback_tail, write_jpeg, write_safetensors  # noqa: E402
+
+
+def sample(folder, sample_cfg, step):
+    """BaseSDTrainProcess.sample: `[time]_{_step:09d}_[count].{ext}` in `samples/`, seeds fixed unless walk_seed."""
+    if not sample_cfg or not sample_cfg.get("prompts"):
+        return
+    prompts = sample_cfg["prompts"]
+    samples_dir = os.path.join(folder, "samples")
+    os.makedirs(samples_dir, exist_ok=True)
+    width, height = int(sample_cfg.get("width", 512)), int(sample_cfg.get("height", 512))
+    ext = sample_cfg.get("ext", "jpg")
+    for i in range(len(prompts)):
+        name = f"{int(time.time() * 1000)}__{str(step).zfill(9)}_{i}.{ext}"
+        write_jpeg(os.path.join(samples_dir, name), width, height)
+        bar = f"Generating Images: {int((i + 1) * 100 / len(prompts)):3d}%|{'█' * ((i + 1) * 10 // len(prompts)):<10}| {i + 1}/{len(prompts)} [00:01<00:00,  1.00s/it]"
+        sys.stderr.write("\r" + bar)
+        sys.stderr.flush()
+    sys.stderr.write("\r" + " " * 70 + "\r")
+    sys.stderr.flush()
 
 
 def result_block_and_exit(message):
@@ -81,6 +103,12 @@ def main():
             "format": "pt", "name": name,
         })
 
+    sample_cfg = proc.get("sample") or {}
+    sample_every = int(sample_cfg.get("sample_every", 0) or 0)
+    if start == 0 and not train.get("skip_first_sample", False) and not train.get("disable_sampling", False):
+        print("Generating baseline samples before training", flush=True)
+        sample(folder, sample_cfg, 0)
+
     bar = Bar(name, total, initial=start)
     nan_streak = 0
     for k in range(start, total):
@@ -104,6 +132,8 @@ def main():
             loss = 0.0
             nan_streak += 1
         bar.update(f"lr: {float(train['lr']):.1e} loss: {loss:.3e}")
+        if sample_every and step % sample_every == 0 and step < total and not train.get("disable_sampling", False):
+            sample(folder, sample_cfg, step)
         if step % save_every == 0 and step < total:
             path = os.path.join(folder, f"{name}_{step:09d}.safetensors")
             print(f"\nSaving at step {step}", flush=True)
@@ -113,6 +143,8 @@ def main():
                 f.write(b"fake optimizer state")
             print(f"Saved optimizer to {os.path.join(folder, 'optimizer.pt')}", flush=True)
     bar.close()
+    if not train.get("disable_sampling", False):
+        sample(folder, sample_cfg, total)
     path = os.path.join(folder, f"{name}.safetensors")
     save(path, total)
     print(f"Saved checkpoint to {path}", flush=True)

@@ -6,12 +6,16 @@ by gradient accumulation, × epochs), and prints what kohya prints with --consol
 lines on stdout, the tqdm bar on stderr separated by \\r. Saves `{name}-{e:06d}.safetensors` every N
 epochs below E plus `{name}.safetensors`, with ss_* metadata, and `{name}-{e:06d}-state/` folders
 with train_state.json when --save_state. --resume DIR continues from that state.
+Samples (--sample_prompts with --sample_every_n_epochs / --sample_every_n_steps / --sample_at_first):
+the prompt file is parsed like train_util.line_to_prompt_dict, the log lines are kohya's, and PNGs go to
+`{out}/sample/{name}_{e000002|000180}_{NN}_{YYYYmmddHHMMSS}[_{seed}].png`, after the epoch's save.
 Failure modes: see ../fake_trainer_common.py.
 """
 import argparse
 import json
 import math
 import os
+import re
 import struct
 import sys
 import time
@@ -19,7 +23,7 @@ import tomllib
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from fake_trainer_common import Bar, die_killed, load_settings, stall_forever, traceback_tail, write_safetensors  # noqa: E402
+from fake_trainer_common import Bar, die_killed, load_settings, stall_forever, traceback_tail, write_png, write_safetensors  # noqa: E402
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -48,20 +52,88 @@ def make_bucket_resolutions(max_reso, min_size, max_size, divisible):
     return sorted(resos)
 
 
+def read_sample_prompts(path):
+    """train_util.line_to_prompt_dict: one prompt a line, '#' and blank lines skipped, options after ' --'."""
+    prompts = []
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(" --")
+        d = {"prompt": parts[0].strip(), "negative_prompt": None, "width": 512, "height": 512,
+             "sample_steps": 30, "scale": 7.5, "seed": None, "enum": len(prompts)}
+        for part in parts[1:]:
+            m = re.match(r"^(\w+) (.*)$", part.strip(), re.DOTALL)
+            if not m:
+                continue
+            key, value = m.group(1).lower(), m.group(2).strip()
+            if key == "n":
+                d["negative_prompt"] = value
+            elif key == "w":
+                d["width"] = max(64, int(value) // 8 * 8)
+            elif key == "h":
+                d["height"] = max(64, int(value) // 8 * 8)
+            elif key == "s":
+                d["sample_steps"] = min(1000, max(1, int(value)))
+            elif key == "l":
+                d["scale"] = float(value)
+            elif key == "d":
+                d["seed"] = int(value)
+        prompts.append(d)
+    return prompts
+
+
+def sample_images(args, name, epoch, steps):
+    """What train_util.sample_images prints and writes (the image is one flat colour per prompt)."""
+    print(f"\ngenerating sample images at step / サンプル画像生成 ステップ: {steps}", flush=True)
+    save_dir = os.path.join(args.output_dir, "sample")
+    os.makedirs(save_dir, exist_ok=True)
+    for d in read_sample_prompts(args.sample_prompts):
+        print(f"prompt: {d['prompt']}", flush=True)
+        print(f"negative_prompt: {d['negative_prompt']}", flush=True)
+        print(f"height: {d['height']}", flush=True)
+        print(f"width: {d['width']}", flush=True)
+        print(f"sample_steps: {d['sample_steps']}", flush=True)
+        print(f"scale: {d['scale']}", flush=True)
+        print(f"sample_sampler: {args.sample_sampler}", flush=True)
+        if d["seed"] is not None:
+            print(f"seed: {d['seed']}", flush=True)
+        ts_str = time.strftime("%Y%m%d%H%M%S", time.localtime())
+        num_suffix = f"e{epoch:06d}" if epoch is not None else f"{steps:06d}"
+        seed_suffix = "" if d["seed"] is None else f"_{d['seed']}"
+        filename = f"{name}_{num_suffix}_{d['enum']:02d}_{ts_str}{seed_suffix}.png"
+        write_png(os.path.join(save_dir, filename), d["width"], d["height"], ((60 + 80 * d["enum"]) % 256, 120, (steps * 7) % 256))
+
+
+def should_sample(args, epoch, steps):
+    """train_util.sample_images_common's gate: epoch sampling wins over step sampling."""
+    if not args.sample_prompts:
+        return False
+    if steps == 0:
+        return bool(args.sample_at_first)
+    if args.sample_every_n_epochs is None and args.sample_every_n_steps is None:
+        return False
+    if args.sample_every_n_epochs is not None:
+        return epoch is not None and epoch % args.sample_every_n_epochs == 0
+    return epoch is None and steps % args.sample_every_n_steps == 0
+
+
 def parse_args():
     p = argparse.ArgumentParser()
     for flag in ["pretrained_model_name_or_path", "dataset_config", "output_dir", "output_name", "save_model_as",
                  "network_module", "optimizer_type", "lr_scheduler", "mixed_precision", "save_precision", "loss_type",
-                 "huber_schedule", "resume"]:
+                 "huber_schedule", "resume", "sample_prompts"]:
         p.add_argument(f"--{flag}")
     for flag in ["network_dim", "network_alpha", "max_train_epochs", "gradient_accumulation_steps", "save_every_n_epochs",
-                 "seed", "lr_warmup_steps"]:
+                 "seed", "lr_warmup_steps", "sample_every_n_epochs", "sample_every_n_steps"]:
         p.add_argument(f"--{flag}", type=int)
     for flag in ["learning_rate", "unet_lr", "text_encoder_lr"]:
         p.add_argument(f"--{flag}", type=float)
     p.add_argument("--network_args", nargs="*")
+    p.add_argument("--sample_sampler", default="ddim", choices=["ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver", "dpmsolver++", "dpmsingle", "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a"])
     for flag in ["save_state", "cache_latents", "cache_latents_to_disk", "gradient_checkpointing", "sdpa",
-                 "console_log_simple", "v_parameterization", "zero_terminal_snr"]:
+                 "console_log_simple", "v_parameterization", "zero_terminal_snr", "sample_at_first"]:
         p.add_argument(f"--{flag}", action="store_true")
     return p.parse_args()
 
@@ -160,6 +232,8 @@ def main():
 
     bar = Bar("steps", total - initial_step)
     step = initial_step
+    if initial_step == 0 and should_sample(args, None, 0):
+        sample_images(args, name, 0, 0)
     losses = []
     for epoch in range(first_epoch, epochs):
         print(f"\nepoch {epoch + 1}/{epochs}\n", flush=True)
@@ -185,6 +259,8 @@ def main():
             losses.append(loss)
             avr = sum(losses) / len(losses)
             bar.update(f"avr_loss={'nan' if math.isnan(avr) else format(avr, '.3g')}")
+            if should_sample(args, None, step):
+                sample_images(args, name, None, step)
         e = epoch + 1
         if args.save_every_n_epochs and e % args.save_every_n_epochs == 0 and e < epochs:
             path = os.path.join(out, f"{name}-{e:06d}.safetensors")
@@ -196,6 +272,9 @@ def main():
                 os.makedirs(state_dir, exist_ok=True)
                 with open(os.path.join(state_dir, "train_state.json"), "w", encoding="utf-8") as f:
                     json.dump({"current_epoch": e, "current_step": step}, f)
+        # Sampling comes after the epoch's save, the final epoch included.
+        if should_sample(args, e, step):
+            sample_images(args, name, e, step)
     bar.close()
     path = os.path.join(out, f"{name}.safetensors")
     print(f"\nsaving checkpoint: {path}", flush=True)
