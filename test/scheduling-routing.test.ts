@@ -5,101 +5,76 @@
  * over fake ComfyUIs on loopback; the down ComfyUI is a TCP proxy in front of a fake, closed and
  * reopened on the same port.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Job, Queue } from 'bullmq';
-import { eq } from 'drizzle-orm';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { processScriptJob } from '../src/comic/flow/script-worker.ts';
 import type { PipelineDeps } from '../src/comic/flow/deps.ts';
 import { RenderRecipe } from '../src/comic/recipe.ts';
 import { parseConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
 import { createComic } from '../src/db/comics.ts';
-import { runMigrations } from '../src/db/migrate.ts';
-import { pages, panels, renders } from '../src/db/schema.ts';
+import { pages } from '../src/db/schema.ts';
 import { listRunners, type RunnerPresence } from '../src/gpu/presence.ts';
-import { runRunner, type RunnerHandle } from '../src/gpu/runner.ts';
 import { createRedisClient, type QueueConnection } from '../src/queue/connection.ts';
 import type { RenderJob } from '../src/queue/payloads.ts';
-import { JobProducer } from '../src/queue/producer.ts';
+import type { JobProducer } from '../src/queue/producer.ts';
 import { DEFAULT_POLICY } from '../src/scheduling/policy.ts';
 import type { ArtifactStore } from '../src/store/artifact-store.ts';
-import { createArtifactStore } from '../src/store/local-store.ts';
-import { startFakeComfyUI, type FakeComfyUI, type FakeComfyUIOptions } from './fakes/comfyui.ts';
-import { createTestDatabase } from './helpers/database.ts';
+import type { FakeComfyUI, FakeComfyUIOptions } from './fakes/comfyui.ts';
 import { eventually, TEST_GEOMETRY } from './helpers/pipeline.ts';
-import { cleanupQueues, settledJob, testQueueConnection } from './helpers/redis.ts';
+import { settledJob } from './helpers/redis.ts';
+import {
+  checkpointRecipe,
+  insertPanel,
+  insertRender,
+  openRunnerDatabase,
+  panelBrief,
+  renderRow as readRenderRow,
+  silentLogger as silent,
+  startRunnerHarness,
+  type RunnerDatabase,
+  type RunnerHarness,
+} from './helpers/runner.ts';
 
-const silent = pino({ level: 'silent' });
 const CKPT = 'illustriousXL_v01.safetensors';
 
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
-let database: Database;
-let dir: string;
+let db: RunnerDatabase;
+let harness: RunnerHarness | undefined;
 let connection: QueueConnection;
 let producer: JobProducer;
 let store: ArtifactStore;
-const fakes: FakeComfyUI[] = [];
-const runners: RunnerHandle[] = [];
-const proxies: Proxy[] = [];
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  dir = await mkdtemp(join(tmpdir(), 'scheduling-routing-test-'));
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir: dir });
-  await runMigrations(database);
+  db = await openRunnerDatabase('scheduling-routing-test');
 }, 60_000);
 
 afterAll(async () => {
-  await database.close();
-  await testDb.drop();
-  await rm(dir, { recursive: true, force: true });
+  await db.close();
 });
 
 async function setup() {
-  store = createArtifactStore({ dataDir: await mkdtemp(join(dir, 'data-')) });
-  connection = testQueueConnection('sched-route');
-  producer = new JobProducer(connection, { logger: silent });
+  harness = await startRunnerHarness(db, 'sched-route');
+  ({ connection, producer, store } = harness);
 }
 
 afterEach(async () => {
-  for (const r of runners.splice(0)) await r.stop();
-  for (const p of proxies.splice(0)) await p.close();
-  await producer.close();
-  await cleanupQueues(connection);
-  for (const f of fakes.splice(0)) await f.close();
+  await harness?.close();
+  harness = undefined;
 });
 
-async function fake(options: FakeComfyUIOptions = {}): Promise<FakeComfyUI> {
-  const f = await startFakeComfyUI({
-    objectInfoPath: false,
+function fake(options: FakeComfyUIOptions = {}): Promise<FakeComfyUI> {
+  return harness!.startFakeComfyUI({
     checkpoints: [CKPT],
     previews: 'none',
     timing: { stepMs: 5 },
     ...options,
   });
-  fakes.push(f);
-  return f;
 }
 
-async function startRunner(runnerId: string, comfyUrl: string) {
-  const runner = await runRunner(
-    parseConfig({
-      DATABASE_URL: testDb.url,
-      DATA_DIR: dir,
-      RUNNER_ID: runnerId,
-      LOG_LEVEL: 'silent',
-      COMFYUI_URL: comfyUrl,
-    }),
+function startRunner(runnerId: string, comfyUrl: string) {
+  return harness!.startRunner(
+    { RUNNER_ID: runnerId, COMFYUI_URL: comfyUrl },
     {
-      logger: silent,
-      connection,
-      store,
-      handleSignals: false,
       shutdownGraceMs: 5_000,
       heartbeatIntervalMs: 100,
       worker: {
@@ -118,8 +93,6 @@ async function startRunner(runnerId: string, comfyUrl: string) {
       scheduling: { policy: DEFAULT_POLICY, pollIntervalMs: 20 },
     },
   );
-  runners.push(runner);
-  return runner;
 }
 
 async function presenceOf(runnerId: string): Promise<RunnerPresence | undefined> {
@@ -133,58 +106,33 @@ async function presenceOf(runnerId: string): Promise<RunnerPresence | undefined>
 
 const renderQueue = () => producer.queue('render') as Queue;
 
-async function renderRow(id: string) {
-  const [row] = await database.db.select().from(renders).where(eq(renders.id, id));
-  return row!;
-}
+const renderRow = (id: string) => readRenderRow(db.database, id);
 
 /** One comic page whose panels carry the given recipes; returns their render payloads. */
 async function makeRenders(
   recipes: ((comicId: string, panel: number) => RenderRecipe)[],
 ): Promise<RenderJob[]> {
-  const db = database.db;
-  const comic = await createComic(db, {
+  const comic = await createComic(db.database.db, {
     guildId: null,
     channelId: null,
     userId: 'u1',
     prompt: 'Mira on the rooftops',
     options: { pages: 1, panelsPerPage: 6, style: null, modelFamily: 'illustrious', rtl: false },
   });
-  await db.insert(pages).values({ comicId: comic.id, number: 1 });
+  await db.database.db.insert(pages).values({ comicId: comic.id, number: 1 });
   const jobs: RenderJob[] = [];
   for (const [i, make] of recipes.entries()) {
-    const panelNumber = i + 2; // never panel 1: none of these is a comic's first panel
-    const [panel] = await db
-      .insert(panels)
-      .values({
-        comicId: comic.id,
-        pageNumber: 1,
-        panelNumber,
-        scriptPanel: {
-          shot: 'wide',
-          angle: 'eye-level',
-          setting: 'rooftop',
-          time: 'night',
-          lighting: 'neon',
-          action: 'stands',
-          characters: [],
-          balloons: [],
-          caption: null,
-          sfx: null,
-        },
-      })
-      .returning();
-    const recipe = make(comic.id, panelNumber);
-    const [row] = await db.insert(renders).values({ panelId: panel!.id, attempt: 0, recipe }).returning();
-    jobs.push({
-      renderId: row!.id,
-      comicId: comic.id,
-      pageNumber: 1,
-      panelNumber,
-      attempt: 0,
-      recipe,
-      interactive: false,
-    });
+    // Never panel 1: none of these is a comic's first panel.
+    const at = { comicId: comic.id, pageNumber: 1, panelNumber: i + 2 };
+    const panel = await insertPanel(db.database.db, at);
+    jobs.push(
+      await insertRender(db.database.db, panel.id, {
+        ...at,
+        attempt: 0,
+        recipe: make(comic.id, at.panelNumber),
+        interactive: false,
+      }),
+    );
   }
   return jobs;
 }
@@ -192,41 +140,8 @@ async function makeRenders(
 const enqueue = (p: RenderJob) =>
   producer.enqueue('render', p, { jobId: `render-${p.renderId}`, priority: 100, attempts: 3 });
 
-function brief(comicId: string, panel: number) {
-  return {
-    comicId,
-    page: 1,
-    panel,
-    attempt: 0,
-    shot: 'wide',
-    angle: 'eye',
-    setting: 'rooftop',
-    action: 'stands',
-    characters: [],
-  };
-}
-
 function sdxlRecipe(comicId: string, panel: number): RenderRecipe {
-  return RenderRecipe.parse({
-    version: 1,
-    family: 'illustrious',
-    vPrediction: false,
-    models: { kind: 'checkpoint', checkpoint: CKPT },
-    positive: 'masterpiece, 1girl, rooftop, night',
-    negative: 'lowres',
-    loras: [],
-    width: 256,
-    height: 256,
-    sampler: 'euler_ancestral',
-    scheduler: 'normal',
-    steps: 4,
-    cfg: 5.5,
-    guidance: null,
-    seed: 7 + panel,
-    candidates: 1,
-    controlNet: null,
-    panel: brief(comicId, panel),
-  });
+  return checkpointRecipe({ comicId, panel, checkpoint: CKPT, steps: 4, seed: 7 + panel });
 }
 
 function fluxRecipe(comicId: string, panel: number): RenderRecipe {
@@ -255,7 +170,7 @@ function fluxRecipe(comicId: string, panel: number): RenderRecipe {
     seed: 11 + panel,
     candidates: 1,
     controlNet: null,
-    panel: brief(comicId, panel),
+    panel: panelBrief(comicId, panel),
   });
 }
 
@@ -303,7 +218,7 @@ async function proxyTo(target: FakeComfyUI): Promise<Proxy> {
     },
   };
   await proxy.open();
-  proxies.push(proxy);
+  harness!.defer(() => proxy.close());
   return proxy;
 }
 
@@ -311,16 +226,16 @@ describe('GPU scheduling: owners, model files, offline runners', () => {
   it('shares turns by person: two comics of member A and one of B, B’s first panel before A’s second comic’s', async () => {
     await setup();
     const deps: PipelineDeps = {
-      db: database.db,
+      db: db.database.db,
       store,
       producer,
       queueConnection: connection,
-      config: parseConfig({ DATABASE_URL: testDb.url, DATA_DIR: dir, LOG_LEVEL: 'silent' }),
+      config: parseConfig({ DATABASE_URL: db.url, DATA_DIR: db.dir, LOG_LEVEL: 'silent' }),
       logger: silent,
       geometry: TEST_GEOMETRY,
     };
     const newComic = (userId: string) =>
-      createComic(database.db, {
+      createComic(db.database.db, {
         guildId: 'g1',
         channelId: 'c1',
         userId,
