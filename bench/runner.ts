@@ -12,66 +12,31 @@
 //
 // Needs Redis (REDIS_URL, default 127.0.0.1:6379) and PostgreSQL (TEST_DATABASE_URL, default
 // postgres://postgres@127.0.0.1:5432/test; a scratch database is created and dropped).
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
-import { RenderRecipe } from '../src/comic/recipe.ts';
-import { parseConfig } from '../src/config/env.ts';
-import { openDatabase } from '../src/db/client.ts';
+import type { RenderRecipe } from '../src/comic/recipe.ts';
 import { createComic } from '../src/db/comics.ts';
-import { runMigrations } from '../src/db/migrate.ts';
-import { pages, panels, renders } from '../src/db/schema.ts';
+import { pages } from '../src/db/schema.ts';
 import { ComfyClient } from '../src/gpu/comfy-client.ts';
 import type { ApiGraph } from '../src/gpu/comfy-protocol.ts';
-import { runRunner } from '../src/gpu/runner.ts';
 import { buildWorkflow } from '../src/gpu/workflow.ts';
-import { createQueueConnection } from '../src/queue/connection.ts';
 import type { RenderJob } from '../src/queue/payloads.ts';
-import { JobProducer } from '../src/queue/producer.ts';
-import { createArtifactStore } from '../src/store/local-store.ts';
 import { startFakeComfyUI, type FakeComfyUI } from '../test/fakes/comfyui.ts';
-import { createTestDatabase } from '../test/helpers/database.ts';
-import { cleanupQueues, settledJob } from '../test/helpers/redis.ts';
+import { settledJob } from '../test/helpers/redis.ts';
+import {
+  checkpointRecipe,
+  insertPanel,
+  insertRender,
+  openRunnerDatabase,
+  silentLogger as silent,
+  startRunnerHarness,
+  type RunnerDatabase,
+} from '../test/helpers/runner.ts';
 
 const N = Number(process.env.BENCH_N ?? 40);
 const STEPS = 20;
 const STEP_MS = Number(process.env.BENCH_STEP_MS ?? 5);
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const silent = pino({ level: 'silent' });
 
 function recipe(comicId: string, panel: number, seed: number): RenderRecipe {
-  return RenderRecipe.parse({
-    version: 1,
-    family: 'illustrious',
-    vPrediction: false,
-    models: { kind: 'checkpoint', checkpoint: 'illustriousXL_v01.safetensors' },
-    positive: 'masterpiece, 1girl, rooftop, night',
-    negative: 'lowres, bad anatomy',
-    loras: [],
-    width: 256,
-    height: 256,
-    sampler: 'euler_ancestral',
-    scheduler: 'normal',
-    steps: STEPS,
-    cfg: 5.5,
-    guidance: null,
-    seed,
-    candidates: 1,
-    controlNet: null,
-    panel: {
-      comicId,
-      page: 1,
-      panel,
-      attempt: 0,
-      shot: 'wide',
-      angle: 'eye',
-      setting: 'rooftop',
-      action: 'stands',
-      characters: [],
-    },
-  });
+  return checkpointRecipe({ comicId, panel, seed, steps: STEPS, negative: 'lowres, bad anatomy' });
 }
 
 const idleShare = (fake: FakeComfyUI) => {
@@ -105,80 +70,32 @@ async function baseline(
   return { msPerRender: ms / count, idle };
 }
 
-async function throughRunner(
-  fake: FakeComfyUI,
-  count: number,
-  seedBase: number,
-  databaseUrl: string | undefined,
-) {
-  const dir = await mkdtemp(join(tmpdir(), 'bench-runner-'));
-  const connection = createQueueConnection({
-    redisUrl: REDIS_URL,
-    prefix: `bench-runner-${randomUUID().slice(0, 8)}`,
-  });
-  const producer = new JobProducer(connection, { logger: silent });
-  const config = parseConfig({
-    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
-    DATA_DIR: dir,
-    REDIS_URL,
-    COMFYUI_URL: fake.url,
-    RUNNER_ID: 'bench-gpu',
-    LOG_LEVEL: 'silent',
-  });
-  const runner = await runRunner(config, {
-    logger: silent,
-    connection,
-    handleSignals: false,
-    store: createArtifactStore(config),
-  });
-  const database = await openDatabase({ databaseUrl, dataDir: dir });
+async function throughRunner(fake: FakeComfyUI, count: number, seedBase: number, db: RunnerDatabase) {
+  const harness = await startRunnerHarness(db, 'bench-runner');
   try {
-    await runMigrations(database);
-    const db = database.db;
-    const comic = await createComic(db, {
+    const { producer } = harness;
+    const runner = await harness.startRunner({ COMFYUI_URL: fake.url, RUNNER_ID: 'bench-gpu' });
+    const comic = await createComic(db.database.db, {
       guildId: null,
       channelId: null,
       userId: 'bench',
       prompt: 'bench',
       options: { pages: 1, panelsPerPage: 1, style: null, modelFamily: 'illustrious', rtl: false },
     });
-    await db.insert(pages).values({ comicId: comic.id, number: 1 });
-    const [panel] = await db
-      .insert(panels)
-      .values({
-        comicId: comic.id,
-        pageNumber: 1,
-        panelNumber: 1,
-        scriptPanel: {
-          shot: 'wide',
-          angle: 'eye-level',
-          setting: 'rooftop',
-          time: 'night',
-          lighting: 'neon',
-          action: 'stands',
-          characters: [],
-          balloons: [],
-          caption: null,
-          sfx: null,
-        },
-      })
-      .returning();
+    await db.database.db.insert(pages).values({ comicId: comic.id, number: 1 });
+    const at = { comicId: comic.id, pageNumber: 1, panelNumber: 1 };
+    const panel = await insertPanel(db.database.db, at);
     const payloads: RenderJob[] = [];
     for (let i = 0; i <= count; i++) {
       const r = recipe(comic.id, 1, seedBase + i);
-      const [row] = await db
-        .insert(renders)
-        .values({ panelId: panel!.id, attempt: i, recipe: { ...r, panel: { ...r.panel, attempt: i } } })
-        .returning();
-      payloads.push({
-        renderId: row!.id,
-        comicId: comic.id,
-        pageNumber: 1,
-        panelNumber: 1,
-        attempt: i,
-        recipe: { ...r, panel: { ...r.panel, attempt: i } },
-        interactive: false,
-      });
+      payloads.push(
+        await insertRender(db.database.db, panel.id, {
+          ...at,
+          attempt: i,
+          recipe: { ...r, panel: { ...r.panel, attempt: i } },
+          interactive: false,
+        }),
+      );
     }
     const queue = producer.queue('render');
     // Warm-up render, then all jobs enqueued while the worker is paused so enqueueing is not timed.
@@ -196,27 +113,21 @@ async function throughRunner(
     ).length;
     return { msPerRender: ms / count, idle: idleShare(fake), failed };
   } finally {
-    await runner.stop();
-    await database.close();
-    await cleanupQueues(connection);
-    await producer.close();
-    await rm(dir, { recursive: true, force: true });
+    await harness.close();
   }
 }
 
-let testDb: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
-try {
-  testDb = await createTestDatabase();
-} catch {
-  console.log('PostgreSQL not reachable: using the embedded PGlite database (slower writes).');
-}
+const db = await openRunnerDatabase('bench-runner', {
+  pgliteFallback: () =>
+    console.log('PostgreSQL not reachable: using the embedded PGlite database (slower writes).'),
+});
 const fake = await startFakeComfyUI({ objectInfoPath: false });
 try {
   const base0 = await baseline(fake, N, 1_000);
-  const run0 = await throughRunner(fake, N, 10_000, testDb?.url);
+  const run0 = await throughRunner(fake, N, 10_000, db);
   fake.setTiming({ stepMs: STEP_MS });
   const base1 = await baseline(fake, N, 20_000);
-  const run1 = await throughRunner(fake, N, 30_000, testDb?.url);
+  const run1 = await throughRunner(fake, N, 30_000, db);
 
   const overhead = run0.msPerRender - base0.msPerRender;
   const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
@@ -253,10 +164,10 @@ try {
       stepMs: STEP_MS,
       idleShare: { baseline: Number(base1.idle.toFixed(4)), runner: Number(run1.idle.toFixed(4)) },
       failed: run0.failed + run1.failed,
-      database: testDb ? 'postgres' : 'pglite',
+      database: db.url ? 'postgres' : 'pglite',
     }),
   );
 } finally {
   await fake.close();
-  await testDb?.drop();
+  await db.close();
 }
