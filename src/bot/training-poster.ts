@@ -5,6 +5,9 @@
  * Every job first records the current loss reading into the history, throttled or not, so the chart
  * keeps its detail. When a new checkpoint has been saved since the chart was last drawn, a fresh loss
  * chart (PNG) replaces the message's attachment; other edits change the text and keep the chart.
+ * The trainer's newest sample images (named in the progress by the runner) ride along with the chart:
+ * when newer ones have arrived than the message shows (trainings.sample_step), the attachments are
+ * replaced by the chart and those samples — still at most one edit per window, at most 10 files.
  *
  * Idempotent by the database, like the comic poster: the status message id is stored right after the
  * first post; a message deleted by someone is posted again (with the chart).
@@ -17,8 +20,15 @@ import { TrainingProgress } from '../db/json.ts';
 import { trainings, type Training } from '../db/schema.ts';
 import type { JobPayload, TrainingPostJob } from '../queue/index.ts';
 import { renderLossChart } from '../training/chart.ts';
+import { MAX_SAMPLES_SHOWN } from '../training/samples.ts';
 import type { BotDeps } from './deps.ts';
-import { discordRefusal, EditThrottle, fetchGuildTextChannel, isUnknownMessage } from './discord-posting.ts';
+import {
+  artifactAttachment,
+  discordRefusal,
+  EditThrottle,
+  fetchGuildTextChannel,
+  isUnknownMessage,
+} from './discord-posting.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import {
   lossPointOf,
@@ -124,17 +134,26 @@ export class TrainingPoster {
   ): Promise<void> {
     const view = await readTrainingView(this.deps.db, training, this.deps.producer.queue('train'));
     const content = trainingStatusText(view, note);
+    const samples = view.progress?.samples ?? [];
+    const sampleStep = samples.length > 0 ? Math.max(...samples.map((s) => s.step)) : -1;
     const chartDue = view.checkpoints.length > training.chartCheckpoints;
+    const samplesDue = sampleStep > training.sampleStep;
     this.statusEdits.edited(training.id);
 
     if (training.statusMessageId) {
       try {
-        // Without `attachments`, an edit keeps the chart already on the message.
-        const edit: MessageEditOptions = chartDue
-          ? { content, files: [await this.chart(view)], attachments: [] }
-          : { content };
+        // Without `attachments`, an edit keeps the chart (and samples) already on the message.
+        const edit: MessageEditOptions =
+          chartDue || samplesDue
+            ? { content, files: await this.attachments(view, channel), attachments: [] }
+            : { content };
         await channel.messages.edit(training.statusMessageId, edit);
-        if (chartDue) await this.setChartCheckpoints(training.id, view.checkpoints.length);
+        if (chartDue || samplesDue)
+          await this.setAttached(
+            training.id,
+            view.checkpoints.length,
+            Math.max(sampleStep, training.sampleStep),
+          );
         this.forgetWhenSettled(training);
         return;
       } catch (error) {
@@ -145,11 +164,11 @@ export class TrainingPoster {
         );
       }
     }
-    const files = view.checkpoints.length > 0 ? [await this.chart(view)] : [];
+    const files = await this.attachments(view, channel);
     const message = await channel.send({ content, files });
     await this.deps.db
       .update(trainings)
-      .set({ statusMessageId: message.id, chartCheckpoints: view.checkpoints.length })
+      .set({ statusMessageId: message.id, chartCheckpoints: view.checkpoints.length, sampleStep })
       .where(eq(trainings.id, training.id));
     this.forgetWhenSettled(training);
   }
@@ -158,8 +177,41 @@ export class TrainingPoster {
     if (!trainingInFlight(training.status)) this.statusEdits.forget(training.id);
   }
 
-  private async setChartCheckpoints(trainingId: string, count: number): Promise<void> {
-    await this.deps.db.update(trainings).set({ chartCheckpoints: count }).where(eq(trainings.id, trainingId));
+  private async setAttached(trainingId: string, chartCheckpoints: number, sampleStep: number): Promise<void> {
+    await this.deps.db
+      .update(trainings)
+      .set({ chartCheckpoints, sampleStep })
+      .where(eq(trainings.id, trainingId));
+  }
+
+  /** Everything the status message carries: the loss chart once a checkpoint exists, then the newest samples. */
+  private async attachments(
+    view: TrainingView,
+    channel: GuildTextBasedChannel,
+  ): Promise<AttachmentPayload[]> {
+    const samples = (view.progress?.samples ?? []).slice(0, MAX_SAMPLES_SHOWN);
+    const files: AttachmentPayload[] = view.checkpoints.length > 0 ? [await this.chart(view)] : [];
+    // One request carries them all: each gets its share of the upload limit.
+    const limit = Math.floor(
+      this.deps.uploadLimits.forGuild(channel.guild) / (files.length + samples.length),
+    );
+    for (const sample of samples) {
+      try {
+        files.push(
+          await artifactAttachment(
+            this.deps.store,
+            sample.key,
+            `sample-step${sample.step}-${sample.index + 1}`,
+            limit,
+            { logger: this.logger },
+          ),
+        );
+      } catch (error) {
+        // A sample gone from the store is left out; the status still goes out.
+        this.logger.warn({ err: error, key: sample.key }, 'sample image could not be attached');
+      }
+    }
+    return files;
   }
 
   private async chart(view: TrainingView): Promise<AttachmentPayload> {

@@ -172,6 +172,13 @@ export function trainingStatusText(view: TrainingView, note?: string): string {
     const epochs = view.checkpoints.map((c) => c.epoch).join(', ');
     lines.push(`💾 Checkpoints saved: ${view.checkpoints.length} (epoch ${epochs})`);
   }
+  const samples = progress?.samples ?? [];
+  if (samples.length > 0) {
+    const step = Math.max(...samples.map((s) => s.step));
+    lines.push(
+      `🖼️ Sample images from step ${step} attached (the trainer draws the same scenes at each checkpoint).`,
+    );
+  }
   if (note) lines.push(note);
   return lines.join('\n');
 }

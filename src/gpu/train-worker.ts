@@ -306,7 +306,8 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
       return fail(id, 'missing_captions', failure?.userMessage ?? 'Captions are missing.');
     }
     await writeFile(plan.configFile.path, plan.configFile.content);
-    if (plan.samples.promptFile) await writeFile(plan.samples.promptFile.path, plan.samples.promptFile.content);
+    if (plan.samples.promptFile)
+      await writeFile(plan.samples.promptFile.path, plan.samples.promptFile.content);
 
     // Resume: kohya from its newest saved state; ai-toolkit by itself (same name, same folder).
     const args = [...plan.command.args];
@@ -353,7 +354,7 @@ export function startTrainWorker(options: TrainWorkerOptions): TrainWorker {
     });
     await sampler.scan();
     const newestSamples = (): Pick<TrainingProgress, 'samples'> => {
-      const latest = sampler.latest();
+      const latest = sampler.latest(plan.samples.prompts.length);
       return latest.length > 0
         ? { samples: latest.map(({ key, step, epoch, index }) => ({ key, step, epoch, index })) }
         : {};

@@ -105,7 +105,12 @@ const SDXL_24GB: Omit<KohyaPreset, 'defaultModel' | 'vPrediction'> = {
   minBucketReso: 256,
   maxBucketReso: 2048,
   bucketResoSteps: 64,
-  sample: { sampler: 'euler_a', steps: 20, cfg: 6, negative: 'lowres, bad anatomy, worst quality, watermark' },
+  sample: {
+    sampler: 'euler_a',
+    steps: 20,
+    cfg: 6,
+    negative: 'lowres, bad anatomy, worst quality, watermark',
+  },
   // ~1.3 s per 1024 px image with gradient checkpointing, 4 images per optimiser step.
   secondsPerStep: 5.2,
   vramGb: 18,

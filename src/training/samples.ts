@@ -92,12 +92,18 @@ export class SampleCollector {
     return this.running;
   }
 
-  /** The samples of the newest step stored so far, by prompt index (at most MAX_SAMPLES_SHOWN). */
-  latest(): StoredSample[] {
-    const all = [...this.stored.values()];
-    const newest = Math.max(-1, ...all.map((s) => s.step));
-    return all
-      .filter((s) => s.step === newest)
+  /**
+   * The samples of the newest step that has all `expected` of them (one per prompt; a set still being
+   * drawn waits, so it is shown whole), by prompt index, at most MAX_SAMPLES_SHOWN.
+   */
+  latest(expected = 1): StoredSample[] {
+    const byStep = new Map<number, StoredSample[]>();
+    for (const sample of this.stored.values())
+      byStep.set(sample.step, [...(byStep.get(sample.step) ?? []), sample]);
+    const complete = [...byStep.entries()]
+      .filter(([, set]) => set.length >= Math.min(expected, MAX_SAMPLES_SHOWN))
+      .sort(([a], [b]) => b - a);
+    return (complete[0]?.[1] ?? [])
       .sort((a, b) => a.index - b.index || a.file.localeCompare(b.file))
       .slice(0, MAX_SAMPLES_SHOWN);
   }
