@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Queue } from 'bullmq';
 import { eq } from 'drizzle-orm';
 import sharp from 'sharp';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RenderRecipe, type LoraRef } from '../src/comic/recipe.ts';
 import { createComic } from '../src/db/comics.ts';
 import { pages, renders } from '../src/db/schema.ts';
@@ -26,35 +26,25 @@ import {
   checkpointRecipe,
   insertPanel,
   insertRender,
-  openRunnerDatabase,
   renderRow as readRenderRow,
-  startRunnerHarness,
-  type RunnerDatabase,
+  useRunnerHarness,
   type RunnerHarness,
 } from './helpers/runner.ts';
 
 const CKPT = 'illustriousXL_v01.safetensors';
 
-let db: RunnerDatabase;
+const file = useRunnerHarness('runner');
 
 // Per test
-let harness: RunnerHarness | undefined;
+let harness: RunnerHarness;
 let fake: FakeComfyUI | undefined;
 let connection: QueueConnection;
 let producer: JobProducer;
 let store: ArtifactStore;
 let loraDir: string;
 
-beforeAll(async () => {
-  db = await openRunnerDatabase('runner-test');
-}, 60_000);
-
-afterAll(async () => {
-  await db.close();
-});
-
 async function setup(opts: { comfy?: boolean; steps?: { stepMs?: number } } = {}) {
-  harness = await startRunnerHarness(db, 'runner');
+  harness = await file.setup();
   ({ connection, producer, store } = harness);
   loraDir = await mkdtemp(join(harness.dir, 'loras-'));
   if (opts.comfy !== false) {
@@ -65,10 +55,15 @@ async function setup(opts: { comfy?: boolean; steps?: { stepMs?: number } } = {}
       timing: { stepMs: opts.steps?.stepMs ?? 0 },
     });
   }
+  // Whichever fake is current when the test ends, closed after the runners stop.
+  harness.defer(async () => {
+    await fake?.close();
+    fake = undefined;
+  });
 }
 
 async function startRunner(runnerId = 'gpu-1', shutdownGraceMs = 10_000): Promise<RunnerHandle> {
-  return harness!.startRunner(
+  return harness.startRunner(
     { RUNNER_ID: runnerId, ...(fake ? { COMFYUI_URL: fake.url, COMFYUI_LORA_DIR: loraDir } : {}) },
     {
       shutdownGraceMs,
@@ -89,13 +84,6 @@ async function startRunner(runnerId = 'gpu-1', shutdownGraceMs = 10_000): Promis
   );
 }
 
-afterEach(async () => {
-  await harness?.close();
-  harness = undefined;
-  await fake?.close();
-  fake = undefined;
-});
-
 function recipeFor(
   comicId: string,
   panel: number,
@@ -115,20 +103,20 @@ function recipeFor(
 
 /** A comic with one page of `count` panels, each with a queued render; returns their jobs' payloads. */
 async function makeRenders(count: number, o: Parameters<typeof recipeFor>[2] = {}): Promise<RenderJob[]> {
-  const comic = await createComic(db.database.db, {
+  const comic = await createComic(file.db.database.db, {
     guildId: null,
     channelId: null,
     userId: 'u1',
     prompt: 'Mira on the rooftops',
     options: { pages: 1, panelsPerPage: count, style: null, modelFamily: 'illustrious', rtl: false },
   });
-  await db.database.db.insert(pages).values({ comicId: comic.id, number: 1 });
+  await file.db.database.db.insert(pages).values({ comicId: comic.id, number: 1 });
   const jobs: RenderJob[] = [];
   for (let n = 1; n <= count; n++) {
     const at = { comicId: comic.id, pageNumber: 1, panelNumber: n };
-    const panel = await insertPanel(db.database.db, at);
+    const panel = await insertPanel(file.db.database.db, at);
     jobs.push(
-      await insertRender(db.database.db, panel.id, {
+      await insertRender(file.db.database.db, panel.id, {
         ...at,
         attempt: 0,
         recipe: recipeFor(comic.id, n, o),
@@ -143,7 +131,7 @@ async function enqueue(payload: RenderJob, attempts = 3) {
   return producer.enqueue('render', payload, { attempts, backoff: { type: 'fixed', delay: 100 } });
 }
 
-const renderRow = (id: string) => readRenderRow(db.database, id);
+const renderRow = (id: string) => readRenderRow(file.db.database, id);
 
 async function postJobs(): Promise<{ id: string | undefined; data: unknown }[]> {
   const queue = producer.queue('post') as Queue;
@@ -381,7 +369,7 @@ describe('runner with ComfyUI', () => {
         endPercent: 0.8,
       },
     });
-    await db.database.db.update(renders).set({ recipe }).where(eq(renders.id, base!.renderId));
+    await file.db.database.db.update(renders).set({ recipe }).where(eq(renders.id, base!.renderId));
     const done = await settledJob(renderQueue(), (await enqueue({ ...base!, recipe })).id);
     expect(await done.getState()).toBe('completed');
 

@@ -7,7 +7,7 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Job, Queue } from 'bullmq';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { processScriptJob } from '../src/comic/flow/script-worker.ts';
 import type { PipelineDeps } from '../src/comic/flow/deps.ts';
 import { RenderRecipe } from '../src/comic/recipe.ts';
@@ -27,43 +27,28 @@ import {
   checkpointRecipe,
   insertPanel,
   insertRender,
-  openRunnerDatabase,
   panelBrief,
   renderRow as readRenderRow,
   silentLogger as silent,
-  startRunnerHarness,
-  type RunnerDatabase,
+  useRunnerHarness,
   type RunnerHarness,
 } from './helpers/runner.ts';
 
 const CKPT = 'illustriousXL_v01.safetensors';
 
-let db: RunnerDatabase;
-let harness: RunnerHarness | undefined;
+const file = useRunnerHarness('sched-route');
+let harness: RunnerHarness;
 let connection: QueueConnection;
 let producer: JobProducer;
 let store: ArtifactStore;
 
-beforeAll(async () => {
-  db = await openRunnerDatabase('scheduling-routing-test');
-}, 60_000);
-
-afterAll(async () => {
-  await db.close();
-});
-
 async function setup() {
-  harness = await startRunnerHarness(db, 'sched-route');
+  harness = await file.setup();
   ({ connection, producer, store } = harness);
 }
 
-afterEach(async () => {
-  await harness?.close();
-  harness = undefined;
-});
-
 function fake(options: FakeComfyUIOptions = {}): Promise<FakeComfyUI> {
-  return harness!.startFakeComfyUI({
+  return harness.startFakeComfyUI({
     checkpoints: [CKPT],
     previews: 'none',
     timing: { stepMs: 5 },
@@ -72,7 +57,7 @@ function fake(options: FakeComfyUIOptions = {}): Promise<FakeComfyUI> {
 }
 
 function startRunner(runnerId: string, comfyUrl: string) {
-  return harness!.startRunner(
+  return harness.startRunner(
     { RUNNER_ID: runnerId, COMFYUI_URL: comfyUrl },
     {
       shutdownGraceMs: 5_000,
@@ -106,27 +91,27 @@ async function presenceOf(runnerId: string): Promise<RunnerPresence | undefined>
 
 const renderQueue = () => producer.queue('render') as Queue;
 
-const renderRow = (id: string) => readRenderRow(db.database, id);
+const renderRow = (id: string) => readRenderRow(file.db.database, id);
 
 /** One comic page whose panels carry the given recipes; returns their render payloads. */
 async function makeRenders(
   recipes: ((comicId: string, panel: number) => RenderRecipe)[],
 ): Promise<RenderJob[]> {
-  const comic = await createComic(db.database.db, {
+  const comic = await createComic(file.db.database.db, {
     guildId: null,
     channelId: null,
     userId: 'u1',
     prompt: 'Mira on the rooftops',
     options: { pages: 1, panelsPerPage: 6, style: null, modelFamily: 'illustrious', rtl: false },
   });
-  await db.database.db.insert(pages).values({ comicId: comic.id, number: 1 });
+  await file.db.database.db.insert(pages).values({ comicId: comic.id, number: 1 });
   const jobs: RenderJob[] = [];
   for (const [i, make] of recipes.entries()) {
     // Never panel 1: none of these is a comic's first panel.
     const at = { comicId: comic.id, pageNumber: 1, panelNumber: i + 2 };
-    const panel = await insertPanel(db.database.db, at);
+    const panel = await insertPanel(file.db.database.db, at);
     jobs.push(
-      await insertRender(db.database.db, panel.id, {
+      await insertRender(file.db.database.db, panel.id, {
         ...at,
         attempt: 0,
         recipe: make(comic.id, at.panelNumber),
@@ -218,7 +203,7 @@ async function proxyTo(target: FakeComfyUI): Promise<Proxy> {
     },
   };
   await proxy.open();
-  harness!.defer(() => proxy.close());
+  harness.defer(() => proxy.close());
   return proxy;
 }
 
@@ -226,16 +211,16 @@ describe('GPU scheduling: owners, model files, offline runners', () => {
   it('shares turns by person: two comics of member A and one of B, B’s first panel before A’s second comic’s', async () => {
     await setup();
     const deps: PipelineDeps = {
-      db: db.database.db,
+      db: file.db.database.db,
       store,
       producer,
       queueConnection: connection,
-      config: parseConfig({ DATABASE_URL: db.url, DATA_DIR: db.dir, LOG_LEVEL: 'silent' }),
+      config: parseConfig({ DATABASE_URL: file.db.url, DATA_DIR: file.db.dir, LOG_LEVEL: 'silent' }),
       logger: silent,
       geometry: TEST_GEOMETRY,
     };
     const newComic = (userId: string) =>
-      createComic(db.database.db, {
+      createComic(file.db.database.db, {
         guildId: 'g1',
         channelId: 'c1',
         userId,

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import type { Job, Queue } from 'bullmq';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RenderRecipe } from '../src/comic/recipe.ts';
 import { createComic } from '../src/db/comics.ts';
 import { pages } from '../src/db/schema.ts';
@@ -22,42 +22,27 @@ import {
   checkpointRecipe,
   insertPanel,
   insertRender,
-  openRunnerDatabase,
   renderRow as readRenderRow,
-  startRunnerHarness,
-  type RunnerDatabase,
+  useRunnerHarness,
   type RunnerHarness,
 } from './helpers/runner.ts';
 
 const CKPT_A = 'illustriousXL_v01.safetensors';
 const CKPT_B = 'noobaiXL_vpred10.safetensors';
 
-let db: RunnerDatabase;
-let harness: RunnerHarness | undefined;
+const file = useRunnerHarness('sched');
+let harness: RunnerHarness;
 let connection: QueueConnection;
 let producer: JobProducer;
 let store: ArtifactStore;
 
-beforeAll(async () => {
-  db = await openRunnerDatabase('scheduling-test');
-}, 60_000);
-
-afterAll(async () => {
-  await db.close();
-});
-
 async function setup() {
-  harness = await startRunnerHarness(db, 'sched');
+  harness = await file.setup();
   ({ connection, producer, store } = harness);
 }
 
-afterEach(async () => {
-  await harness?.close();
-  harness = undefined;
-});
-
 function fake(checkpoints: string[], stepMs: number): Promise<FakeComfyUI> {
-  return harness!.startFakeComfyUI({ checkpoints, previews: 'none', timing: { stepMs } });
+  return harness.startFakeComfyUI({ checkpoints, previews: 'none', timing: { stepMs } });
 }
 
 const LANES_OFF: PolicyOptions['maxWaitMs'] = {
@@ -72,7 +57,7 @@ function startRunner(
   comfy: FakeComfyUI,
   policy: PolicyOptions = { ...DEFAULT_POLICY, maxWaitMs: LANES_OFF },
 ) {
-  return harness!.startRunner(
+  return harness.startRunner(
     { RUNNER_ID: runnerId, COMFYUI_URL: comfy.url },
     {
       shutdownGraceMs: 5_000,
@@ -104,7 +89,7 @@ async function makeRenders(
   checkpoints: string[],
   opts: { interactive?: boolean; owner?: string } = {},
 ): Promise<RenderJob[]> {
-  const comic = await createComic(db.database.db, {
+  const comic = await createComic(file.db.database.db, {
     guildId: null,
     channelId: null,
     userId: opts.owner ?? 'u1',
@@ -118,13 +103,13 @@ async function makeRenders(
     },
   });
   for (let page = 1; page <= Math.ceil(checkpoints.length / 5); page++)
-    await db.database.db.insert(pages).values({ comicId: comic.id, number: page });
+    await file.db.database.db.insert(pages).values({ comicId: comic.id, number: page });
   const jobs: RenderJob[] = [];
   for (const [i, checkpoint] of checkpoints.entries()) {
     const at = { comicId: comic.id, pageNumber: Math.floor(i / 5) + 1, panelNumber: (i % 5) + 2 };
-    const panel = await insertPanel(db.database.db, at);
+    const panel = await insertPanel(file.db.database.db, at);
     jobs.push(
-      await insertRender(db.database.db, panel.id, {
+      await insertRender(file.db.database.db, panel.id, {
         ...at,
         attempt: 0,
         recipe: recipe(comic.id, i + 1, checkpoint),
@@ -139,7 +124,7 @@ const renderQueue = () => producer.queue('render') as Queue;
 const enqueue = (p: RenderJob, priority = 100) =>
   producer.enqueue('render', p, { jobId: `render-${p.renderId}`, priority, attempts: 3 });
 
-const renderRow = (id: string) => readRenderRow(db.database, id);
+const renderRow = (id: string) => readRenderRow(file.db.database, id);
 
 /** Job ids in the order the runners started them. */
 async function startOrder(jobs: Job[]): Promise<string[]> {
@@ -277,10 +262,10 @@ function spawnRunner(runnerId: string, comfy: FakeComfyUI): ChildProcess {
     import { parseConfig } from ${JSON.stringify(join(root, 'src/config/env.ts'))};
     import { createQueueConnection } from ${JSON.stringify(join(root, 'src/queue/connection.ts'))};
     import { createArtifactStore } from ${JSON.stringify(join(root, 'src/store/local-store.ts'))};
-    const config = parseConfig({ DATABASE_URL: ${JSON.stringify(db.url)}, DATA_DIR: ${JSON.stringify(db.dir)}, RUNNER_ID: ${JSON.stringify(runnerId)}, LOG_LEVEL: 'silent', COMFYUI_URL: ${JSON.stringify(comfy.url)} });
+    const config = parseConfig({ DATABASE_URL: ${JSON.stringify(file.db.url)}, DATA_DIR: ${JSON.stringify(file.db.dir)}, RUNNER_ID: ${JSON.stringify(runnerId)}, LOG_LEVEL: 'silent', COMFYUI_URL: ${JSON.stringify(comfy.url)} });
     await runRunner(config, {
       connection: createQueueConnection({ redisUrl: ${JSON.stringify(TEST_REDIS_URL)}, prefix: ${JSON.stringify(connection.prefix)} }),
-      store: createArtifactStore({ dataDir: ${JSON.stringify(harness!.storeDir)} }),
+      store: createArtifactStore({ dataDir: ${JSON.stringify(harness.storeDir)} }),
       handleSignals: false,
       worker: { concurrency: 1, lockDurationMs: 1000, stalledIntervalMs: 500 },
     });`;
@@ -288,6 +273,6 @@ function spawnRunner(runnerId: string, comfy: FakeComfyUI): ChildProcess {
     cwd: root,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  harness!.defer(() => child.kill('SIGKILL'));
+  harness.defer(() => child.kill('SIGKILL'));
   return child;
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import pino from 'pino';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { RenderRecipe, type LoraRef } from '../../src/comic/recipe.ts';
 import { parseConfig } from '../../src/config/env.ts';
 import { openDatabase, type Database } from '../../src/db/client.ts';
@@ -22,6 +23,7 @@ import { cleanupQueues, testQueueConnection } from './redis.ts';
  * The GPU runner (runRunner) for tests and benches, in the spirit of helpers/bot.ts: a migrated
  * database and a temporary folder per file (openRunnerDatabase), and per test a Redis prefix, a
  * producer, an artifact store, fake ComfyUIs and runners that close() takes down in reverse order.
+ * Test files get both through useRunnerHarness; benches call the two directly.
  */
 
 export const silentLogger = pino({ level: 'silent' });
@@ -130,6 +132,36 @@ export async function startRunnerHarness(db: RunnerDatabase, label: string): Pro
     },
     close,
   };
+}
+
+/**
+ * A test file's hooks: its database is opened before all tests and dropped after them, and the
+ * harness a test started with setup() is closed after that test, whatever happened in it.
+ */
+export function useRunnerHarness(label: string) {
+  let db: RunnerDatabase | undefined;
+  let harness: RunnerHarness | undefined;
+  beforeAll(async () => {
+    db = await openRunnerDatabase(`${label}-test`);
+  }, 60_000);
+  afterEach(async () => {
+    await harness?.close();
+    harness = undefined;
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+  const context = {
+    get db(): RunnerDatabase {
+      if (!db) throw new Error('the runner test database is not open');
+      return db;
+    },
+    async setup(): Promise<RunnerHarness> {
+      harness = await startRunnerHarness(context.db, label);
+      return harness;
+    },
+  };
+  return context;
 }
 
 /** An SDXL-family (Illustrious checkpoint) recipe for one panel; the rest is what every runner test draws. */
