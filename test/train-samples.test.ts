@@ -17,6 +17,7 @@ import { startTrainWorker, type TrainWorker } from '../src/gpu/train-worker.ts';
 import type { FakeDiscord } from './fakes/discord.ts';
 import { startBotHarness, type BotHarness } from './helpers/bot.ts';
 import { settledJob } from './helpers/redis.ts';
+import { formatPlan, planTraining } from '../src/training/plan.ts';
 
 const FAKES = join(import.meta.dirname, 'fakes', 'trainer');
 const SCENES = ['a lighthouse in a storm, waves crashing', 'a detective in a rainy alley, neon signs'];
@@ -146,6 +147,13 @@ describe('sample images with kohya', () => {
     expect(log).toContain(`prompt: ohwx, ${SCENES[0]}`);
     expect(log).toContain(`prompt: ohwx, ${SCENES[1]}`);
     expect(log).not.toContain('a third scene');
+    const promptFile = await readFile(
+      join(harness.dataDir, 'trainings', training.id, 'sample_prompts.txt'),
+      'utf8',
+    );
+    expect(promptFile.trim().split('\n')[0]).toMatch(
+      new RegExp(`^ohwx, ${SCENES[0]} --n .+ --w 768 --h 768 --s \\d+ --l [\\d.]+ --d 42$`),
+    );
 
     // The row names the newest set, for the bot.
     const progress = TrainingProgress.parse(training.progress);
@@ -214,4 +222,28 @@ describe('sample images with ai-toolkit', () => {
     expect(config).toContain(`ohwx, ${SCENES[0]}`);
     expect(config).toContain('walk_seed: false');
   }, 120_000);
+});
+
+describe('train plan', () => {
+  it('shows the sample images and their prompt file', async () => {
+    const plan = await planTraining({
+      datasetDir: join(
+        harness.dataDir,
+        'trainings',
+        (await harness.database.db.select().from(trainings))[0]!.id,
+        'dataset',
+      ),
+      base: 'noobai',
+      trigger: 'ohwx',
+      workDir: join(harness.dataDir, 'plan-only'),
+    });
+    const text = formatPlan(plan);
+    expect(text).toContain('Samples: 2 images at each checkpoint (768×768');
+    expect(text).toContain('sample_prompts.txt');
+    expect(plan.command.args).toEqual(
+      expect.arrayContaining(['--sample_every_n_epochs', '--sample_prompts']),
+    );
+    // Without the guild's scenes: the first two built-in ones.
+    expect(plan.samples.prompts[0]).toMatch(/^ohwx, a hero standing on a rooftop/);
+  });
 });
