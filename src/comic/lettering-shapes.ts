@@ -74,28 +74,76 @@ function thoughtTrail(s: ShapeInput, tip: { x: number; y: number }): { x: number
 export interface ShapeSvg {
   outline: string;
   fill: string;
+  /** Whole pixels (page coordinates) that hold every pixel either pass may paint, antialiasing included. */
+  bounds: { x: number; y: number; width: number; height: number };
+}
+
+/** Grows a box over the points and circles a shape is drawn through, so it can be rasterised alone. */
+class Bounds {
+  private x0 = Infinity;
+  private y0 = Infinity;
+  private x1 = -Infinity;
+  private y1 = -Infinity;
+
+  /** A point, or a circle of radius r around it. */
+  add(x: number, y: number, r = 0): void {
+    this.x0 = Math.min(this.x0, x - r);
+    this.y0 = Math.min(this.y0, y - r);
+    this.x1 = Math.max(this.x1, x + r);
+    this.y1 = Math.max(this.y1, y + r);
+  }
+
+  /** The box grown by `pad` (half the widest stroke) plus a pixel each side for antialiasing. */
+  rect(pad: number): ShapeSvg['bounds'] {
+    const x = Math.floor(this.x0 - pad) - 1;
+    const y = Math.floor(this.y0 - pad) - 1;
+    return { x, y, width: Math.ceil(this.x1 + pad) + 1 - x, height: Math.ceil(this.y1 + pad) + 1 - y };
+  }
 }
 
 export function balloonShapeSvg(s: ShapeInput): ShapeSvg {
   const stroke = 4.5 * s.scale * (s.kind === 'shout' ? 1.4 : 1);
   const parts: string[] = []; // geometry, drawn as outline pass then fill pass
+  const bounds = new Bounds();
   if (s.kind === 'caption') {
     const { x, y, width, height } = s.box;
     const inset = stroke / 2;
+    bounds.add(x, y);
+    bounds.add(x + width, y + height);
     return {
       outline: '',
       fill: `<rect x="${f(x + inset)}" y="${f(y + inset)}" width="${f(width - stroke)}" height="${f(height - stroke)}" fill="#fff4b8" stroke="#111" stroke-width="${f(stroke)}"/>`,
+      bounds: bounds.rect(0),
     };
   }
-  if (s.kind === 'shout') parts.push(`<polygon points="${starPoints(s)}"/>`);
-  else parts.push(`<ellipse cx="${f(s.cx)}" cy="${f(s.cy)}" rx="${f(s.rx)}" ry="${f(s.ry)}"/>`);
+  if (s.kind === 'shout') {
+    const points = starPoints(s);
+    for (const p of points.split(' ')) {
+      const [x, y] = p.split(',').map(Number);
+      bounds.add(x!, y!);
+    }
+    parts.push(`<polygon points="${points}"/>`);
+  } else {
+    bounds.add(s.cx - s.rx, s.cy - s.ry);
+    bounds.add(s.cx + s.rx, s.cy + s.ry);
+    parts.push(`<ellipse cx="${f(s.cx)}" cy="${f(s.cy)}" rx="${f(s.rx)}" ry="${f(s.ry)}"/>`);
+  }
   if (s.kind === 'thought') {
-    for (const b of cloudBumps(s)) parts.push(`<circle cx="${f(b.x)}" cy="${f(b.y)}" r="${f(b.r)}"/>`);
+    for (const b of cloudBumps(s)) {
+      bounds.add(b.x, b.y, b.r);
+      parts.push(`<circle cx="${f(b.x)}" cy="${f(b.y)}" r="${f(b.r)}"/>`);
+    }
   } else if (s.tail) {
-    parts.push(`<path d="${tailPath(s, s.tail, s.kind === 'shout' ? 0.16 : 0.2)}"/>`);
+    const tail = tailPath(s, s.tail, s.kind === 'shout' ? 0.16 : 0.2);
+    // The curve stays inside the hull of its points, so the path's own numbers bound it.
+    const numbers = tail.match(/-?[\d.]+/g)!.map(Number);
+    for (let i = 0; i + 1 < numbers.length; i += 2) bounds.add(numbers[i]!, numbers[i + 1]!);
+    parts.push(`<path d="${tail}"/>`);
   }
   if (s.bridgeFrom) {
     const w = s.size * 0.7;
+    bounds.add(s.bridgeFrom.x, s.bridgeFrom.y, w / 2);
+    bounds.add(s.cx, s.cy, w / 2);
     parts.push(
       `<line x1="${f(s.bridgeFrom.x)}" y1="${f(s.bridgeFrom.y)}" x2="${f(s.cx)}" y2="${f(s.cy)}" stroke-width="${f(w)}" data-bridge="1"/>`,
     );
@@ -108,6 +156,7 @@ export function balloonShapeSvg(s: ShapeInput): ShapeSvg {
   const fill = body.replace(/ data-bridge="1"/g, '');
   const dash = s.kind === 'whisper' ? ` stroke-dasharray="${f(s.size * 0.5)} ${f(s.size * 0.35)}"` : '';
   const trail = s.kind === 'thought' && s.tail ? thoughtTrail(s, s.tail) : [];
+  for (const c of trail) bounds.add(c.x, c.y, c.r);
   const trailSvg = trail
     .map(
       (c) =>
@@ -117,6 +166,8 @@ export function balloonShapeSvg(s: ShapeInput): ShapeSvg {
   return {
     outline: `<g fill="#111" stroke="#111" stroke-width="${f(stroke * 2)}" stroke-linejoin="round"${dash}>${outline}</g>`,
     fill: `<g fill="#fff" stroke="#fff" stroke-width="0">${fill.replace(/<line /g, '<line stroke="#fff" ')}</g>${trailSvg}`,
+    // The outline pass strokes `stroke * 2` wide with round joins: half of it lies outside the geometry.
+    bounds: bounds.rect(stroke),
   };
 }
 

@@ -56,6 +56,8 @@ export interface FrameLettering {
   balloons: PlacedBalloon[];
   /** SVG elements (page coordinates) for the balloon shapes, drawn over the art. */
   svg: string;
+  /** Whole-pixel box (page coordinates) holding everything `svg` paints, or null when it paints nothing. */
+  svgBounds: Rect | null;
   /** Text and SFX images to composite over the shapes. */
   overlays: OverlayOptions[];
   /** The base font size the frame was lettered at (before per-kind factors). */
@@ -374,6 +376,7 @@ export async function letterFrame(
   const balloons: PlacedBalloon[] = [];
   const outlines: string[] = [];
   const fills: string[] = [];
+  let svgBounds: Rect | null = null;
   const overlays: OverlayOptions[] = [];
   let previous: Placed | null = null;
   for (const p of fitted) {
@@ -401,6 +404,7 @@ export async function letterFrame(
     });
     outlines.push(shape.outline);
     fills.push(shape.fill);
+    svgBounds = svgBounds ? unionRect(svgBounds, shape.bounds) : shape.bounds;
     overlays.push({
       input: p.image.data,
       raw: { width: p.image.width, height: p.image.height, channels: 4 },
@@ -432,6 +436,7 @@ export async function letterFrame(
   return {
     balloons,
     svg: outlines.join('') + fills.join(''),
+    svgBounds,
     overlays,
     baseSize: fitted.length ? baseSize : startSize,
   };
@@ -455,6 +460,18 @@ function tailTip(p: Placed, frame: Frame, inner: Rect, side: FramePosition | nul
   const x = Math.min(inner.x + inner.width, Math.max(inner.x, p.cx + dx * (t + tailLen)));
   const y = Math.min(inner.y + inner.height, Math.max(inner.y, p.cy + dy * (t + tailLen)));
   return { x: Math.round(x), y: Math.round(y) };
+}
+
+/** The smallest rectangle holding both. */
+function unionRect(a: Rect, b: Rect): Rect {
+  const x = Math.min(a.x, b.x);
+  const y = Math.min(a.y, b.y);
+  return {
+    x,
+    y,
+    width: Math.max(a.x + a.width, b.x + b.width) - x,
+    height: Math.max(a.y + a.height, b.y + b.height) - y,
+  };
 }
 
 function intersects(a: Rect, b: Rect): boolean {
