@@ -200,9 +200,10 @@ describe('sample images with ai-toolkit', () => {
     const training = await trainToEnd('flux', { steps: 30, saveEverySteps: 10 });
     expect(training.status).toBe('evaluating');
     const names = (await sampleKeys(training.id)).map((k) => k.split('/').at(-1)!);
-    const steps = names
-      .map((n) => /^\d+__(\d{9})_(\d)\.jpg$/.exec(n))
-      .map((m) => (m ? `${m[1]}_${m[2]}` : n));
+    const steps = names.map((n) => {
+      const m = /^\d+__(\d{9})_(\d)\.jpg$/.exec(n);
+      return m ? `${m[1]}_${m[2]}` : n;
+    });
     expect(steps.sort()).toEqual([
       '000000010_0',
       '000000010_1',
