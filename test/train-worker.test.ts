@@ -3,31 +3,34 @@
  * through TRAINER_PYTHON + SD_SCRIPTS_DIR / AI_TOOLKIT_DIR exactly like the real ones), on real
  * PostgreSQL and Redis: checkpoints stored with their metadata, each failure explained, cancel.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { eq } from 'drizzle-orm';
-import pino from 'pino';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
-import { runMigrations } from '../src/db/migrate.ts';
+import type { Database } from '../src/db/client.ts';
 import { checkpoints, trainings } from '../src/db/schema.ts';
 import { startTrainWorker, type TrainWorker } from '../src/gpu/train-worker.ts';
 import type { QueueConnection } from '../src/queue/connection.ts';
-import { JobProducer } from '../src/queue/producer.ts';
+import type { JobProducer } from '../src/queue/producer.ts';
 import type { ArtifactStore } from '../src/store/artifact-store.ts';
-import { createArtifactStore } from '../src/store/local-store.ts';
 import { readSafetensorsHeader } from '../src/training/checkpoints.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { cleanupQueues, settledJob, testQueueConnection } from './helpers/redis.ts';
+import { settledJob } from './helpers/redis.ts';
+import {
+  insertQueuedTraining,
+  openRunnerDatabase,
+  silentLogger,
+  startRunnerHarness,
+  type RunnerDatabase,
+  type RunnerHarness,
+} from './helpers/runner.ts';
 
 const FAKES = join(import.meta.dirname, 'fakes', 'trainer');
 
+let db: RunnerDatabase;
+let harness: RunnerHarness;
 let dir: string;
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
 let database: Database;
 let store: ArtifactStore;
 let connection: QueueConnection;
@@ -40,19 +43,25 @@ const gpuEvents: string[] = [];
 let pictures: Buffer[];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cm-train-'));
-  testDb = await createTestDatabase();
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir: dir });
-  await runMigrations(database);
+  db = await openRunnerDatabase('cm-train');
+  ({ dir, database } = db);
   const config = parseConfig({
     DATA_DIR: dir,
     TRAINER_PYTHON: 'python3',
     SD_SCRIPTS_DIR: join(FAKES, 'sd-scripts'),
     AI_TOOLKIT_DIR: join(FAKES, 'ai-toolkit'),
   });
-  store = createArtifactStore(config);
-  connection = testQueueConnection('train');
-  producer = new JobProducer(connection);
+  harness = await startRunnerHarness(db, 'train', { storeDir: dir });
+  ({ store, connection, producer } = harness);
+  trainQueue = new Queue('train', { connection: connection.options('worker'), prefix: connection.prefix });
+  evaluateQueue = new Queue('evaluate', {
+    connection: connection.options('worker'),
+    prefix: connection.prefix,
+  });
+  harness.defer(async () => {
+    await trainQueue.close();
+    await evaluateQueue.close();
+  });
   worker = startTrainWorker({
     connection,
     db: database.db,
@@ -60,7 +69,7 @@ beforeAll(async () => {
     producer,
     runnerId: 'test-runner',
     config,
-    logger: pino({ level: 'silent' }),
+    logger: silentLogger,
     gpu: {
       acquire: async ({ trainingId }) => void gpuEvents.push(`acquire ${trainingId}`),
       release: async () => void gpuEvents.push('release'),
@@ -71,11 +80,7 @@ beforeAll(async () => {
     stallTimeoutMs: 1_500,
     nanStepLimit: 3,
   });
-  trainQueue = new Queue('train', { connection: connection.options('worker'), prefix: connection.prefix });
-  evaluateQueue = new Queue('evaluate', {
-    connection: connection.options('worker'),
-    prefix: connection.prefix,
-  });
+  harness.defer(() => worker.close());
   // Mixed aspect ratios: portrait, landscape and square land in three kohya buckets.
   const shapes: [number, number][] = [
     [64, 96],
@@ -92,14 +97,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await worker?.close();
-  await trainQueue?.close();
-  await evaluateQueue?.close();
-  await producer?.close();
-  if (connection) await cleanupQueues(connection);
-  await database?.close();
-  await testDb?.drop();
-  await rm(dir, { recursive: true, force: true });
+  await harness?.close();
+  await db?.close();
 });
 
 interface TrainingSetup {
@@ -112,23 +111,11 @@ interface TrainingSetup {
 
 /** A dataset in the store (as the bot leaves it) and a queued trainings row. */
 async function createTraining(setup: TrainingSetup = {}): Promise<string> {
-  const [row] = await database.db
-    .insert(trainings)
-    .values({
-      guildId: '1',
-      channelId: '2',
-      userId: '3',
-      kind: 'style',
-      name: 'Ink',
-      trigger: 'ohwx',
-      modelFamily: setup.base ?? 'illustrious',
-      baseModel: setup.base === 'flux' ? 'black-forest-labs/FLUX.1-dev' : 'illustriousXL_v01.safetensors',
-      config: setup.config ?? { repeats: 1, epochs: 4 },
-      status: 'queued',
-    })
-    .returning();
-  if (!row) throw new Error('no row');
-  const datasetKey = `trainings/${row.id}/dataset`;
+  const id = await insertQueuedTraining(database.db, {
+    base: setup.base,
+    config: setup.config ?? { repeats: 1, epochs: 4 },
+  });
+  const datasetKey = `trainings/${id}/dataset`;
   for (let i = 1; i <= (setup.images ?? 20); i++) {
     const stem = String(i).padStart(4, '0');
     await store.put(`${datasetKey}/10_ohwx/${stem}.png`, pictures[i % 3]!);
@@ -136,8 +123,8 @@ async function createTraining(setup: TrainingSetup = {}): Promise<string> {
       await store.put(`${datasetKey}/10_ohwx/${stem}.txt`, Buffer.from('ohwx, 1girl, smile\n'));
   }
   if (setup.fake) await store.put(`${datasetKey}/fake-trainer.json`, Buffer.from(JSON.stringify(setup.fake)));
-  await database.db.update(trainings).set({ datasetKey }).where(eq(trainings.id, row.id));
-  return row.id;
+  await database.db.update(trainings).set({ datasetKey }).where(eq(trainings.id, id));
+  return id;
 }
 
 async function train(setup: TrainingSetup = {}) {

@@ -8,7 +8,7 @@ import { RenderRecipe, type LoraRef } from '../../src/comic/recipe.ts';
 import { parseConfig } from '../../src/config/env.ts';
 import { openDatabase, type Database } from '../../src/db/client.ts';
 import { runMigrations } from '../../src/db/migrate.ts';
-import { panels, renders } from '../../src/db/schema.ts';
+import { panels, renders, trainings } from '../../src/db/schema.ts';
 import { runRunner, type RunnerHandle, type RunRunnerOptions } from '../../src/gpu/runner.ts';
 import type { QueueConnection } from '../../src/queue/connection.ts';
 import type { RenderJob } from '../../src/queue/payloads.ts';
@@ -85,14 +85,24 @@ export interface RunnerHarness {
   close(): Promise<void>;
 }
 
-export async function startRunnerHarness(db: RunnerDatabase, label: string): Promise<RunnerHarness> {
+export async function startRunnerHarness(
+  db: RunnerDatabase,
+  label: string,
+  options: {
+    /**
+     * Where the store lives; default this test's own `data/`. A runner in another process, which
+     * keeps its store in DATA_DIR, needs the database's folder (db.dir) here.
+     */
+    storeDir?: string;
+  } = {},
+): Promise<RunnerHarness> {
   const cleanups: (() => unknown)[] = [];
   const close = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
     cleanups.length = 0;
   };
   const dir = await mkdtemp(join(db.dir, 't-'));
-  const storeDir = join(dir, 'data');
+  const storeDir = options.storeDir ?? join(dir, 'data');
   const store = createArtifactStore({ dataDir: storeDir });
   const connection = testQueueConnection(label);
   cleanups.push(() => cleanupQueues(connection));
@@ -254,4 +264,36 @@ export async function insertRender(
 export async function renderRow(database: Database, id: string) {
   const [row] = await database.db.select().from(renders).where(eq(renders.id, id));
   return row!;
+}
+
+/**
+ * A queued style training's row, as /train leaves it before the dataset is stored; the caller puts
+ * the dataset under `trainings/<id>/dataset` and sets datasetKey.
+ */
+export async function insertQueuedTraining(
+  db: Database['db'],
+  o: {
+    config: Record<string, unknown>;
+    base?: 'illustrious' | 'noobai' | 'flux';
+    datasetKey?: string;
+  },
+): Promise<string> {
+  const [row] = await db
+    .insert(trainings)
+    .values({
+      guildId: '1',
+      channelId: '2',
+      userId: '3',
+      kind: 'style',
+      name: 'Ink',
+      trigger: 'ohwx',
+      modelFamily: o.base ?? 'illustrious',
+      baseModel: o.base === 'flux' ? 'black-forest-labs/FLUX.1-dev' : 'illustriousXL_v01.safetensors',
+      config: o.config,
+      status: 'queued',
+      ...(o.datasetKey === undefined ? {} : { datasetKey: o.datasetKey }),
+    })
+    .returning();
+  if (!row) throw new Error('no row');
+  return row.id;
 }
