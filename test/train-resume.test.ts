@@ -4,50 +4,48 @@
  * state (kohya --resume), and the training ends with every checkpoint and the right step count.
  * Also: while a training runs, the runner's presence says the GPU is taken and until when.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { eq } from 'drizzle-orm';
-import pino from 'pino';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig, type AppConfig } from '../src/config/env.ts';
-import { openDatabase, type Database } from '../src/db/client.ts';
-import { runMigrations } from '../src/db/migrate.ts';
+import type { Database } from '../src/db/client.ts';
 import { checkpoints, trainings } from '../src/db/schema.ts';
 import { listRunners } from '../src/gpu/presence.ts';
-import { runRunner, type RunnerHandle } from '../src/gpu/runner.ts';
+import type { RunnerHandle } from '../src/gpu/runner.ts';
 import { createRedisClient, type QueueConnection } from '../src/queue/connection.ts';
-import { JobProducer } from '../src/queue/producer.ts';
-import { createArtifactStore } from '../src/store/local-store.ts';
+import type { JobProducer } from '../src/queue/producer.ts';
 import type { ArtifactStore } from '../src/store/artifact-store.ts';
-import { createTestDatabase } from './helpers/database.ts';
-import { cleanupQueues, settledJob, TEST_REDIS_URL, testQueueConnection } from './helpers/redis.ts';
+import { settledJob, TEST_REDIS_URL } from './helpers/redis.ts';
+import {
+  insertQueuedTraining,
+  openRunnerDatabase,
+  startRunnerHarness,
+  type RunnerDatabase,
+  type RunnerHarness,
+} from './helpers/runner.ts';
 
 const FAKES = join(import.meta.dirname, 'fakes', 'trainer');
 
+let db: RunnerDatabase;
+let harness: RunnerHarness;
 let dir: string;
-let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
 let database: Database;
 let store: ArtifactStore;
 let connection: QueueConnection;
 let producer: JobProducer;
 let trainQueue: Queue;
 let env: Record<string, string>;
-let config: AppConfig;
 const runners: RunnerHandle[] = [];
-let child: ChildProcess | undefined;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cm-train-resume-'));
-  testDb = await createTestDatabase();
-  database = await openDatabase({ databaseUrl: testDb.url, dataDir: dir });
-  await runMigrations(database);
+  db = await openRunnerDatabase('cm-train-resume');
+  ({ dir, database } = db);
   env = {
-    DATABASE_URL: testDb.url,
+    DATABASE_URL: db.url!,
     REDIS_URL: TEST_REDIS_URL,
     DATA_DIR: dir,
     TRAINER_PYTHON: 'python3',
@@ -55,43 +53,21 @@ beforeAll(async () => {
     AI_TOOLKIT_DIR: join(FAKES, 'ai-toolkit'),
     RUNNER_ID: 'gpu-a',
   };
-  config = parseConfig(env);
-  store = createArtifactStore(config);
-  connection = testQueueConnection('train-resume');
-  producer = new JobProducer(connection);
+  // The store in DATA_DIR, where the runner process started below keeps its own.
+  harness = await startRunnerHarness(db, 'train-resume', { storeDir: dir });
+  ({ store, connection, producer } = harness);
   trainQueue = new Queue('train', { connection: connection.options('worker'), prefix: connection.prefix });
+  harness.defer(() => trainQueue.close());
 });
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  for (const runner of runners) await runner.stop();
-  await trainQueue?.close();
-  await producer?.close();
-  if (connection) await cleanupQueues(connection);
-  await database?.close();
-  await testDb?.drop();
-  await rm(dir, { recursive: true, force: true });
+  await harness?.close();
+  await db?.close();
 });
 
 async function createTraining(stepMs: number, trainingConfig: Record<string, unknown>): Promise<string> {
-  const [row] = await database.db
-    .insert(trainings)
-    .values({
-      guildId: '1',
-      channelId: '2',
-      userId: '3',
-      kind: 'style',
-      name: 'Ink',
-      trigger: 'ohwx',
-      modelFamily: 'illustrious',
-      baseModel: 'illustriousXL_v01.safetensors',
-      config: trainingConfig,
-      status: 'queued',
-      datasetKey: 'pending',
-    })
-    .returning();
-  if (!row) throw new Error('no row');
-  const datasetKey = `trainings/${row.id}/dataset`;
+  const id = await insertQueuedTraining(database.db, { config: trainingConfig, datasetKey: 'pending' });
+  const datasetKey = `trainings/${id}/dataset`;
   const png = await sharp({ create: { width: 64, height: 96, channels: 3, background: '#345' } })
     .png()
     .toBuffer();
@@ -101,8 +77,8 @@ async function createTraining(stepMs: number, trainingConfig: Record<string, unk
     await store.put(`${datasetKey}/10_ohwx/${stem}.txt`, Buffer.from('ohwx, 1girl\n'));
   }
   await store.put(`${datasetKey}/fake-trainer.json`, Buffer.from(JSON.stringify({ stepMs })));
-  await database.db.update(trainings).set({ datasetKey }).where(eq(trainings.id, row.id));
-  return row.id;
+  await database.db.update(trainings).set({ datasetKey }).where(eq(trainings.id, id));
+  return id;
 }
 
 async function until<T>(what: () => Promise<T | undefined | null | false>): Promise<T> {
@@ -126,7 +102,7 @@ describe('training on the runner', () => {
   it('resumes from the last saved state after the runner is killed', async () => {
     // 20 images × 2 repeats in one bucket = 40 batches, 10 steps per epoch, 6 epochs = 60 steps.
     const id = await createTraining(120, { repeats: 2, epochs: 6 });
-    child = spawn(
+    const child = spawn(
       process.execPath,
       ['--import', 'tsx', join(FAKES, 'runner-process.ts'), connection.prefix],
       {
@@ -134,8 +110,11 @@ describe('training on the runner', () => {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
+    harness.defer(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     await until(
-      async () => new Promise<boolean>((resolve) => child!.stdout!.once('data', () => resolve(true))),
+      async () => new Promise<boolean>((resolve) => child.stdout!.once('data', () => resolve(true))),
     );
     const job = await producer.enqueue('train', { trainingId: id });
 
@@ -147,14 +126,11 @@ describe('training on the runner', () => {
     const pidFile = join(dir, 'trainings', id, 'trainer.pid');
     const leftoverPid = Number((await readFile(pidFile, 'utf8')).trim());
     child.kill('SIGKILL');
-    await new Promise((r) => child!.once('exit', r));
+    await new Promise((r) => child.once('exit', r));
     expect(alive(leftoverPid)).toBe(true); // the detached trainer outlives its runner
 
     // A new runner: BullMQ hands it the stalled job once the dead runner's lock expires.
-    const runner = await runRunner(config, {
-      connection,
-      handleSignals: false,
-      logger: pino({ level: 'silent' }),
+    const runner = await harness.startRunner(env, {
       train: {
         lockDurationMs: 2_000,
         stalledIntervalMs: 500,
