@@ -22,7 +22,7 @@
 import { Job, type Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { listRunners } from '../gpu/presence.ts';
+import { listRunners, type RunnerPresence } from '../gpu/presence.ts';
 import { log } from '../log.ts';
 import { parsePayload, type RenderJob } from '../queue/payloads.ts';
 import { canRender, candidateOf, type RunnerModels } from './candidates.ts';
@@ -87,6 +87,8 @@ interface Waiting {
 }
 
 const LOCK_TTL_MS = 5_000;
+/** How long a runner that stopped announcing itself still counts as able to take its jobs. */
+const PEER_MEMORY_MS = 60_000;
 const RELEASE_LOCK = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
 
 export class RenderDispatcher {
@@ -100,6 +102,8 @@ export class RenderDispatcher {
    * only the ids (cheap) and fetches and validates just the jobs it has not seen.
    */
   private readonly known = new Map<string, Omit<Waiting, 'unprioritized'>>();
+  /** Other runners seen lately, with what they announced (see eligible()). */
+  private readonly recentPeers = new Map<string, { presence: RunnerPresence; seenAt: number }>();
 
   constructor(private readonly options: DispatcherOptions) {
     this.logger = (options.logger ?? log()).child({
@@ -240,9 +244,16 @@ export class RenderDispatcher {
     const cannot = waiting.filter((w) => w.payload && !canRender(mine, w.payload.recipe));
     if (cannot.length === 0) return canDo;
     // A peer that is training or briefly offline still counts: the job waits for it (with an ETA).
-    const peers = (await listRunners(this.options.redis, this.options.prefix).catch(() => [])).filter(
-      (r) => r.id !== this.options.runnerId,
-    );
+    // So does a peer whose heartbeat key lapsed a moment ago (a busy machine, a restart): it is
+    // remembered for a while, so its jobs are not taken here only to fail.
+    const now = this.now();
+    for (const r of await listRunners(this.options.redis, this.options.prefix).catch(() => [])) {
+      if (r.id !== this.options.runnerId) this.recentPeers.set(r.id, { presence: r, seenAt: now });
+    }
+    for (const [id, seen] of this.recentPeers) {
+      if (now - seen.seenAt > PEER_MEMORY_MS) this.recentPeers.delete(id);
+    }
+    const peers = [...this.recentPeers.values()].map((p) => p.presence);
     const orphans = cannot.filter(
       (w) => !peers.some((p) => p.renderer === 'storyboard' || canRender(p, (w.payload as RenderJob).recipe)),
     );
